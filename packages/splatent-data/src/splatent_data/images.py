@@ -1,0 +1,85 @@
+"""Finding, sizing and reading image files, with one clear error per bad file."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from .errors import SceneError
+
+logger = logging.getLogger("splatent")
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".PNG", ".JPG", ".JPEG")
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files directly in ``folder``, sorted by name."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SceneError(f"image folder {folder} does not exist; pass the folder that holds the photos")
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in IMAGE_EXTENSIONS)
+
+
+def find_image(folder: Path, name: str) -> Path | None:
+    """The file for ``name`` in ``folder``: the exact name, else any image with the same stem.
+
+    Pose files often name ``images/0001.jpg`` while a downscaled folder holds
+    ``images_4/0001.png``, or omit the extension altogether (NeRF synthetic).
+    """
+    folder = Path(folder)
+    exact = folder / name
+    if exact.is_file():
+        return exact
+    stem = Path(name).stem if Path(name).suffix in IMAGE_EXTENSIONS else Path(name).name
+    for ext in IMAGE_EXTENSIONS:
+        candidate = folder / (stem + ext)
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_image_size(path: Path) -> tuple[int, int]:
+    """``(width, height)`` of an image, reading only its header."""
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except (UnidentifiedImageError, OSError) as exc:
+        raise SceneError(f"cannot read image {path}: {exc}; re-export the file or remove it") from None
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    """Decode an image to ``[H, W, 3]`` uint8 RGB.
+
+    Grey-scale and palette images are expanded; an alpha channel is composited
+    over white (the NeRF-synthetic convention) and noted once in the log.
+    """
+    try:
+        with Image.open(path) as img:
+            img.load()  # force a full decode so truncated files fail here, by name
+            if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+                logger.debug("%s has an alpha channel: composited over white", path.name)
+                rgba = img.convert("RGBA")
+                background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+                img = Image.alpha_composite(background, rgba)
+            return np.asarray(img.convert("RGB"), dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise SceneError(f"cannot decode image {path}: {exc}; re-export the file or remove it") from None
+
+
+def save_rgb(path: Path, image: np.ndarray) -> None:
+    """Write ``[H, W, 3]`` uint8 (or float in [0, 1]) RGB atomically (temp file + rename)."""
+    path = Path(path)
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8:
+        arr = (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    Image.fromarray(arr).save(tmp, format=_pil_format(path))
+    tmp.replace(path)
+
+
+def _pil_format(path: Path) -> str:
+    return {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}.get(path.suffix.lower(), "PNG")

@@ -1,0 +1,170 @@
+"""NeRF / instant-ngp / nerfstudio ``transforms.json``: parse and write.
+
+Handles global or per-frame intrinsics (``fl_x fl_y cx cy w h`` or
+``camera_angle_x``/``camera_angle_y``), OpenCV distortion ``k1 k2 p1 p2 [k3]``,
+nerfstudio's ``camera_model: OPENCV_FISHEYE`` with ``k1..k4``, file paths with or
+without extension, and Blender's ``transforms_{train,test}.json`` pairs. Poses
+are OpenGL camera-to-world in the file and OpenCV in the returned cameras.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .camera import Camera, opengl_to_opencv
+from .errors import SceneError
+from .fileio import atomic_write_json
+from .scene import Scene, attach_images, validate_pose
+
+INTRINSIC_KEYS = ("fl_x", "fl_y", "cx", "cy", "w", "h", "camera_angle_x", "camera_angle_y",
+                  "k1", "k2", "k3", "k4", "p1", "p2", "camera_model")
+BLENDER_SPLITS = ("train", "test")
+
+
+def find_transforms(path: Path) -> Path | None:
+    """The pose file for ``path``: itself if a JSON file, else ``transforms.json`` or Blender's pair."""
+    path = Path(path)
+    if path.is_file() and path.suffix == ".json":
+        return path
+    for name in ("transforms.json", "transforms_train.json"):
+        if (path / name).is_file():
+            return path / name
+    return None
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise SceneError(f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); fix or re-export it") from None
+    except OSError as exc:
+        raise SceneError(f"cannot read {path}: {exc.strerror}") from None
+    if not isinstance(data, dict):
+        raise SceneError(f"{path} must hold a JSON object with a 'frames' list")
+    frames = data.get("frames")
+    if not isinstance(frames, list) or not frames:
+        raise SceneError(f"{path} has no frames; a transforms.json needs a non-empty 'frames' list")
+    return data
+
+
+def _distortion(meta: dict[str, Any]) -> tuple[str, tuple[float, ...]]:
+    model = str(meta.get("camera_model", "OPENCV")).upper()
+    get = lambda k: float(meta.get(k, 0.0))  # noqa: E731
+    if model == "OPENCV_FISHEYE":
+        params = tuple(get(k) for k in ("k1", "k2", "k3", "k4"))
+        return ("OPENCV_FISHEYE", params) if any(params) else ("PINHOLE", ())
+    k1, k2, p1, p2, k3 = (get(k) for k in ("k1", "k2", "p1", "p2", "k3"))
+    if k3:
+        return "FULL_OPENCV", (k1, k2, p1, p2, k3, 0.0, 0.0, 0.0)
+    if any((k1, k2, p1, p2)):
+        return "OPENCV", (k1, k2, p1, p2)
+    return "PINHOLE", ()
+
+
+def _camera(meta: dict[str, Any], frame_path: str, c2w_gl: np.ndarray, root: Path) -> Camera:
+    """A camera with the declared size; ``fx`` is NaN when only ``camera_angle_x`` is
+    given without ``w`` (Blender scenes): :func:`_focal_from_angle` fills it in once
+    the image file has told the width."""
+    w = int(round(float(meta.get("w", 0) or 0)))
+    h = int(round(float(meta.get("h", 0) or 0)))
+    if "fl_x" in meta:
+        fx = float(meta["fl_x"])
+        fy = float(meta.get("fl_y", fx))
+    elif "camera_angle_x" in meta:
+        fx = 0.5 * w / math.tan(0.5 * float(meta["camera_angle_x"])) if w > 0 else math.nan
+        fy = (0.5 * h / math.tan(0.5 * float(meta["camera_angle_y"]))
+              if "camera_angle_y" in meta and h > 0 else fx)
+    else:
+        raise SceneError(f"frame {frame_path}: no focal length (fl_x or camera_angle_x) in the transforms file")
+    model, params = _distortion(meta)
+    path = Path(frame_path) if Path(frame_path).is_absolute() else (root / frame_path).resolve()
+    return Camera(
+        name=Path(frame_path).name, image_path=path, width=w, height=h,
+        fx=fx, fy=fy, cx=float(meta.get("cx", w / 2)), cy=float(meta.get("cy", h / 2)),
+        camtoworld=opengl_to_opencv(c2w_gl), model=model, distortion=params,
+    )
+
+
+def _focal_from_angle(cam: Camera, angle_x: float) -> Camera:
+    f = 0.5 * cam.width / math.tan(0.5 * angle_x)
+    return dataclasses.replace(cam, fx=f, fy=f, cx=cam.width / 2.0, cy=cam.height / 2.0)
+
+
+def _frames(path: Path) -> tuple[list[Camera], dict[str, float], dict[str, list[str]] | None]:
+    """Declared cameras, the ``camera_angle_x`` of those without a focal length, the Blender split."""
+    files = [path]
+    split_hint = None
+    if path.name == "transforms_train.json":
+        files = [f for f in (path.with_name(f"transforms_{s}.json") for s in BLENDER_SPLITS) if f.is_file()]
+        split_hint = {}
+    cameras: list[Camera] = []
+    angles: dict[str, float] = {}
+    for file in files:
+        data = _read_json(file)
+        shared = {k: data[k] for k in INTRINSIC_KEYS if k in data}
+        names = []
+        for i, frame in enumerate(data["frames"]):
+            if not isinstance(frame, dict) or "file_path" not in frame or "transform_matrix" not in frame:
+                raise SceneError(f"{file}: frame {i} needs 'file_path' and 'transform_matrix'")
+            fp = str(frame["file_path"])
+            try:
+                pose = np.asarray(frame["transform_matrix"], dtype=np.float64)
+            except (TypeError, ValueError):
+                raise SceneError(f"{file}: frame {fp} has a transform_matrix that is not a 4x4 list of numbers") from None
+            c2w = validate_pose(pose, f"frame {fp}", file)
+            meta = {**shared, **{k: frame[k] for k in INTRINSIC_KEYS if k in frame}}
+            cam = _camera(meta, fp, c2w, file.parent)
+            if math.isnan(cam.fx):
+                angles[cam.name] = float(meta["camera_angle_x"])
+            cameras.append(cam)
+            names.append(cam.name)
+        if split_hint is not None:
+            split_hint[file.stem.removeprefix("transforms_")] = names
+    return cameras, angles, split_hint
+
+
+def parse_transforms(path: Path, images: str | None = None, strict: bool = False) -> Scene:
+    """Parse a ``transforms.json`` scene (see module doc). ``images`` and ``strict`` as in ``load_scene``."""
+    file = find_transforms(Path(path))
+    if file is None:
+        raise SceneError(f"no transforms.json in {path}")
+    root = file.parent
+    declared, angles, split_hint = _frames(file)
+    cameras, missing = attach_images(declared, root / images if images else None, strict, file)
+    cameras = [_focal_from_angle(c, angles[c.name]) if c.name in angles else c for c in cameras]
+    return Scene(root=root, format="transforms", source=file, cameras=cameras,
+                 missing=missing, split_hint=split_hint)
+
+
+def write_transforms(cameras: list[Camera], path: Path, image_root: Path | None = None) -> None:
+    """Write cameras as a nerfstudio-style ``transforms.json`` with per-frame intrinsics.
+
+    Args:
+        cameras: Cameras to write (OpenCV convention; written as OpenGL).
+        path: Output file.
+        image_root: Folder that ``file_path`` entries are relative to (default: the file's folder).
+    """
+    path = Path(path)
+    base = Path(image_root) if image_root is not None else path.parent
+    frames = []
+    for cam in cameras:
+        frame: dict[str, Any] = {
+            "file_path": str(Path(cam.image_path).resolve().relative_to(base.resolve()))
+            if Path(cam.image_path).resolve().is_relative_to(base.resolve()) else str(cam.image_path),
+            "fl_x": cam.fx, "fl_y": cam.fy, "cx": cam.cx, "cy": cam.cy, "w": cam.width, "h": cam.height,
+            "transform_matrix": opengl_to_opencv(cam.camtoworld).tolist(),
+        }
+        if cam.model == "OPENCV_FISHEYE":
+            frame.update(camera_model="OPENCV_FISHEYE", **dict(zip(("k1", "k2", "k3", "k4"), cam.distortion)))
+        elif cam.model in ("OPENCV", "FULL_OPENCV"):
+            frame.update(camera_model="OPENCV", **dict(zip(("k1", "k2", "p1", "p2", "k3"), cam.distortion)))
+        elif cam.model in ("SIMPLE_RADIAL", "RADIAL"):
+            frame.update(camera_model="OPENCV", **dict(zip(("k1", "k2"), cam.distortion)))
+        frames.append(frame)
+    atomic_write_json(path, {"camera_model": "OPENCV", "frames": frames})

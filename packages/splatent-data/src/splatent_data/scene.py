@@ -1,0 +1,205 @@
+"""The ``Scene``: every input format parsed into one list of :class:`Camera`.
+
+``load_scene`` picks the parser from what the folder holds (``transforms.json``
+or a COLMAP model), or takes ``fmt`` to force one. Parsers produce cameras
+with the *declared* image size; :func:`attach_images` then finds each image
+file (``images_4`` and other downscaled folders included), reads its real size
+and scales the intrinsics to it, so nothing downstream assumes a size.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .camera import Camera
+from .errors import SceneError
+from .images import find_image, read_image_size
+
+logger = logging.getLogger("splatent")
+
+SCENE_FORMATS = ("auto", "transforms", "colmap")
+
+
+@dataclass(frozen=True)
+class PointCloud:
+    """Sparse points for initialisation: ``xyz [N, 3]`` float64 and ``rgb [N, 3]`` uint8."""
+
+    xyz: np.ndarray
+    rgb: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.xyz.shape[0])
+
+
+@dataclass
+class Scene:
+    """Posed images of one scene, all in the conventions of :mod:`splatent_data.camera`.
+
+    Attributes:
+        root: The scene folder.
+        format: ``"transforms"`` or ``"colmap"``.
+        source: The pose file or COLMAP model folder that was parsed.
+        cameras: Usable cameras (image present), sorted by name.
+        points: Sparse points, when the format has them (COLMAP).
+        missing: Names listed by the pose file whose image file does not exist.
+        split_hint: A train/test split the format itself carries (Blender's
+            ``transforms_train.json`` / ``transforms_test.json``), else ``None``.
+    """
+
+    root: Path
+    format: str
+    source: Path
+    cameras: list[Camera]
+    points: PointCloud | None = None
+    missing: list[str] = field(default_factory=list)
+    split_hint: dict[str, list[str]] | None = None
+
+    def __len__(self) -> int:
+        return len(self.cameras)
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.cameras]
+
+    @property
+    def stems(self) -> list[str]:
+        return [c.stem for c in self.cameras]
+
+    def camera(self, key: str) -> Camera:
+        """The camera whose name or stem is ``key``."""
+        for cam in self.cameras:
+            if key in (cam.name, cam.stem):
+                return cam
+        raise KeyError(key)
+
+    @property
+    def is_pinhole(self) -> bool:
+        return all(c.is_pinhole for c in self.cameras)
+
+    @property
+    def sizes(self) -> Counter:
+        """How many images have each ``(width, height)``."""
+        return Counter((c.width, c.height) for c in self.cameras)
+
+    def require_pinhole(self, stage: str) -> None:
+        """Refuse distorted cameras for a stage that models only pinhole projection."""
+        if not self.is_pinhole:
+            models = sorted({c.model for c in self.cameras if not c.is_pinhole})
+            raise SceneError(
+                f"{stage} needs pinhole cameras but {self.source} has {'/'.join(models)} distortion; "
+                f"run `splatent scene undistort {self.root} --output UNDISTORTED` first"
+            )
+
+
+def load_scene(
+    path: str | Path,
+    fmt: str = "auto",
+    images: str | None = None,
+    strict: bool = False,
+) -> Scene:
+    """Parse a scene folder (or a ``transforms.json`` / COLMAP model path).
+
+    Args:
+        path: Scene folder, pose file, or COLMAP model folder.
+        fmt: ``"auto"``, ``"transforms"`` or ``"colmap"``.
+        images: Image folder name relative to the scene root (``images_4``), to
+            read downscaled copies; intrinsics follow the files' real size.
+        strict: Refuse a scene whose pose file lists images that do not exist
+            (by default they are reported once and the scene goes on without them).
+    """
+    from . import colmap, nerf  # parsers import this module for Scene
+
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise SceneError(f"scene path {path} does not exist; pass a folder with transforms.json or a COLMAP model")
+    if fmt not in SCENE_FORMATS:
+        raise SceneError(f"unknown scene format {fmt!r}; use one of {', '.join(SCENE_FORMATS)}")
+    if fmt == "transforms" or (fmt == "auto" and nerf.find_transforms(path) is not None):
+        return nerf.parse_transforms(path, images=images, strict=strict)
+    if fmt == "colmap" or (fmt == "auto" and colmap.find_model(path) is not None):
+        return colmap.parse_colmap(path, images=images, strict=strict)
+    raise SceneError(
+        f"no poses found in {path}: expected transforms.json or a COLMAP model "
+        f"(sparse/0/cameras.bin, images.bin, points3D.bin); for photos without poses run `splatent scene sfm`"
+    )
+
+
+def attach_images(
+    cameras: list[Camera],
+    image_dir: Path | None,
+    strict: bool,
+    source: Path,
+) -> tuple[list[Camera], list[str]]:
+    """Find each camera's image, read its size, scale intrinsics to it.
+
+    Args:
+        cameras: Cameras with declared size; ``image_path`` is where the pose file points.
+        image_dir: Look here (by file stem) instead, e.g. the scene's ``images_4``.
+        strict: Raise when any image is missing instead of dropping the camera.
+        source: The pose file, for messages.
+
+    Returns:
+        ``(cameras that have an image, names of those that do not)``.
+    """
+    found: list[Camera] = []
+    missing: list[str] = []
+    for cam in cameras:
+        folder = Path(image_dir) if image_dir is not None else cam.image_path.parent
+        path = find_image(folder, cam.image_path.name)
+        if path is None:
+            missing.append(cam.name)
+            continue
+        width, height = read_image_size(path)
+        if cam.width <= 0 or cam.height <= 0:  # size not declared: the file decides
+            cam = dataclasses.replace(
+                cam, width=width, height=height,
+                cx=cam.cx if cam.cx > 0 else width / 2.0, cy=cam.cy if cam.cy > 0 else height / 2.0,
+            )
+        elif (width, height) != (cam.width, cam.height):
+            sx, sy = width / cam.width, height / cam.height
+            # Downscaled folders round sizes to whole pixels: allow one pixel of rounding.
+            if abs(cam.width * sy - width) > 1.0 or abs(cam.height * sx - height) > 1.0:
+                raise SceneError(
+                    f"image {path} is {width}x{height} but {source.name} declares {cam.width}x{cam.height} "
+                    f"(a different aspect ratio); re-export the image or fix the pose file"
+                )
+            cam = cam.scaled(width, height)
+        found.append(cam.with_image(path))
+    if missing:
+        shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
+        msg = f"{len(missing)} of {len(cameras)} frames in {source} have no image file ({shown})"
+        if strict:
+            raise SceneError(msg + "; add the images, or drop --strict to go on without them")
+        logger.warning("%s; going on with the other %d", msg, len(found))
+    stems = Counter(c.stem for c in found)
+    if max(stems.values(), default=0) > 1:
+        dup = next(s for s, n in stems.items() if n > 1)
+        raise SceneError(f"{source} lists several images named {dup!r}; image names (without extension) must be unique")
+    if not found:
+        raise SceneError(f"none of the {len(cameras)} frames in {source} has an image file; check the image folder")
+    sizes = Counter((c.width, c.height) for c in found)
+    if len(sizes) > 1:
+        listing = ", ".join(f"{w}x{h} ({n})" for (w, h), n in sizes.most_common())
+        logger.warning("%s mixes image sizes: %s; each image keeps its own intrinsics", source, listing)
+    found.sort(key=lambda c: c.name)
+    return found, missing
+
+
+def validate_pose(c2w: np.ndarray, what: str, source: Path) -> np.ndarray:
+    """Check a camera-to-world matrix is finite and its rotation invertible."""
+    m = np.asarray(c2w, dtype=np.float64)
+    if m.shape == (3, 4):
+        m = np.vstack([m, [0.0, 0.0, 0.0, 1.0]])
+    if m.shape != (4, 4):
+        raise SceneError(f"{source}: {what} has a pose of shape {m.shape}, expected 4x4")
+    if not np.all(np.isfinite(m)):
+        raise SceneError(f"{source}: {what} has a pose with NaN or infinite values; fix or remove that frame")
+    if abs(np.linalg.det(m[:3, :3])) < 1e-8:
+        raise SceneError(f"{source}: {what} has a non-invertible pose (rotation determinant 0); fix or remove that frame")
+    return m
