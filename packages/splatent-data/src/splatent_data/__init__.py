@@ -6,18 +6,28 @@ convention (OpenCV axes, camera-to-world, corner pixel convention). No torch.
 
 from .camera import DISTORTION_PARAMS, Camera, look_at, opengl_to_opencv
 from .colmap import parse_colmap, write_colmap
+from .dataset_json import (
+    DEFAULT_PROMPT, DatasetEntry, DatasetSpec, build_dataset, read_dataset_json, resolve_image_path, write_dataset_json,
+)
+from .distortion import distort, undistort
 from .errors import DatasetFormatError, SceneError, SplatentError
 from .fileio import atomic_write_bytes, atomic_write_json
 from .images import IMAGE_EXTENSIONS, find_image, list_images, load_rgb, read_image_size, save_rgb
 from .nerf import parse_transforms, write_transforms
 from .scene import PointCloud, Scene, load_scene
-from .splits import Split, llff_split, split_scene
+from .references import camera_radius, reference_scores, select_references
+from .splits import Split, llff_split, read_split_file, split_scene
+from .summary import scene_summary
+from .undistort import undistort_image, undistort_scene
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Camera", "DISTORTION_PARAMS", "DatasetFormatError", "IMAGE_EXTENSIONS", "PointCloud", "Scene",
-    "SceneError", "Split", "SplatentError", "atomic_write_bytes", "atomic_write_json", "find_image",
-    "list_images", "llff_split", "load_rgb", "load_scene", "look_at", "opengl_to_opencv", "parse_colmap",
-    "parse_transforms", "read_image_size", "save_rgb", "split_scene", "write_colmap", "write_transforms",
+    "Camera", "DEFAULT_PROMPT", "DISTORTION_PARAMS", "DatasetEntry", "DatasetFormatError", "DatasetSpec",
+    "IMAGE_EXTENSIONS", "PointCloud", "Scene", "SceneError", "Split", "SplatentError", "atomic_write_bytes",
+    "atomic_write_json", "build_dataset", "camera_radius", "distort", "find_image", "list_images", "llff_split",
+    "load_rgb", "load_scene", "look_at", "opengl_to_opencv", "parse_colmap", "parse_transforms",
+    "read_dataset_json", "read_image_size", "read_split_file", "reference_scores", "resolve_image_path",
+    "save_rgb", "scene_summary", "select_references", "split_scene", "undistort", "undistort_image",
+    "undistort_scene", "write_colmap", "write_dataset_json", "write_transforms",
 ]

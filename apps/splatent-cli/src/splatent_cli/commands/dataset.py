@@ -1,0 +1,34 @@
+"""``splatent dataset``: the original ``scripts/generate_dataset.py``, same flags."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import typer
+
+from ..errors import guarded
+
+
+@guarded("dataset")
+def dataset(
+    out_path: Path = typer.Option(..., "--out_path", "--out-path", help="Rendered scene(s): nvs/, nvs_gt/, train_gt/."),
+    original_path: Path = typer.Option(..., "--original_path", "--original-path", help="Posed scene(s) the renders came from."),
+    output: Path = typer.Option(Path("data/dataset.json"), "--output", "-o", help="Dataset JSON to write."),
+    top_k: int = typer.Option(3, "--top_k", "--top-k", help="Reference views per entry."),
+    benchmark: bool = typer.Option(False, "--benchmark", help="All rendered views go to the test split."),
+    llff: bool = typer.Option(False, "--llff", help="Read poses from a COLMAP model (instead of auto-detecting)."),
+    prompt: str = typer.Option("A photo of a scene", "--prompt", help="Prompt stored with every entry."),
+    test_scenes: str = typer.Option(None, "--test_scenes", "--test-scenes", help="Comma-separated test scenes."),
+    angle_weight: float = typer.Option(1.0, "--angle_weight", "--angle-weight", help="Radians-to-radius weight in the reference score."),
+) -> None:
+    """Pair rendered views with their top-k nearest training views in a dataset JSON."""
+    from splatent_data import build_dataset, write_dataset_json
+
+    entries = build_dataset(
+        out_path, original_path, top_k=top_k, benchmark=benchmark, colmap=llff, prompt=prompt,
+        test_scenes=test_scenes.split(",") if test_scenes else None, angle_weight=angle_weight,
+    )
+    write_dataset_json(output, entries)
+    counts = Counter(e.split for e in entries)
+    print(f"wrote {output}: {counts.get('train', 0)} train, {counts.get('test', 0)} test entries, top_k={top_k}")

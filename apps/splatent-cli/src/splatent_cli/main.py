@@ -1,0 +1,69 @@
+"""``splatent``: the Typer app. Each command lives in ``commands/<name>.py`` and is
+registered here; a command parses options, calls one package function, and lets
+:func:`splatent_cli.errors.guarded` turn known errors into one line."""
+
+from __future__ import annotations
+
+import typer
+
+from . import __version__
+from .commands import dataset, scene
+from .errors import EXIT_UNAVAILABLE, fail, setup_logging
+
+app = typer.Typer(
+    name="splatent",
+    help="Latent Gaussian splatting with reference-guided single-step diffusion enhancement.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"splatent {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show debug messages."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    setup_logging(verbose)
+
+
+def _not_yet(name: str, summary: str) -> None:
+    """Register a command whose issue has not landed: it says so and exits 2."""
+
+    @app.command(
+        name, help=f"{summary} (not available yet)",
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    )
+    def _command(ctx: typer.Context) -> None:
+        raise fail(name, "not available yet", EXIT_UNAVAILABLE)
+
+
+app.command("dataset", help="Pair rendered views with their top-k nearest training views in a dataset JSON.")(dataset.dataset)
+app.add_typer(scene.app, name="scene", help="Inspect, undistort or reconstruct a scene.")
+
+for _name, _summary in (
+    ("extract", "Encode a scene's images into 4-channel, 1/8-resolution VAE latents."),
+    ("fit", "Fit latent-feature 3D Gaussians to a scene's latents."),
+    ("render", "Render latents at test and training views (nvs/, nvs_gt/, train_gt/)."),
+    ("train", "Fine-tune the single-step enhancer on a dataset JSON (accelerate)."),
+    ("enhance", "Enhance rendered latents with reference views and decode them to images."),
+    ("pipeline", "Run extract, fit, render, dataset, enhance and eval on one scene."),
+    ("demo", "Run the whole method offline on an embedded synthetic scene."),
+    ("eval", "Score renders and enhanced renders against ground truth; write a report."),
+):
+    _not_yet(_name, _summary)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

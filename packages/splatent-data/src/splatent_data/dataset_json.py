@@ -1,0 +1,222 @@
+"""The dataset JSON of the original code, read with validation and built from renders.
+
+Format (exactly the original README's)::
+
+    {"train": {"<id>": {"feature": ".../nvs/0001.pt",          # the render to enhance
+                        "target_feature": ".../nvs_gt/0001.pt", # its ground-truth latent
+                        "ref_features": [".../train_gt/0003.pt", ...],  # best first
+                        "prompt": "A photo of a scene"}},
+     "test": {...}}
+
+Relative paths are read relative to the JSON file. A ground-truth image sits
+next to its ``target_feature`` (``0001.png``) or under ``--rgb_root`` as
+``<rgb_root>/<scene>/<images_dir>/<stem>.<ext>``, ``<scene>`` being the folder
+above the feature's folder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import DatasetFormatError, SceneError
+from .fileio import atomic_write_json
+from .images import find_image
+from .references import select_references
+from .scene import load_scene
+
+logger = logging.getLogger("splatent")
+
+SPLITS = ("train", "test")
+DEFAULT_PROMPT = "A photo of a scene"
+RENDER_DIRS = ("nvs", "nvs_gt", "train_gt")
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    """One training or evaluation example: a render, its ground truth and its references."""
+
+    id: str
+    split: str
+    feature: Path
+    target_feature: Path
+    ref_features: tuple[Path, ...]
+    prompt: str = DEFAULT_PROMPT
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "feature": str(self.feature),
+            "target_feature": str(self.target_feature),
+            "ref_features": [str(p) for p in self.ref_features],
+            "prompt": self.prompt,
+        }
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A parsed dataset JSON."""
+
+    path: Path
+    entries: tuple[DatasetEntry, ...]
+
+    def split(self, name: str) -> list[DatasetEntry]:
+        return [e for e in self.entries if e.split == name]
+
+
+def _bad(path: Path, where: str, msg: str) -> DatasetFormatError:
+    return DatasetFormatError(f"{path}: {where}: {msg}")
+
+
+def read_dataset_json(path: str | Path, check_files: bool = True) -> DatasetSpec:
+    """Read and validate a dataset JSON; the first bad entry is reported by split, id and field.
+
+    Args:
+        path: The JSON file.
+        check_files: Also require every referenced file to exist.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DatasetFormatError(f"dataset JSON {path} does not exist; build one with `splatent dataset`") from None
+    except json.JSONDecodeError as exc:
+        raise DatasetFormatError(f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    if not isinstance(data, dict) or not any(s in data for s in SPLITS):
+        raise DatasetFormatError(f"{path} must be a JSON object with a 'train' and/or 'test' object of entries")
+    unknown = [k for k in data if k not in SPLITS]
+    if unknown:
+        raise DatasetFormatError(f"{path}: unknown top-level key {unknown[0]!r}; only 'train' and 'test' are allowed")
+    base = path.parent
+    entries: list[DatasetEntry] = []
+    for split in SPLITS:
+        items = data.get(split, {})
+        if not isinstance(items, dict):
+            raise DatasetFormatError(f"{path}: '{split}' must be an object mapping ids to entries")
+        for key, item in items.items():
+            where = f"entry {key!r} in '{split}'"
+            if not isinstance(item, dict):
+                raise _bad(path, where, "must be an object with feature, target_feature, ref_features, prompt")
+            fields: dict[str, Any] = {}
+            for name in ("feature", "target_feature"):
+                value = item.get(name)
+                if not isinstance(value, str) or not value:
+                    raise _bad(path, where, f"field '{name}' must be a path string, got {type(value).__name__}")
+                fields[name] = base / value
+            refs = item.get("ref_features")
+            if not isinstance(refs, list) or not refs or not all(isinstance(r, str) and r for r in refs):
+                raise _bad(path, where, "field 'ref_features' must be a non-empty list of path strings")
+            prompt = item.get("prompt", DEFAULT_PROMPT)
+            if not isinstance(prompt, str):
+                raise _bad(path, where, f"field 'prompt' must be a string, got {type(prompt).__name__}")
+            entry = DatasetEntry(key, split, fields["feature"], fields["target_feature"],
+                                 tuple(base / r for r in refs), prompt)
+            if check_files:
+                for name, file in (("feature", entry.feature), ("target_feature", entry.target_feature),
+                                   *(("ref_features", r) for r in entry.ref_features)):
+                    if not file.is_file():
+                        raise _bad(path, where, f"field '{name}' points to {file}, which does not exist")
+            entries.append(entry)
+    if not entries:
+        raise DatasetFormatError(f"{path} has no entries in 'train' or 'test'")
+    return DatasetSpec(path=path, entries=tuple(entries))
+
+
+def write_dataset_json(path: str | Path, entries: list[DatasetEntry]) -> None:
+    """Write entries in the original format (atomic)."""
+    out: dict[str, dict[str, Any]] = {s: {} for s in SPLITS}
+    for e in entries:
+        out[e.split][e.id] = e.to_json()
+    atomic_write_json(Path(path), out)
+
+
+def resolve_image_path(feature: Path, rgb_root: Path | None = None, images_dir: str = "images_4") -> Path | None:
+    """The ground-truth image of a latent: co-located (same stem) or under ``rgb_root``."""
+    feature = Path(feature)
+    if rgb_root is None:
+        return find_image(feature.parent, feature.stem)
+    scene = feature.parent.parent.name
+    return find_image(Path(rgb_root) / scene / images_dir, feature.stem)
+
+
+def _scene_dirs(renders: Path) -> list[Path]:
+    if all((renders / d).is_dir() for d in RENDER_DIRS):
+        return [renders]
+    found = sorted(p for p in renders.iterdir() if p.is_dir() and all((p / d).is_dir() for d in RENDER_DIRS)) \
+        if renders.is_dir() else []
+    if not found:
+        raise SceneError(f"{renders} holds no rendered scene: expected nvs/, nvs_gt/ and train_gt/ folders "
+                         f"(in it or in its sub-folders); run `splatent render` first")
+    return found
+
+
+def _stems(folder: Path) -> list[str]:
+    return sorted(p.stem for p in folder.glob("*.pt"))
+
+
+def build_dataset(
+    renders: str | Path,
+    original: str | Path,
+    top_k: int = 3,
+    benchmark: bool = False,
+    colmap: bool = False,
+    prompt: str = DEFAULT_PROMPT,
+    test_scenes: list[str] | None = None,
+    angle_weight: float = 1.0,
+) -> list[DatasetEntry]:
+    """Pair every rendered view with its top-k nearest training views.
+
+    ``renders`` is one rendered scene (``nvs/``, ``nvs_gt/``, ``train_gt/``, optional
+    ``train/``) or a folder of them; ``original`` is the matching posed scene, or a
+    folder of scenes with the same names. Splits:
+
+    * ``nvs/`` renders (held-out views) of *test scenes* go to ``test``; of the other
+      scenes to ``train``. Test scenes are ``test_scenes``, or by default every 8th
+      scene by sorted name starting with the first (so a lone scene is a test scene).
+    * ``train/`` renders (training views, when rendered) go to ``train``, their
+      references taken among the other training views.
+    * ``benchmark``: every ``nvs/`` render goes to ``test`` and nothing to ``train``.
+    """
+    if top_k < 1:
+        raise SceneError(f"--top_k must be at least 1, got {top_k}")
+    renders, original = Path(renders), Path(original)
+    scene_dirs = _scene_dirs(renders)
+    names = [d.name for d in scene_dirs]
+    if test_scenes is not None:
+        unknown = sorted(set(test_scenes) - set(names))
+        if unknown:
+            raise SceneError(f"--test_scenes names {unknown[0]!r}, which is not among the rendered scenes {names}")
+        tests = set(test_scenes)
+    else:
+        tests = {n for i, n in enumerate(sorted(names)) if i % 8 == 0}
+    entries: list[DatasetEntry] = []
+    for sdir in scene_dirs:
+        posed = original if len(scene_dirs) == 1 and not (original / sdir.name).is_dir() else original / sdir.name
+        scene = load_scene(posed, fmt="colmap" if colmap else "auto")
+        cams = {c.stem: c for c in scene.cameras}
+        train_stems = _stems(sdir / "train_gt")
+        for stem in train_stems + _stems(sdir / "nvs"):
+            if stem not in cams:
+                raise SceneError(f"render {stem} in {sdir} has no camera in {scene.source}; "
+                                 f"--original_path must be the scene the renders came from")
+        candidates = [cams[s] for s in train_stems]
+        nvs_split = "test" if benchmark or sdir.name in tests else "train"
+        targets = [(nvs_split, "nvs", s) for s in _stems(sdir / "nvs")]
+        if not benchmark and (sdir / "train").is_dir():
+            targets += [("train", "train", s) for s in _stems(sdir / "train")]
+        refs = select_references([cams[s] for _, _, s in targets], candidates, top_k, angle_weight)
+        for split, kind, stem in targets:
+            gt_dir = "nvs_gt" if kind == "nvs" else "train_gt"
+            if not (sdir / gt_dir / f"{stem}.pt").is_file():
+                raise SceneError(f"{sdir / kind / stem}.pt has no ground truth {gt_dir}/{stem}.pt; re-run `splatent render`")
+            entry_id = f"{sdir.name}_{stem}" if kind == "nvs" else f"{sdir.name}_train_{stem}"
+            entries.append(DatasetEntry(
+                id=entry_id, split=split,
+                feature=(sdir / kind / f"{stem}.pt").resolve(),
+                target_feature=(sdir / gt_dir / f"{stem}.pt").resolve(),
+                ref_features=tuple((sdir / "train_gt" / f"{r}.pt").resolve() for r in refs[stem]),
+                prompt=prompt,
+            ))
+    return entries

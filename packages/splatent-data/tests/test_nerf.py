@@ -1,0 +1,151 @@
+import json
+import logging
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from splatent_data import SceneError, load_scene, parse_transforms, write_transforms
+
+
+def _write(root, frames, **meta):
+    (root / "transforms.json").write_text(json.dumps({**meta, "frames": frames}))
+
+
+def test_round_trip_preserves_cameras(tmp_path, make_ring):
+    cams = make_ring(tmp_path, model="OPENCV", distortion=(0.01, -0.02, 0.001, 0.0005))
+    write_transforms(cams, tmp_path / "transforms.json")
+    scene = load_scene(tmp_path)
+    assert scene.format == "transforms" and len(scene) == len(cams)
+    for a, b in zip(scene.cameras, cams):
+        assert a.name == b.name and (a.width, a.height) == (b.width, b.height)
+        assert np.allclose([a.fx, a.fy, a.cx, a.cy], [b.fx, b.fy, b.cx, b.cy], atol=1e-9)
+        assert np.allclose(a.camtoworld, b.camtoworld, atol=1e-9)
+        assert a.model == "OPENCV" and np.allclose(a.distortion, b.distortion)
+
+
+def test_camera_angle_and_paths_without_extension(tmp_path):
+    (tmp_path / "train").mkdir()
+    Image.new("RGBA", (20, 10)).save(tmp_path / "train" / "r_0.png")
+    _write(tmp_path, [{"file_path": "./train/r_0", "transform_matrix": np.eye(4).tolist()}], camera_angle_x=1.0)
+    cam = load_scene(tmp_path).cameras[0]
+    assert (cam.width, cam.height) == (20, 10)
+    assert cam.fx == pytest.approx(10.0 / np.tan(0.5)) and cam.cx == 10.0 and cam.cy == 5.0
+
+
+def test_per_frame_intrinsics_override_global(tmp_path, make_ring):
+    cams = make_ring(tmp_path, n=2)
+    frames = [{"file_path": f"images/{c.name}", "transform_matrix": np.eye(4).tolist()} for c in cams]
+    frames[1]["fl_x"] = 99.0
+    _write(tmp_path, frames, fl_x=30.0, fl_y=31.0, cx=20.0, cy=15.0, w=40, h=30)
+    a, b = load_scene(tmp_path).cameras
+    assert (a.fx, a.fy, b.fx) == (30.0, 31.0, 99.0)
+
+
+def test_fisheye_distortion_is_read(tmp_path, make_ring):
+    cams = make_ring(tmp_path, n=1)
+    _write(tmp_path, [{"file_path": f"images/{cams[0].name}", "transform_matrix": np.eye(4).tolist()}],
+           camera_model="OPENCV_FISHEYE", fl_x=30.0, w=40, h=30, k1=0.1, k2=0.01, k3=0.0, k4=0.001)
+    cam = load_scene(tmp_path).cameras[0]
+    assert cam.model == "OPENCV_FISHEYE" and cam.distortion == (0.1, 0.01, 0.0, 0.001)
+
+
+def test_downscaled_folder_scales_intrinsics(tmp_path, make_ring):
+    cams = make_ring(tmp_path, n=3, size=(80, 60))
+    write_transforms(cams, tmp_path / "transforms.json")
+    for c in cams:  # images_4: the same frames at a quarter of the size
+        (tmp_path / "images_4").mkdir(exist_ok=True)
+        Image.new("RGB", (20, 15)).save(tmp_path / "images_4" / c.name)
+    small = load_scene(tmp_path, images="images_4")
+    for a, b in zip(small.cameras, cams):
+        assert (a.width, a.height) == (20, 15)
+        assert np.allclose([a.fx, a.fy, a.cx, a.cy], np.array([b.fx, b.fy, b.cx, b.cy]) / 4)
+        assert a.image_path.parent.name == "images_4"
+
+
+def test_aspect_mismatch_is_refused(tmp_path, make_ring):
+    cams = make_ring(tmp_path, n=1, size=(40, 30))
+    write_transforms(cams, tmp_path / "transforms.json")
+    Image.new("RGB", (40, 40)).save(cams[0].image_path)
+    with pytest.raises(SceneError, match="aspect ratio"):
+        load_scene(tmp_path)
+
+
+@pytest.mark.parametrize("content,match", [
+    ("{not json", "not valid JSON"),
+    ('{"frames": []}', "no frames"),
+    ("[1, 2]", "JSON object"),
+    ('{"fl_x": 1, "frames": [{"file_path": "a.png"}]}', "transform_matrix"),
+])
+def test_malformed_transforms(tmp_path, content, match):
+    (tmp_path / "transforms.json").write_text(content)
+    with pytest.raises(SceneError, match=match):
+        load_scene(tmp_path)
+
+
+@pytest.mark.parametrize("bad,match", [
+    ([[float("nan")] * 4] * 4, "NaN"),
+    (np.zeros((4, 4)).tolist(), "non-invertible"),
+    ([[1, 2], [3, 4]], "shape"),
+])
+def test_bad_pose(tmp_path, make_ring, bad, match):
+    make_ring(tmp_path, n=1)
+    _write(tmp_path, [{"file_path": "images/0000.png", "transform_matrix": bad}], fl_x=10.0)
+    with pytest.raises(SceneError, match=match):
+        load_scene(tmp_path)
+
+
+def test_missing_images_warn_or_refuse(tmp_path, make_ring, caplog):
+    cams = make_ring(tmp_path, n=6)
+    write_transforms(cams, tmp_path / "transforms.json")
+    cams[1].image_path.unlink()
+    cams[4].image_path.unlink()
+    with caplog.at_level(logging.WARNING, logger="splatent"):
+        scene = load_scene(tmp_path)
+    assert len(scene) == 4 and scene.missing == ["0001.png", "0004.png"]
+    assert "2 of 6 frames" in caplog.text and "0001.png" in caplog.text
+    with pytest.raises(SceneError, match="2 of 6 frames.*--strict"):
+        load_scene(tmp_path, strict=True)
+
+
+def test_truncated_image_is_named(tmp_path, make_ring):
+    cams = make_ring(tmp_path, n=2, ext=".jpg")
+    write_transforms(cams, tmp_path / "transforms.json")
+    cams[1].image_path.write_bytes(b"\xff\xd8\xff\xe0garbage")
+    with pytest.raises(SceneError, match="0001.jpg"):
+        load_scene(tmp_path)
+
+
+def test_parse_transforms_on_missing_folder(tmp_path):
+    with pytest.raises(SceneError, match="does not exist"):
+        load_scene(tmp_path / "nope")
+    with pytest.raises(SceneError, match="no poses found"):
+        load_scene(tmp_path)
+    with pytest.raises(SceneError, match="no transforms.json"):
+        parse_transforms(tmp_path)
+
+
+def test_blender_train_test_files_give_a_split(tmp_path):
+    from splatent_data import split_scene
+
+    for split, n in (("train", 3), ("test", 2)):
+        (tmp_path / split).mkdir()
+        frames = []
+        for i in range(n):
+            Image.new("RGB", (8, 8)).save(tmp_path / split / f"{split}_{i}.png")
+            frames.append({"file_path": f"./{split}/{split}_{i}", "transform_matrix": np.eye(4).tolist()})
+        (tmp_path / f"transforms_{split}.json").write_text(json.dumps({"camera_angle_x": 0.7, "frames": frames}))
+    scene = load_scene(tmp_path)
+    split = split_scene(scene)
+    assert split.test == ("test_0", "test_1") and len(split.train) == 3
+
+
+def test_fox_loads_with_missing_frames_reported(fox, caplog):
+    with caplog.at_level(logging.WARNING, logger="splatent"):
+        scene = load_scene(fox)
+    assert len(scene) == 50 and len(scene.missing) == 17
+    assert scene.sizes == {(1080, 1920): 50}
+    assert {c.model for c in scene.cameras} == {"OPENCV"} and not scene.is_pinhole
+    assert "17 of 67 frames" in caplog.text
+    with pytest.raises(SceneError, match="17 of 67"):
+        load_scene(fox, strict=True)
