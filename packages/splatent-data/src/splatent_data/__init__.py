@@ -9,7 +9,7 @@ from .colmap import parse_colmap, write_colmap
 from .dataset_json import (
     DEFAULT_PROMPT, DatasetEntry, DatasetSpec, build_dataset, read_dataset_json, resolve_image_path, write_dataset_json,
 )
-from .distortion import distort, undistort
+from .distortion import distort_points, undistort_points
 from .errors import DatasetFormatError, SceneError, SplatentError
 from .fileio import atomic_write_bytes, atomic_write_json
 from .images import IMAGE_EXTENSIONS, find_image, list_images, load_rgb, read_image_size, save_rgb
@@ -25,9 +25,9 @@ __version__ = "0.1.0"
 __all__ = [
     "Camera", "DEFAULT_PROMPT", "DISTORTION_PARAMS", "DatasetEntry", "DatasetFormatError", "DatasetSpec",
     "IMAGE_EXTENSIONS", "PointCloud", "Scene", "SceneError", "Split", "SplatentError", "atomic_write_bytes",
-    "atomic_write_json", "build_dataset", "camera_radius", "distort", "find_image", "list_images", "llff_split",
+    "atomic_write_json", "build_dataset", "camera_radius", "distort_points", "find_image", "list_images", "llff_split",
     "load_rgb", "load_scene", "look_at", "opengl_to_opencv", "parse_colmap", "parse_transforms",
     "read_dataset_json", "read_image_size", "read_split_file", "reference_scores", "resolve_image_path",
-    "save_rgb", "scene_summary", "select_references", "split_scene", "undistort", "undistort_image",
+    "save_rgb", "scene_summary", "select_references", "split_scene", "undistort_image", "undistort_points",
     "undistort_scene", "write_colmap", "write_dataset_json", "write_transforms",
 ]

@@ -118,7 +118,7 @@ def parse_colmap(path: Path, images: str | None = None, strict: bool = False) ->
     cameras, missing = attach_images(declared, image_dir, strict, model_dir)
     points = None
     if rec.num_points3D() > 0:
-        pts = list(rec.points3D.values())
+        pts = [rec.points3D[pid] for pid in sorted(rec.points3D)]  # by id: the file's order
         points = PointCloud(
             xyz=np.array([p.xyz for p in pts], dtype=np.float64),
             rgb=np.array([p.color for p in pts], dtype=np.uint8),

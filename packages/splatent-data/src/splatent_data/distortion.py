@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def distort(xy: np.ndarray, model: str, params: tuple[float, ...]) -> np.ndarray:
+def distort_points(xy: np.ndarray, model: str, params: tuple[float, ...]) -> np.ndarray:
     """``[N, 2]`` ideal normalised coordinates -> ``[N, 2]`` distorted ones."""
     x, y = xy[:, 0], xy[:, 1]
     if model == "PINHOLE" or not params:
@@ -40,18 +40,18 @@ def distort(xy: np.ndarray, model: str, params: tuple[float, ...]) -> np.ndarray
     raise ValueError(f"unknown distortion model {model!r}")
 
 
-def undistort(xy_d: np.ndarray, model: str, params: tuple[float, ...], iters: int = 100) -> np.ndarray:
+def undistort_points(xy_d: np.ndarray, model: str, params: tuple[float, ...], iters: int = 100) -> np.ndarray:
     """``[N, 2]`` distorted normalised coordinates -> ideal ones (Newton, numeric Jacobian)."""
     if model == "PINHOLE" or not params:
         return xy_d.copy()
     xy = xy_d.copy()
     eps = 1e-9
     for _ in range(iters):
-        residual = distort(xy, model, params) - xy_d
+        residual = distort_points(xy, model, params) - xy_d
         if np.max(np.abs(residual)) < 1e-12:
             break
-        dx = (distort(xy + [eps, 0.0], model, params) - distort(xy - [eps, 0.0], model, params)) / (2 * eps)
-        dy = (distort(xy + [0.0, eps], model, params) - distort(xy - [0.0, eps], model, params)) / (2 * eps)
+        dx = (distort_points(xy + [eps, 0.0], model, params) - distort_points(xy - [eps, 0.0], model, params)) / (2 * eps)
+        dy = (distort_points(xy + [0.0, eps], model, params) - distort_points(xy - [0.0, eps], model, params)) / (2 * eps)
         a, b, c, d = dx[:, 0], dy[:, 0], dx[:, 1], dy[:, 1]
         det = a * d - b * c
         det = np.where(np.abs(det) < 1e-15, 1e-15, det)

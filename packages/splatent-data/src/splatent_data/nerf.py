@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -142,21 +143,18 @@ def parse_transforms(path: Path, images: str | None = None, strict: bool = False
                  missing=missing, split_hint=split_hint)
 
 
-def write_transforms(cameras: list[Camera], path: Path, image_root: Path | None = None) -> None:
+def write_transforms(cameras: list[Camera], path: Path) -> None:
     """Write cameras as a nerfstudio-style ``transforms.json`` with per-frame intrinsics.
 
-    Args:
-        cameras: Cameras to write (OpenCV convention; written as OpenGL).
-        path: Output file.
-        image_root: Folder that ``file_path`` entries are relative to (default: the file's folder).
+    ``file_path`` entries are relative to the file's folder (``../images/x.png`` when needed),
+    poses are written in OpenGL axes, as every reader of the format expects.
     """
     path = Path(path)
-    base = Path(image_root) if image_root is not None else path.parent
+    base = path.parent.resolve()
     frames = []
     for cam in cameras:
         frame: dict[str, Any] = {
-            "file_path": str(Path(cam.image_path).resolve().relative_to(base.resolve()))
-            if Path(cam.image_path).resolve().is_relative_to(base.resolve()) else str(cam.image_path),
+            "file_path": os.path.relpath(Path(cam.image_path).resolve(), base),
             "fl_x": cam.fx, "fl_y": cam.fy, "cx": cam.cx, "cy": cam.cy, "w": cam.width, "h": cam.height,
             "transform_matrix": opengl_to_opencv(cam.camtoworld).tolist(),
         }

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .camera import Camera
-from .distortion import distort
+from .distortion import distort_points
 from .errors import SceneError
 from .images import load_rgb, save_rgb
 from .nerf import write_transforms
@@ -33,7 +33,7 @@ def undistort_image(image: np.ndarray, camera: Camera) -> np.ndarray:
     h, w = image.shape[:2]
     u, v = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
     ideal = np.stack([(u.ravel() - camera.cx) / camera.fx, (v.ravel() - camera.cy) / camera.fy], axis=-1)
-    src = distort(ideal, camera.model, camera.distortion)
+    src = distort_points(ideal, camera.model, camera.distortion)
     # Back to pixel *index* coordinates (centre of pixel i is i + 0.5) for sampling.
     sx = (src[:, 0] * camera.fx + camera.cx - 0.5).reshape(h, w)
     sy = (src[:, 1] * camera.fy + camera.cy - 0.5).reshape(h, w)

@@ -1,0 +1,67 @@
+import json
+
+import numpy as np
+from PIL import Image
+
+
+def _scene(tmp_path, n=4):
+    from splatent_data import Camera, look_at, write_transforms
+
+    cams = []
+    for i in range(n):
+        p = tmp_path / "images" / f"{i:02d}.png"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (16, 12)).save(p)
+        a = 2 * np.pi * i / n
+        cams.append(Camera(p.name, p, 16, 12, 14.0, 14.0, 8.0, 6.0,
+                           look_at([3 * np.cos(a), 3 * np.sin(a), 0.3], [0, 0, 0])))
+    write_transforms(cams, tmp_path / "transforms.json")
+    return cams
+
+
+def test_inspect_json_on_fox(cli, fox):
+    res = cli("scene", "inspect", fox, "--json")
+    assert res.returncode == 0, res.stderr
+    info = json.loads(res.stdout)
+    assert info["images"] == 50 and info["missing"] == 17
+    assert info["resolutions"] == {"1080x1920": 50} and info["camera_models"] == {"OPENCV": 50}
+    assert "17 of 67 frames" in res.stderr
+
+
+def test_inspect_strict_fox_fails_cleanly(cli, fox):
+    res = cli("scene", "inspect", fox, "--strict")
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert res.stderr.startswith("splatent scene inspect: 17 of 67 frames")
+
+
+def test_bad_inputs_one_line_no_traceback(cli, tmp_path):
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "transforms.json").write_text("{nope")
+    for args in (["scene", "inspect", tmp_path / "missing"], ["scene", "inspect", tmp_path / "bad"]):
+        res = cli(*args)
+        assert res.returncode == 1 and "Traceback" not in res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1 and res.stderr.startswith("splatent scene inspect:")
+
+
+def test_undistort_command(cli, tmp_path):
+    _scene(tmp_path / "in")
+    res = cli("scene", "undistort", tmp_path / "in", "--output", tmp_path / "out")
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "out" / "transforms.json").is_file()
+
+
+def test_dataset_command_both_spellings(cli, tmp_path):
+    cams = _scene(tmp_path / "scene", n=8)
+    for folder, stems in (("nvs", ["00"]), ("nvs_gt", ["00"]), ("train_gt", [c.stem for c in cams[1:]])):
+        (tmp_path / "r" / folder).mkdir(parents=True)
+        for s in stems:
+            (tmp_path / "r" / folder / f"{s}.pt").write_bytes(b"x")
+    out = tmp_path / "data.json"
+    res = cli("dataset", "--out_path", tmp_path / "r", "--original_path", tmp_path / "scene",
+              "--output", out, "--top_k", "2")
+    assert res.returncode == 0, res.stderr
+    data = json.loads(out.read_text())
+    assert len(data["test"]["r_00"]["ref_features"]) == 2
+    res = cli("dataset", "--out-path", tmp_path / "r", "--original-path", tmp_path / "scene",
+              "--output", out, "--top-k", "0")
+    assert res.returncode == 1 and res.stderr.strip() == "splatent dataset: --top_k must be at least 1, got 0"

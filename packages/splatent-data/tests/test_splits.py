@@ -1,0 +1,31 @@
+import json
+
+import pytest
+
+from splatent_data import SceneError, llff_split, read_split_file
+
+
+def test_llff_every_eighth_from_first():
+    stems = [f"{i:03d}" for i in range(20)][::-1]
+    split = llff_split(stems)
+    assert split.test == ("000", "008", "016")
+    assert len(split.train) == 17 and not set(split.train) & set(split.test)
+    assert split.of("008") == "test" and split.of("001") == "train"
+
+
+def test_llff_rejects_every_one():
+    with pytest.raises(SceneError):
+        llff_split(["a", "b"], every=1)
+
+
+def test_split_file(tmp_path):
+    f = tmp_path / "split.json"
+    f.write_text(json.dumps({"test": ["images/b.png"]}))
+    split = read_split_file(f, ["a", "b", "c"])
+    assert split.test == ("b",) and split.train == ("a", "c")
+    f.write_text(json.dumps({"test": ["z"]}))
+    with pytest.raises(SceneError, match="lacks"):
+        read_split_file(f, ["a"])
+    f.write_text(json.dumps({"train": ["a"], "test": ["a"]}))
+    with pytest.raises(SceneError, match="both"):
+        read_split_file(f, ["a"])
