@@ -149,3 +149,14 @@ def test_fox_loads_with_missing_frames_reported(fox, caplog):
     assert "17 of 67 frames" in caplog.text
     with pytest.raises(SceneError, match="17 of 67"):
         load_scene(fox, strict=True)
+
+
+def test_mixed_image_sizes_warn_and_keep_own_intrinsics(tmp_path, make_ring, caplog):
+    big = make_ring(tmp_path, n=2, size=(40, 30))
+    small = make_ring(tmp_path, n=4, size=(20, 15), folder="small")[2:]
+    write_transforms(big[:2] + small, tmp_path / "transforms.json")
+    with caplog.at_level(logging.WARNING, logger="splatent"):
+        scene = load_scene(tmp_path)
+    assert scene.sizes == {(40, 30): 2, (20, 15): 2}
+    assert "mixes image sizes: 40x30 (2), 20x15 (2)" in caplog.text
+    assert scene.camera("0002").fx == small[0].fx

@@ -18,6 +18,7 @@ from .scene import PointCloud, Scene, load_scene
 from .references import camera_radius, reference_scores, select_references
 from .splits import Split, llff_split, read_split_file, split_scene
 from .summary import scene_summary
+from .synthetic import make_synthetic_scene, render_synthetic, ring_of_cameras
 from .undistort import undistort_image, undistort_scene
 
 __version__ = "0.1.0"
@@ -26,7 +27,7 @@ __all__ = [
     "Camera", "DEFAULT_PROMPT", "DISTORTION_PARAMS", "DatasetEntry", "DatasetFormatError", "DatasetSpec",
     "IMAGE_EXTENSIONS", "PointCloud", "Scene", "SceneError", "Split", "SplatentError", "atomic_write_bytes",
     "atomic_write_json", "build_dataset", "camera_radius", "distort_points", "find_image", "list_images", "llff_split",
-    "load_rgb", "load_scene", "look_at", "opengl_to_opencv", "parse_colmap", "parse_transforms",
+    "load_rgb", "load_scene", "look_at", "make_synthetic_scene", "render_synthetic", "ring_of_cameras", "opengl_to_opencv", "parse_colmap", "parse_transforms",
     "read_dataset_json", "read_image_size", "read_split_file", "reference_scores", "resolve_image_path",
     "save_rgb", "scene_summary", "select_references", "split_scene", "undistort_image", "undistort_points",
     "undistort_scene", "write_colmap", "write_dataset_json", "write_transforms",
