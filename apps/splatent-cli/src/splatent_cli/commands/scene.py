@@ -54,3 +54,32 @@ def undistort(
     with progress_bar("undistort", total=len(scene)) as advance:
         out = undistort_scene(scene, output, progress=lambda done, total: advance(1))
     print(f"undistorted {len(out)} images into {output} ({out.format})")
+
+
+@app.command("sfm", help="Photos without poses -> a COLMAP scene (SIFT, matching, incremental mapping).")
+@guarded("scene sfm")
+def sfm(
+    images_dir: Path = typer.Argument(..., help="Folder of photos."),
+    output: Path = typer.Option(..., "--output", "-o", help="New scene folder."),
+    matcher: str = typer.Option("sequential", "--matcher", help="sequential (ordered captures) or exhaustive."),
+    camera_model: str = typer.Option("OPENCV", "--camera_model", "--camera-model", help="COLMAP camera model."),
+    max_image_size: int = typer.Option(1600, "--max_image_size", "--max-image-size", help="Longest side for SIFT."),
+    undistort: bool = typer.Option(False, "--undistort", help="Also write a pinhole copy to OUTPUT/undistorted."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Redo an existing reconstruction."),
+) -> None:
+    from rich.console import Console
+
+    from splatent_data import list_images, load_scene, run_sfm, undistort_scene
+
+    console = Console(stderr=True)
+    total = len(list_images(images_dir))
+    with progress_bar("registered", total=total) as advance, console.status("structure from motion") as status:
+        result = run_sfm(images_dir, output, matcher=matcher, camera_model=camera_model,
+                         max_image_size=max_image_size, overwrite=overwrite,
+                         on_stage=lambda name: status.update(f"structure from motion: {name}"),
+                         on_registered=lambda: advance(1))
+    print(f"registered {result.registered} of {result.images} images, {result.points} points, "
+          f"mean reprojection error {result.mean_reprojection_error:.3f} px -> {output}")
+    if undistort:
+        scene = undistort_scene(load_scene(output), output / "undistorted")
+        print(f"undistorted {len(scene)} images into {output / 'undistorted'}")
