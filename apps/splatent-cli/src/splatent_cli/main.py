@@ -7,7 +7,7 @@ from __future__ import annotations
 import typer
 
 from . import __version__
-from .commands import dataset, scene
+from .commands import dataset, decode, extract, scene
 from .errors import EXIT_UNAVAILABLE, fail, setup_logging
 
 app = typer.Typer(
@@ -47,9 +47,10 @@ def _not_yet(name: str, summary: str) -> None:
 
 app.command("dataset", help="Pair rendered views with their top-k nearest training views in a dataset JSON.")(dataset.dataset)
 app.add_typer(scene.app, name="scene", help="Inspect, undistort or reconstruct a scene.")
+app.command("extract", help="Encode a scene's images into 4-channel, 1/8-resolution latents (sd-vae, pca).")(extract.extract)
+app.command("decode", help="Decode latents back to PNG images with the codec that wrote them.")(decode.decode)
 
 for _name, _summary in (
-    ("extract", "Encode a scene's images into 4-channel, 1/8-resolution VAE latents."),
     ("fit", "Fit latent-feature 3D Gaussians to a scene's latents."),
     ("render", "Render latents at test and training views (nvs/, nvs_gt/, train_gt/)."),
     ("train", "Fine-tune the single-step enhancer on a dataset JSON (accelerate)."),

@@ -1,1 +1,23 @@
-"""placeholder"""
+"""splatent-latents: images <-> 4-channel, 1/8-resolution latents, and the ``extract`` / ``decode`` stages.
+
+Latents on disk are unscaled float32 ``[4, H/8, W/8]`` tensors, one
+``<stem>.pt`` per image, next to a ``manifest.json`` naming the codec that
+wrote them (and, for ``pca``, its ``pca_basis.safetensors``).
+"""
+
+from .codec import CODEC_NAMES, LatentCodec, load_codec
+from .decode import DecodeResult, decode_latents
+from .errors import LatentError
+from .extract import DEFAULT_OUTPUT, ExtractResult, extract_latents
+from .files import load_latent, save_latent
+from .manifest import LatentManifest, codec_from_manifest, read_manifest
+from .pca import PCACodec
+from .vae import DEFAULT_MODEL, VaeCodec, sd_vae_config, tiny_vae_config
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CODEC_NAMES", "DEFAULT_MODEL", "DEFAULT_OUTPUT", "DecodeResult", "ExtractResult", "LatentCodec", "LatentError",
+    "LatentManifest", "PCACodec", "VaeCodec", "codec_from_manifest", "decode_latents", "extract_latents",
+    "load_codec", "load_latent", "read_manifest", "save_latent", "sd_vae_config", "tiny_vae_config",
+]

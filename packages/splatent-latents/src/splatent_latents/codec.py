@@ -1,0 +1,179 @@
+"""``LatentCodec``: images in [0, 1] to 4-channel, 1/8-resolution latents and back.
+
+Latents are always handled *unscaled* (what the encoder emits). A diffusion
+model multiplies them by :attr:`LatentCodec.scaling_factor` to reach roughly
+unit variance; nothing on disk is scaled.
+
+Codecs, by name (:func:`load_codec`):
+
+* ``sd-vae`` (default): a diffusers ``AutoencoderKL``, SD-Turbo's VAE unless
+  ``model`` names another hub id or local folder.
+* ``pca``: the first 4 principal components of 8x8 RGB patches; weight-free and
+  exact up to truncation once fitted (see :mod:`splatent_latents.pca`).
+* ``tiny-random``: a tiny ``AutoencoderKL`` with a fixed seed, for tests of the
+  diffusers code path.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .errors import LatentError
+
+CODEC_NAMES = ("sd-vae", "pca", "tiny-random")
+DEFAULT_CODEC = "sd-vae"
+
+DTYPES = {
+    "float32": torch.float32, "fp32": torch.float32, "float": torch.float32,
+    "float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
+    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+}
+
+
+class LatentCodec(ABC):
+    """Encode images to latents and decode latents to images.
+
+    Subclasses set :attr:`name` and implement the abstract methods. ``encode``
+    and ``decode`` move their input to the codec's device and dtype, return
+    tensors in that dtype, and track gradients like any module (stage
+    functions wrap them in ``torch.inference_mode``).
+    """
+
+    name: str
+    channels: int = 4
+    downsample: int = 8
+
+    @property
+    @abstractmethod
+    def scaling_factor(self) -> float:
+        """Multiply unscaled latents by this for roughly unit standard deviation."""
+
+    @property
+    @abstractmethod
+    def device(self) -> torch.device: ...
+
+    @property
+    @abstractmethod
+    def dtype(self) -> torch.dtype: ...
+
+    @abstractmethod
+    def encode(
+        self,
+        images: Tensor,  # [B, 3, H, W] float in [0, 1], H and W multiples of 8
+        sample: bool = False,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+    ) -> Tensor:  # [B, 4, H/8, W/8] unscaled
+        """Latents of ``images``: the posterior mean, or a draw when ``sample`` (one generator per image)."""
+
+    @abstractmethod
+    def decode(self, latents: Tensor) -> Tensor:  # [B, 4, h, w] unscaled -> [B, 3, 8h, 8w] in [0, 1]
+        """Images of ``latents``, clamped to [0, 1]."""
+
+    @abstractmethod
+    def config(self) -> dict[str, Any]:
+        """JSON-able options that rebuild this codec with ``load_codec(**config)``."""
+
+    @abstractmethod
+    def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> "LatentCodec":
+        """Move to ``device`` / cast to ``dtype`` in place; returns ``self``."""
+
+    def check_images(self, images: Tensor) -> None:
+        """Refuse a batch that is not ``[B, 3, H, W]`` with sides divisible by :attr:`downsample`."""
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise LatentError(f"{self.name} encodes images of shape [B, 3, H, W], got {list(images.shape)}")
+        h, w = images.shape[-2:]
+        if h % self.downsample or w % self.downsample:
+            raise LatentError(
+                f"{self.name} needs image sides divisible by {self.downsample}, got {w}x{h}; "
+                f"resize to {w // self.downsample * self.downsample}x{h // self.downsample * self.downsample}"
+            )
+
+    def check_latents(self, latents: Tensor) -> None:
+        """Refuse a batch that is not ``[B, channels, h, w]``."""
+        if latents.ndim != 4 or latents.shape[1] != self.channels:
+            raise LatentError(f"{self.name} decodes latents of shape [B, {self.channels}, h, w], got {list(latents.shape)}")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.config()}, device={self.device}, dtype={self.dtype})"
+
+
+def load_codec(name: str = DEFAULT_CODEC, **options: Any) -> LatentCodec:
+    """Build a codec by name; ``options`` are those its :meth:`LatentCodec.config` records.
+
+    * ``sd-vae``: ``model`` (hub id or local folder, default ``stabilityai/sd-turbo``),
+      ``revision``, ``compile`` (``torch.compile`` the encoder).
+    * ``pca``: ``basis`` (a ``pca_basis.safetensors`` file); without it the codec
+      must be fitted (:meth:`PCACodec.fit`) before use.
+    * ``tiny-random``: ``seed``.
+    """
+    if name == "sd-vae":
+        from .vae import load_sd_vae
+
+        return load_sd_vae(**_options(name, options, ("model", "revision", "compile")))
+    if name == "pca":
+        from .pca import PCACodec
+
+        basis = _options(name, options, ("basis",)).get("basis")
+        return PCACodec.load(basis) if basis is not None else PCACodec()
+    if name == "tiny-random":
+        from .vae import tiny_random_vae
+
+        return tiny_random_vae(**_options(name, options, ("seed",)))
+    raise LatentError(f"unknown codec {name!r}; use one of {', '.join(CODEC_NAMES)}")
+
+
+def _options(name: str, options: dict[str, Any], allowed: tuple[str, ...]) -> dict[str, Any]:
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        takes = ", ".join(allowed) if allowed else "none"
+        raise LatentError(f"codec {name!r} has no option {unknown[0]!r} (its options: {takes})")
+    return options
+
+
+def parse_dtype(dtype: str | torch.dtype) -> torch.dtype:
+    """``"bf16"``, ``"float16"``, ``torch.float32``... as a ``torch.dtype``."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    try:
+        return DTYPES[str(dtype).lower()]
+    except KeyError:
+        raise LatentError(f"unknown dtype {dtype!r}; use float32, float16 or bfloat16") from None
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    """``torch.bfloat16`` -> ``"bfloat16"``."""
+    return str(dtype).removeprefix("torch.")
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` is CUDA when available, else CPU; an unavailable CUDA device is a clear error."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise LatentError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise LatentError(f"--device {device} asked for CUDA but this torch ({torch.__version__}) sees no CUDA device; use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise LatentError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) are visible")
+    return dev
+
+
+def resolve_dtype(dtype: str | torch.dtype, device: torch.device, codec_name: str) -> torch.dtype:
+    """``"auto"``: bfloat16 for VAEs on CUDA (float16 where bf16 is unsupported), else float32.
+
+    bf16 keeps fp32's range, so the encoder cannot overflow; its latents differ
+    from fp32 by well under the noise of any later stage. PCA is a few
+    multiply-adds per pixel and always runs in float32 unless asked otherwise.
+    """
+    if str(dtype) != "auto":
+        return parse_dtype(dtype)
+    if device.type == "cuda" and codec_name != "pca":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32

@@ -1,0 +1,478 @@
+"""``extract_latents``: a scene's images to ``SCENE/features_sd_turbo/<stem>.pt``.
+
+Compatible with the original ``scripts/extract_features.py``: images from
+``SCENE/images_4`` (any folder with ``images``), one unscaled float32 latent
+``[4, H/8, W/8]`` per image, named by the image's stem. On top of it:
+
+* Speed: images of one size are batched; CPU workers decode the next batches
+  while the device encodes (``torch.inference_mode``, bf16 on CUDA,
+  ``channels_last``); finished latents are written by a thread pool.
+* Resumable: each file is written to a temporary name and renamed. A re-run
+  skips latents that exist with the shape their image needs; ``overwrite``
+  re-encodes everything. ``manifest.json`` (written before the first latent)
+  records codec, model, dtype and sizes; a request that disagrees with it is
+  an error rather than a folder of mixed latents. Options left unset
+  (``codec``, ``model``, ``revision``, ``dtype``) follow the manifest.
+* Multi-GPU: under ``accelerate launch`` each process encodes its share of the
+  image list (``split_between_processes``); no file is written twice.
+* ``pca`` is fitted on the training split when the folder is a scene with
+  poses (test views stay unseen), else on all images; its basis is saved in
+  the folder before any latent, and a resumed run reuses it.
+* ``sample``: latents are posterior draws, as the original script made them;
+  image ``stem``'s draw is seeded from ``(seed, stem)``, so it does not depend
+  on batching, resumption or the number of processes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import zlib
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+
+from splatent_data import Split
+
+from .codec import CODEC_NAMES, DEFAULT_CODEC, LatentCodec, dtype_name, load_codec, resolve_device, resolve_dtype
+from .errors import LatentError
+from .files import LATENT_SUFFIX, load_latent, save_latent
+from .images import ImageBatches, ImageItem, batches_by_size, find_image_dir, probe_images
+from .manifest import MANIFEST_NAME, LatentManifest
+from .pca import BASIS_FILENAME, PCACodec
+from .progress import progress_bar
+
+logger = logging.getLogger("splatent")
+
+DEFAULT_OUTPUT = "features_sd_turbo"
+# Pixels per batch: 16 images of 512x512 keep an H100 busy within a few GB in bf16.
+PIXEL_BUDGET = {("cuda", "vae"): 16 * 512 * 512, ("cpu", "vae"): 4 * 512 * 512}
+PCA_PIXEL_BUDGET = 64 * 512 * 512
+PENDING_WRITES = 256
+
+
+@dataclass
+class ExtractResult:
+    """What a run did. ``failed`` maps file names to reasons; ``seconds`` is the encoding time."""
+
+    output: Path
+    codec: str
+    dtype: str
+    written: list[str]
+    skipped: list[str]
+    failed: dict[str, str]
+    seconds: float
+
+    @property
+    def images_per_second(self) -> float:
+        return len(self.written) / self.seconds if self.seconds > 0 else 0.0
+
+    def summary(self) -> str:
+        """One line: counts, folder, codec and speed."""
+        rate = f", {self.images_per_second:.1f} images/s" if self.written else ""
+        return (f"{len(self.written)} encoded, {len(self.skipped)} skipped, {len(self.failed)} failed "
+                f"-> {self.output} ({self.codec}, {self.dtype}{rate})")
+
+
+def extract_latents(
+    scene: str | Path,
+    output: str | Path = DEFAULT_OUTPUT,
+    images: str | Path | None = None,
+    codec: str | LatentCodec | None = None,
+    model: str | None = None,
+    revision: str | None = None,
+    device: str = "auto",
+    dtype: str = "auto",
+    batch_size: int | None = None,
+    workers: int | None = None,
+    sample: bool = False,
+    seed: int = 0,
+    overwrite: bool = False,
+    fail_fast: bool = False,
+    compile: bool = False,
+    split: Split | None = None,
+    progress: bool = False,
+) -> ExtractResult:
+    """Encode every image of a scene (or image folder) into a latents folder.
+
+    Args:
+        scene: Scene folder (with ``images_4/`` or ``images/``), or a folder of images.
+        output: Latents folder name under ``scene``, or an absolute path.
+        images: Image folder under ``scene`` (``images_4``) or a path; see :func:`find_image_dir`.
+        codec: ``sd-vae``, ``pca``, ``tiny-random`` or a built codec; None: the folder's manifest, else ``sd-vae``.
+        model, revision: The ``sd-vae`` weights (hub id or local folder); None: the manifest's, else SD-Turbo.
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` (under ``accelerate launch``, ``auto`` is the process's GPU).
+        dtype: Encoder precision: ``auto`` (the manifest's; else bf16 for VAEs on CUDA, float32 otherwise) or a name.
+        batch_size: Images per batch; None fills a pixel budget per image size.
+        workers: CPU processes decoding images; None picks from the core count.
+        sample: Store posterior draws instead of the posterior mean.
+        seed: Seeds the draws (with each image's stem).
+        overwrite: Re-encode everything (and refit ``pca``), replacing what the folder holds.
+        fail_fast: Stop at the first unreadable image instead of reporting all at the end.
+        compile: ``torch.compile`` the VAE encoder (worth it only for large scenes).
+        split: The train/test split whose train views fit ``pca``; None: the scene's LLFF split.
+        progress: Show a progress bar.
+    """
+    scene = Path(scene).expanduser()
+    image_dir = find_image_dir(scene, images)
+    out_dir = scene / Path(output).expanduser()
+    procs = _Processes()
+
+    items, failed = probe_images(image_dir)
+    if failed and fail_fast:
+        name, reason = next(iter(failed.items()))
+        raise LatentError(f"{image_dir / name}: {reason}")
+
+    previous = _previous_manifest(out_dir, overwrite)
+    name, config = _requested_codec(codec, model, revision, previous)
+    dev = procs.device if (procs.count > 1 and device == "auto") else resolve_device(device)
+    run_dtype = resolve_dtype(previous.dtype if (dtype == "auto" and previous) else dtype, dev, name)
+    request = LatentManifest(
+        codec=name, codec_config=config, dtype=dtype_name(run_dtype), count=0, sizes={},
+        sample=sample, seed=seed if sample else None, images=_relative(image_dir, scene),
+    )
+    if previous is not None:
+        _check_resumable(previous, request, out_dir)
+        request.sizes = {s: hw for s, hw in previous.sizes.items() if (out_dir / f"{s}{LATENT_SUFFIX}").is_file()}
+
+    if procs.is_main:
+        if overwrite:
+            _clear(out_dir, items)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temporaries(out_dir)
+    built = codec if isinstance(codec, LatentCodec) else None
+    if name == "pca":
+        if procs.is_main:
+            built = _pca_codec(built, out_dir, scene, image_dir, items, split, overwrite or previous is None, workers, fail_fast)
+        procs.barrier()
+        built = built if procs.is_main else PCACodec.load(out_dir / BASIS_FILENAME)
+    elif built is None:
+        built = load_codec(name, **{k: v for k, v in config.items() if k != "name"}, **({"compile": True} if compile else {}))
+    if sample and name == "pca":
+        raise LatentError("the pca codec is deterministic: it has no posterior to sample; drop --sample")
+    built.to(dev, run_dtype)
+    request.scaling_factor = built.scaling_factor
+    request.channels, request.downsample = built.channels, built.downsample
+    if built.downsample != 8 or built.channels != 4:
+        raise LatentError(f"codec {name} makes {built.channels}-channel latents at 1/{built.downsample}; extraction needs 4 channels at 1/8")
+    if procs.is_main:
+        request.count = len(request.sizes)
+        request.save(out_dir)
+    procs.barrier()
+
+    mine = procs.split(items)
+    todo, skipped = _split_done(mine, out_dir, overwrite)
+    done_sizes = {item.stem: list(item.encoded_size) for item in skipped}
+    written: list[str] = []
+    start = time.perf_counter()
+    try:
+        _encode(built, todo, out_dir, dev, run_dtype, batch_size, workers, sample, seed, fail_fast,
+                procs, progress, written, done_sizes, failed)
+    finally:
+        seconds = time.perf_counter() - start
+        if procs.count == 1:  # a failing process cannot meet the others, so only a lone one saves on errors
+            _update_manifest(request, out_dir, items, [(done_sizes, failed)])
+    if procs.count > 1:
+        gathered = procs.gather((done_sizes, failed, written, [i.stem for i in skipped]))
+        if procs.is_main:
+            _update_manifest(request, out_dir, items, [(d, f) for d, f, _, _ in gathered])
+        failed = {k: v for _, f, _, _ in gathered for k, v in f.items()}
+        written = [s for _, _, w, _ in gathered for s in w]
+        skipped_stems = [s for _, _, _, k in gathered for s in k]
+        procs.barrier()
+    else:
+        skipped_stems = [i.stem for i in skipped]
+    return ExtractResult(out_dir, name, request.dtype, sorted(written), sorted(skipped_stems), failed, seconds)
+
+
+def _encode(codec, todo, out_dir, dev, dtype, batch_size, workers, sample, seed, fail_fast,
+            procs, progress, written, done_sizes, failed) -> None:
+    """Encode ``todo`` batch by batch; appends to ``written``, ``done_sizes``, ``failed`` as it goes."""
+    kind = "pca" if codec.name == "pca" else "vae"
+    budget = PCA_PIXEL_BUDGET if kind == "pca" else PIXEL_BUDGET[("cuda" if dev.type == "cuda" else "cpu", kind)]
+    batches = batches_by_size(todo, batch_size, budget)
+    pending: dict[Future, ImageItem] = {}
+
+    def finish(future: Future) -> None:
+        item = pending.pop(future)
+        try:
+            future.result()
+        except OSError as exc:
+            raise LatentError(f"cannot write {out_dir / (item.stem + LATENT_SUFFIX)}: {exc.strerror or exc}; check the disk") from None
+        written.append(item.stem)
+        done_sizes[item.stem] = list(item.encoded_size)
+
+    with ExitStack() as stack:
+        pool = stack.enter_context(ThreadPoolExecutor(max_workers=2, thread_name_prefix="splatent-write"))
+        stack.enter_context(torch.inference_mode())
+        stack.enter_context(_cudnn_benchmark(dev.type == "cuda"))
+        advance = stack.enter_context(progress_bar("extract", len(todo), progress and procs.is_main))
+        def drain(raise_errors: bool) -> None:
+            errors = []
+            for future in list(pending):
+                try:
+                    finish(future)
+                except LatentError as exc:
+                    errors.append(exc)
+            if errors and raise_errors:
+                raise errors[0]
+
+        try:
+            for images, good, bad in _loader(todo, batches, workers, procs.count, dev):
+                for file_name, reason in bad.items():
+                    if fail_fast:
+                        raise LatentError(reason)
+                    failed[file_name] = reason
+                if good:
+                    batch = [todo[i] for i in good]
+                    generators = [torch.Generator().manual_seed(_image_seed(seed, i.stem)) for i in batch] if sample else None
+                    x = images.to(dev, non_blocking=True).to(dtype).div_(255.0)
+                    latents = codec.encode(x, sample=sample, generator=generators).float()
+                    finite = torch.isfinite(latents).flatten(1).all(1).cpu()
+                    latents = latents.cpu()
+                    for j, item in enumerate(batch):
+                        if not finite[j]:
+                            reason = f"the encoder gave NaN/inf latents in {dtype_name(dtype)}; re-run with --dtype float32"
+                            if fail_fast:
+                                raise LatentError(f"{item.path}: {reason}")
+                            failed[item.path.name] = reason
+                            continue
+                        pending[pool.submit(save_latent, out_dir / f"{item.stem}{LATENT_SUFFIX}", latents[j])] = item
+                for future in [f for f in pending if f.done()]:
+                    finish(future)
+                while len(pending) > PENDING_WRITES:
+                    finish(next(iter(pending)))
+                advance(len(good) + len(bad))
+        except BaseException:
+            drain(raise_errors=False)  # latents already computed are still written whole
+            raise
+        drain(raise_errors=True)
+
+
+def _loader(todo: list[ImageItem], batches: list[list[int]], workers: int | None, processes: int, dev: torch.device):
+    if workers is None:
+        workers = min(8, max(0, (os.cpu_count() or 1) // processes - 1))
+    workers = min(workers, len(batches))
+    return torch.utils.data.DataLoader(
+        ImageBatches(todo, batches), batch_size=None, shuffle=False, num_workers=workers,
+        pin_memory=dev.type == "cuda", prefetch_factor=4 if workers else None,
+    )
+
+
+def _image_seed(seed: int, stem: str) -> int:
+    return (seed * 1_000_003 + zlib.crc32(stem.encode())) % 2**63
+
+
+@contextmanager
+def _cudnn_benchmark(enabled: bool) -> Iterator[None]:
+    """Let cuDNN time its convolution algorithms: batches repeat the same shapes."""
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = before or enabled
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = before
+
+
+def _split_done(items: list[ImageItem], out_dir: Path, overwrite: bool) -> tuple[list[ImageItem], list[ImageItem]]:
+    """``(to encode, already done)``: a latent is done when it loads with the shape its image needs."""
+    if overwrite:
+        return list(items), []
+    todo, done, stale = [], [], 0
+    for item in items:
+        path = out_dir / f"{item.stem}{LATENT_SUFFIX}"
+        if path.is_file():
+            height, width = item.encoded_size
+            try:
+                load_latent(path, shape=(4, height // 8, width // 8))
+                done.append(item)
+                continue
+            except LatentError as exc:
+                logger.debug("re-encoding %s: %s", path.name, exc)
+                stale += 1
+        todo.append(item)
+    if stale:
+        logger.info("%d latent file(s) in %s do not match their image (size changed or unreadable) and are re-encoded", stale, out_dir)
+    return todo, done
+
+
+def _previous_manifest(out_dir: Path, overwrite: bool) -> LatentManifest | None:
+    """The folder's manifest when resuming; refuses latents of unknown origin."""
+    if overwrite or not out_dir.is_dir():
+        return None
+    if (out_dir / MANIFEST_NAME).is_file():
+        return LatentManifest.load(out_dir)
+    foreign = sorted(out_dir.glob(f"*{LATENT_SUFFIX}"))
+    if foreign:
+        raise LatentError(
+            f"{out_dir} holds {len(foreign)} latent file(s) but no {MANIFEST_NAME}, so their codec is unknown "
+            f"(written by another tool?); pass --overwrite to re-encode them or choose another --output"
+        )
+    return None
+
+
+def _requested_codec(codec: str | LatentCodec | None, model: str | None, revision: str | None,
+                     previous: LatentManifest | None) -> tuple[str, dict[str, Any]]:
+    """Codec name and the config the manifest will record; unset options follow ``previous``."""
+    if isinstance(codec, LatentCodec):
+        if model or revision:
+            raise LatentError("pass model and revision to load_codec, not with an already built codec")
+        config = codec.config()
+        return codec.name, ({**config, "basis": BASIS_FILENAME} if codec.name == "pca" else config)
+    name = codec or (previous.codec if previous else DEFAULT_CODEC)
+    base = previous.codec_config if previous is not None and previous.codec == name else {}
+    if name != "sd-vae" and (model or revision):
+        raise LatentError(f"--model and --revision choose sd-vae weights; codec {name} has none")
+    if name == "sd-vae":
+        from .vae import DEFAULT_MODEL, resolve_model
+
+        chosen = resolve_model(model)[0] if model else base.get("model", DEFAULT_MODEL)
+        return name, {"name": name, "model": chosen, "revision": revision if revision is not None else base.get("revision")}
+    if name == "tiny-random":
+        return name, {"name": name, "seed": base.get("seed", 0)}
+    if name == "pca":
+        return name, {"name": name, "basis": BASIS_FILENAME}
+    raise LatentError(f"unknown codec {name!r}; use one of {', '.join(CODEC_NAMES)}")
+
+
+def _check_resumable(previous: LatentManifest, request: LatentManifest, out_dir: Path) -> None:
+    """Refuse to add latents to a folder whose manifest describes different ones."""
+    keys = sorted((set(previous.codec_config) | set(request.codec_config)) - {"name", "basis"})
+    differences = [("codec", previous.codec, request.codec)]
+    differences += [(k, previous.codec_config.get(k), request.codec_config.get(k)) for k in keys]
+    differences += [(k, getattr(previous, k), getattr(request, k)) for k in ("dtype", "sample", "seed", "images")]
+    for key, old, new in differences:
+        if old != new:
+            if key == "sample":
+                resume = "pass --sample" if old else "drop --sample"
+            else:
+                resume = f"pass --{key} {old}"
+            raise LatentError(f"{out_dir} holds latents made with {key}={old} but this run asks for {key}={new}; "
+                              f"{resume} to resume, --overwrite to replace them, or choose another --output")
+
+
+def _clear(out_dir: Path, items: list[ImageItem]) -> None:
+    """``overwrite``: drop the old manifest, basis and the latents this run re-encodes, before writing any."""
+    for path in [out_dir / MANIFEST_NAME, out_dir / BASIS_FILENAME] + [out_dir / f"{i.stem}{LATENT_SUFFIX}" for i in items]:
+        path.unlink(missing_ok=True)
+    others = sorted(out_dir.glob(f"*{LATENT_SUFFIX}")) if out_dir.is_dir() else []
+    if others:
+        logger.warning("%s keeps %d latent file(s) of images not in this run (e.g. %s); they are not from this codec",
+                       out_dir, len(others), others[0].name)
+
+
+def _remove_stale_temporaries(out_dir: Path) -> None:
+    """Temporary files of a killed run (``.<stem>.pt.<pid>.tmp``), never read as latents."""
+    for path in out_dir.glob(f".*{LATENT_SUFFIX}.*.tmp"):
+        path.unlink(missing_ok=True)
+
+
+def _pca_codec(given: LatentCodec | None, out_dir: Path, scene: Path, image_dir: Path, items: list[ImageItem],
+               split: Split | None, refit: bool, workers: int | None, fail_fast: bool) -> PCACodec:
+    """The folder's basis when resuming; else fit one (train views only when there are poses) and save it."""
+    basis = out_dir / BASIS_FILENAME
+    if isinstance(given, PCACodec) and given.fitted:
+        given.save(basis)
+        return given
+    if not refit and basis.is_file():
+        codec = PCACodec.load(basis)
+        logger.info("reusing the pca basis in %s (fitted on %s)", basis, codec.fit_info.get("fitted_on", "?"))
+        return codec
+    chosen, how = _fit_images(scene, image_dir, items, split)
+    batches = batches_by_size(chosen, None, PCA_PIXEL_BUDGET)
+
+    def stream():
+        for images, _, bad in _loader(chosen, batches, workers, 1, torch.device("cpu")):
+            if bad and fail_fast:
+                raise LatentError(next(iter(bad.values())))
+            if len(images):
+                yield images.float().div_(255.0)
+
+    codec = PCACodec.fit(stream(), {"fitted_on": how})
+    logger.info("fitted the pca basis on %s", how)
+    codec.save(basis)
+    return codec
+
+
+def _fit_images(scene: Path, image_dir: Path, items: list[ImageItem], split: Split | None) -> tuple[list[ImageItem], str]:
+    """The images a pca basis is fitted on, and how they were chosen."""
+    from splatent_data import load_scene, split_scene
+    from splatent_data.colmap import find_model
+    from splatent_data.nerf import find_transforms
+
+    if split is None and (find_transforms(scene) is not None or find_model(scene) is not None):
+        posed = load_scene(scene, images=_relative(image_dir, scene))
+        split = split_scene(posed)
+    if split is None:
+        return items, f"all {len(items)} images (no poses in {scene}, so no train/test split)"
+    train = set(split.train)
+    chosen = [item for item in items if item.stem in train]
+    if not chosen:
+        raise LatentError(f"none of the {len(items)} images in {image_dir} is a training view of the split; "
+                          f"check the image names against the poses")
+    return chosen, f"the {len(chosen)} training views ({len(items) - len(chosen)} test views stay unseen)"
+
+
+def _update_manifest(request: LatentManifest, out_dir: Path, items: list[ImageItem],
+                     outcomes: list[tuple[dict[str, list[int]], dict[str, str]]]) -> None:
+    """Record every latent verified or written; stems of this run's images that failed are dropped."""
+    current = {item.stem for item in items}
+    sizes = {s: hw for s, hw in request.sizes.items() if s not in current}
+    for done, _ in outcomes:
+        sizes.update(done)
+    request.sizes = dict(sorted(sizes.items()))
+    request.count = len(request.sizes)
+    request.save(out_dir)
+
+
+def _relative(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` when inside it (``images_4``, ``.``), else absolute."""
+    try:
+        return str(path.resolve().relative_to(root.resolve())) or "."
+    except ValueError:
+        return str(path.resolve())
+
+
+class _Processes:
+    """This process among those ``accelerate launch`` started; a lone process without it."""
+
+    def __init__(self) -> None:
+        self.state = None
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            try:
+                from accelerate import PartialState
+            except ImportError:
+                raise LatentError("started as several processes but accelerate is not installed; pip install accelerate") from None
+            self.state = PartialState()
+
+    @property
+    def count(self) -> int:
+        return self.state.num_processes if self.state else 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.state.is_main_process if self.state else True
+
+    @property
+    def device(self) -> torch.device:
+        return self.state.device if self.state else resolve_device("auto")
+
+    def split(self, items: list) -> list:
+        if self.state is None:
+            return list(items)
+        with self.state.split_between_processes(list(items)) as mine:
+            return list(mine)
+
+    def barrier(self) -> None:
+        if self.state is not None:
+            self.state.wait_for_everyone()
+
+    def gather(self, value: Any) -> list:
+        from accelerate.utils import gather_object
+
+        return gather_object([value])

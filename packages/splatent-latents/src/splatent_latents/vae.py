@@ -1,0 +1,169 @@
+"""``sd-vae`` and ``tiny-random``: a diffusers ``AutoencoderKL`` as a :class:`LatentCodec`.
+
+diffusers is imported only when a VAE is built, so the ``pca`` codec and the
+file helpers never pay for it.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+
+from .codec import LatentCodec
+from .errors import LatentError
+
+if TYPE_CHECKING:
+    from diffusers import AutoencoderKL
+
+DEFAULT_MODEL = "stabilityai/sd-turbo"
+
+
+def sd_vae_config() -> dict[str, Any]:
+    """The ``AutoencoderKL`` config of SD 2.1 / SD-Turbo's VAE (83.7 M parameters).
+
+    Building it with random weights gives the real architecture and FLOPs,
+    for benchmarks on machines that cannot download the weights.
+    """
+    return dict(
+        in_channels=3, out_channels=3, latent_channels=4,
+        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(128, 256, 512, 512), layers_per_block=2, norm_num_groups=32,
+        act_fn="silu", sample_size=768, scaling_factor=0.18215,
+    )
+
+
+def tiny_vae_config() -> dict[str, Any]:
+    """A tiny ``AutoencoderKL`` with the same structure (4 blocks, so still 8x down, 4 channels)."""
+    return dict(
+        in_channels=3, out_channels=3, latent_channels=4,
+        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(8, 16, 16, 16), layers_per_block=1, norm_num_groups=4,
+        act_fn="silu", sample_size=64, scaling_factor=0.18215,
+    )
+
+
+class VaeCodec(LatentCodec):
+    """A diffusers ``AutoencoderKL`` mapping ``[0, 1]`` images to its unscaled latents.
+
+    Args:
+        vae: The autoencoder; put in eval mode, weights frozen.
+        name: ``"sd-vae"`` or ``"tiny-random"``, recorded in manifests.
+        options: What :func:`load_codec` needs to rebuild it (``model``, ``revision``, ``seed``).
+    """
+
+    def __init__(self, vae: "AutoencoderKL", name: str = "sd-vae", **options: Any):
+        self.vae = vae.eval().requires_grad_(False)
+        self.name = name
+        self.options = options
+        self.downsample = 2 ** (len(vae.config.block_out_channels) - 1)
+        self.channels = int(vae.config.latent_channels)
+
+    @property
+    def scaling_factor(self) -> float:
+        return float(self.vae.config.scaling_factor)
+
+    @property
+    def device(self) -> torch.device:
+        return self.vae.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.vae.dtype
+
+    def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> "VaeCodec":
+        # nn.Module.to: diffusers' override warns about float32-only modules on every cast, and this VAE has none.
+        torch.nn.Module.to(self.vae, device=device, dtype=dtype)
+        if self.device.type == "cuda":
+            # cuDNN's fastest half-precision convolutions read NHWC.
+            torch.nn.Module.to(self.vae, memory_format=torch.channels_last)
+        return self
+
+    def compile(self) -> "VaeCodec":
+        """``torch.compile`` the encoder: minutes of warm-up, then faster batches of one size."""
+        self.vae.encoder.compile()
+        return self
+
+    def _input(self, x: Tensor) -> Tensor:
+        x = x.to(self.device, self.dtype, non_blocking=True)
+        if self.device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def encode(
+        self,
+        images: Tensor,  # [B, 3, H, W] in [0, 1]
+        sample: bool = False,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+    ) -> Tensor:  # [B, 4, H/8, W/8]
+        self.check_images(images)
+        posterior = self.vae.encode(self._input(images) * 2.0 - 1.0).latent_dist
+        return posterior.sample(generator=generator) if sample else posterior.mean
+
+    def decode(self, latents: Tensor) -> Tensor:  # [B, 4, h, w] -> [B, 3, 8h, 8w]
+        self.check_latents(latents)
+        images = self.vae.decode(self._input(latents)).sample
+        return ((images + 1.0) / 2.0).clamp_(0.0, 1.0)
+
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name, **self.options}
+
+
+def load_sd_vae(model: str | Path = DEFAULT_MODEL, revision: str | None = None, compile: bool = False) -> VaeCodec:
+    """``AutoencoderKL.from_pretrained(model, subfolder="vae")`` as a codec.
+
+    ``model`` is a hub id or a local folder: a diffusers pipeline folder (with
+    ``vae/``) or a VAE folder (``config.json`` + weights). Where the weights
+    cannot be had, one line says so and names the alternatives.
+    """
+    from diffusers import AutoencoderKL
+
+    model_id, subfolder = resolve_model(model)
+    try:
+        with warnings.catch_warnings():  # diffusers passes huggingface_hub an argument newer versions deprecate
+            warnings.filterwarnings("ignore", message=".*local_dir_use_symlinks.*")
+            vae = AutoencoderKL.from_pretrained(model_id, subfolder=subfolder, revision=revision)
+    except (OSError, ValueError) as exc:  # hub errors are OSError subclasses; bad ids raise ValueError
+        raise LatentError(_load_failure(model_id, revision, exc)) from None
+    codec = VaeCodec(vae, "sd-vae", model=model_id, revision=revision)
+    return codec.compile() if compile else codec
+
+
+def resolve_model(model: str | Path) -> tuple[str, str | None]:
+    """``(id or absolute folder, subfolder)`` for ``from_pretrained``; a missing local folder is an error."""
+    model_id = str(model)
+    local = Path(model_id).expanduser()
+    if local.is_dir():
+        if (local / "vae" / "config.json").is_file():
+            return str(local.resolve()), "vae"
+        if (local / "config.json").is_file():
+            return str(local.resolve()), None
+        raise LatentError(f"model folder {local} holds neither vae/config.json nor config.json; pass a diffusers model folder or its vae/ folder")
+    if model_id.startswith((".", "/", "~")) or model_id.count("/") > 1:
+        raise LatentError(f"model folder {model_id} does not exist; pass a hub id (e.g. {DEFAULT_MODEL}) or an existing folder")
+    return model_id, "vae"
+
+
+def _load_failure(model: str, revision: str | None, exc: BaseException) -> str:
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+    first = " ".join(str(exc).split("\n")[0].split())
+    reason = "offline (HF_HUB_OFFLINE is set) and not in the Hugging Face cache" if offline else (first[:200] or type(exc).__name__)
+    at = f" at revision {revision}" if revision else ""
+    return (
+        f"cannot load the VAE of {model!r}{at}: {reason}; pass a local model folder with --model PATH, "
+        f"download it once online so HF_HUB_OFFLINE=1 finds it in the cache, or use --codec pca (no weights needed)"
+    )
+
+
+def tiny_random_vae(seed: int = 0) -> VaeCodec:
+    """A tiny ``AutoencoderKL`` with weights drawn from ``seed``: exercises the diffusers path, not quality."""
+    from diffusers import AutoencoderKL
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        vae = AutoencoderKL(**tiny_vae_config())
+    return VaeCodec(vae, "tiny-random", seed=seed)
