@@ -1,1 +1,37 @@
-"""placeholder"""
+"""splatent-model: the single-step SD-Turbo enhancer with grid attention over reference views.
+
+A rendered latent and its k nearest training-view latents are tiled into one
+latent and go through SD-Turbo's UNet once, at a fixed timestep, followed by one
+DDPM x0 step; the target's tile is the enhanced latent.
+"""
+
+from .checkpoint import (
+    apply_overrides, convert_original_checkpoint, load_enhancer, load_original_checkpoint, read_original_checkpoint,
+    read_prompt_embeds, save_enhancer,
+)
+from .configs import (
+    DEFAULT_PROMPT, DEFAULT_TIMESTEP, SD_SCALING_FACTOR, SD_TURBO, TINY, sd_turbo_scheduler_config,
+    sd_turbo_text_config, sd_turbo_unet_config, tiny_text_config, tiny_unet_config,
+)
+from .enhancer import SplatentEnhancer
+from .errors import CheckpointError, EnhanceInputError, WeightsUnavailableError
+from .grid import grid_shape, tile_views, untile_views
+from .inference import EnhanceResult, collect_inputs, enhance_dataset, enhance_files, match_references, write_video
+from .metrics import latent_psnr, psnr, ssim
+from .prompt import PromptEncoder, tiny_prompt_encoder, tiny_tokenizer
+from .runtime import RuntimeOptions, decode_images, enhance_latents, prepare_codec, prepare_enhancer, to_uint8
+from .step import alpha_bar, make_scheduler, one_step_denoise
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CheckpointError", "DEFAULT_PROMPT", "DEFAULT_TIMESTEP", "EnhanceInputError", "EnhanceResult", "PromptEncoder",
+    "RuntimeOptions", "SD_SCALING_FACTOR", "SD_TURBO", "SplatentEnhancer", "TINY", "WeightsUnavailableError",
+    "alpha_bar", "apply_overrides", "collect_inputs", "convert_original_checkpoint", "decode_images",
+    "enhance_dataset", "enhance_files", "enhance_latents", "grid_shape", "latent_psnr", "load_enhancer",
+    "load_original_checkpoint", "make_scheduler", "match_references", "one_step_denoise", "prepare_codec",
+    "prepare_enhancer", "psnr", "read_original_checkpoint", "read_prompt_embeds", "save_enhancer",
+    "sd_turbo_scheduler_config", "sd_turbo_text_config", "sd_turbo_unet_config", "ssim", "tile_views",
+    "tiny_prompt_encoder", "tiny_text_config", "tiny_tokenizer", "tiny_unet_config", "to_uint8", "untile_views",
+    "write_video",
+]

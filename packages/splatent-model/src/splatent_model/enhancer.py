@@ -1,0 +1,244 @@
+"""``SplatentEnhancer``: SD-Turbo's UNet run once over a grid of the target and its references.
+
+A diffusers-style model (``ModelMixin`` + ``ConfigMixin``): the config says which
+base model, timestep, reference count, layout, prompt and latent scaling it was
+trained with, and a checkpoint folder (``config.json`` + ``unet.safetensors``) is
+the unit of exchange. The noise schedule enters only through ᾱ_t of the fixed
+timestep, in :func:`splatent_model.step.one_step_denoise`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any
+
+import torch
+from diffusers import UNet2DConditionModel
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
+from torch import Tensor
+
+from .base import is_tiny, load_base_scheduler_config, load_base_unet
+from .configs import (
+    DEFAULT_PROMPT, DEFAULT_TIMESTEP, SD_SCALING_FACTOR, SD_TURBO, TINY, sd_turbo_scheduler_config,
+    sd_turbo_unet_config, tiny_unet_config,
+)
+from .errors import CheckpointError, EnhanceInputError
+from .grid import grid_shape, tile_views, untile_views
+from .step import alpha_bar, make_scheduler, one_step_denoise, scheduler_clip
+
+logger = logging.getLogger("splatent")
+
+LAYOUTS = ("grid",)
+TINY_SEED = 0
+
+
+class SplatentEnhancer(ModelMixin, ConfigMixin):
+    """The single-step enhancer. Call it on ``[B, 1 + k, 4, h, w]`` latents, target first.
+
+    Args:
+        unet_config: ``UNet2DConditionModel`` config (default: SD-Turbo's).
+        scheduler_config: ``DDPMScheduler`` config giving ᾱ_t (default: SD-Turbo's).
+        base_model: Hub id or folder the weights start from (``stabilityai/sd-turbo``), or ``tiny``.
+        timestep: The fixed timestep t the rendered latent is treated as x_t at.
+        top_k: Reference views per target the model was trained with.
+        layout: How views are combined; ``grid`` (row-major tiles, target top-left).
+        prompt: The text prompt it was trained with.
+        scale: Multiply input latents by ``scaling_factor`` and divide outputs by it.
+        scaling_factor: The codec's latent scaling factor (0.18215 for SD's VAE).
+        codec: Config of the latent codec (``splatent_latents.load_codec(**codec)``) for encode/decode.
+    """
+
+    config_name = "config.json"
+    _supports_gradient_checkpointing = True
+
+    @register_to_config
+    def __init__(
+        self,
+        unet_config: dict[str, Any] | None = None,
+        scheduler_config: dict[str, Any] | None = None,
+        base_model: str = SD_TURBO,
+        timestep: int = DEFAULT_TIMESTEP,
+        top_k: int = 3,
+        layout: str = "grid",
+        prompt: str = DEFAULT_PROMPT,
+        scale: bool = True,
+        scaling_factor: float = SD_SCALING_FACTOR,
+        codec: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        if layout not in LAYOUTS:
+            raise CheckpointError(f"unknown layout {layout!r}; supported: {', '.join(LAYOUTS)}")
+        grid_shape(top_k + 1)
+        self.unet = UNet2DConditionModel.from_config(dict(unet_config or sd_turbo_unet_config()))
+        with torch.device("cpu"):  # the schedule stays real even when the UNet is built on the meta device
+            self.scheduler = make_scheduler(dict(scheduler_config or sd_turbo_scheduler_config()))
+        alpha_bar(self.scheduler, timestep)
+        self.prompt_cache: dict[str, Tensor] = {}
+        self._prompt_encoder = None
+        self.channels_last = False  # set by splatent_model.runtime.prepare_enhancer
+        self.compile_mode: str | None = None
+        self.runtime_options = None
+
+    # ----------------------------------------------------------------- construction
+
+    @classmethod
+    def from_base(cls, base_model: str = SD_TURBO, torch_dtype: torch.dtype | None = None, **config: Any) -> "SplatentEnhancer":
+        """An untrained enhancer: the base model's pretrained UNet and schedule (``tiny``: seeded random)."""
+        if is_tiny(base_model):
+            return cls.tiny(**config)
+        unet = load_base_unet(base_model, torch_dtype=torch_dtype)
+        scheduler = config.pop("scheduler_config", None) or load_base_scheduler_config(base_model) \
+            or sd_turbo_scheduler_config()
+        with _on_meta():
+            model = cls(unet_config=dict(unet.config), scheduler_config=scheduler, base_model=str(base_model), **config)
+        model.unet = unet
+        return model
+
+    @classmethod
+    def tiny(cls, seed: int = TINY_SEED, **config: Any) -> "SplatentEnhancer":
+        """The CPU-test preset: a ~0.8M-parameter UNet, seeded, with the SD-Turbo schedule."""
+        config.setdefault("codec", {"name": "tiny-random"})
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return cls(unet_config=tiny_unet_config(), base_model=TINY, **config)
+
+    def base_unet_state(self) -> dict[str, Tensor]:
+        """The base model's UNet weights, which a delta checkpoint is stored against."""
+        base = self.config.base_model
+        if is_tiny(base):
+            return SplatentEnhancer.tiny().unet.state_dict()
+        return load_base_unet(base).state_dict()
+
+    # ----------------------------------------------------------------- properties
+
+    @property
+    def scale_factor(self) -> float:
+        """What input latents are multiplied by before the UNet (1 when ``scale`` is off)."""
+        return float(self.config.scaling_factor) if self.config.scale else 1.0
+
+    @property
+    def num_views(self) -> int:
+        return int(self.config.top_k) + 1
+
+    # ----------------------------------------------------------------- prompts
+
+    def prompt_embeds(self, prompt: str | None = None) -> Tensor:
+        """The cached embedding of ``prompt`` (default: the config's), ``[1, L, D]`` on the UNet's device and dtype.
+
+        Computed once with the base model's text encoder when not cached yet (and
+        not stored in the checkpoint folder).
+        """
+        prompt = self.config.prompt if prompt is None else prompt
+        if prompt not in self.prompt_cache:
+            self.encode_prompts([prompt])
+        embeds = self.prompt_cache[prompt]
+        if embeds.device != self.device or embeds.dtype != self.dtype:
+            embeds = embeds.to(self.device, self.dtype)
+            self.prompt_cache[prompt] = embeds
+        return embeds
+
+    def encode_prompts(self, prompts: list[str], release: bool = True) -> None:
+        """Embed the prompts not cached yet with the base model's text encoder, then (``release``) free it."""
+        missing = sorted({p for p in prompts if p not in self.prompt_cache})
+        if not missing:
+            return
+        if self._prompt_encoder is None:
+            from .prompt import PromptEncoder
+
+            device = self.device if self.device.type != "meta" else torch.device("cpu")
+            self._prompt_encoder = PromptEncoder.from_base(self.config.base_model, device=device)
+        embeds = self._prompt_encoder.encode(missing)
+        expected = self.unet.config.cross_attention_dim
+        if embeds.shape[-1] != expected:
+            raise CheckpointError(
+                f"the text encoder of {self.config.base_model} gives {embeds.shape[-1]}-d embeddings but the UNet "
+                f"cross-attends to {expected}-d ones; use the base model the checkpoint was trained from")
+        for prompt, e in zip(missing, embeds):
+            self.prompt_cache[prompt] = e[None].detach()
+        if release:
+            self._prompt_encoder = None
+
+    def set_prompt_encoder(self, encoder) -> None:
+        """Use an already loaded :class:`~splatent_model.prompt.PromptEncoder` (kept until released)."""
+        self._prompt_encoder = encoder
+
+    # ----------------------------------------------------------------- the model
+
+    def denoise_grid(self, grid: Tensor, prompt_embeds: Tensor, timestep: int | None = None) -> Tensor:
+        """One UNet pass and one scheduler step on tiled, scaled latents.
+
+        Args:
+            grid: ``[B, C, H, W]`` x_t (float32 or the UNet's dtype).
+            prompt_embeds: ``[1 or B, L, D]``.
+            timestep: Overrides the config's.
+
+        Returns:
+            ``[B, C, H, W]`` x0 in float32.
+        """
+        t = int(self.config.timestep if timestep is None else timestep)
+        x_t = grid.to(self.dtype)
+        if self.channels_last:
+            x_t = x_t.contiguous(memory_format=torch.channels_last)
+        embeds = prompt_embeds.to(self.dtype).expand(grid.shape[0], -1, -1)
+        t_tensor = torch.tensor(t, device=grid.device, dtype=torch.long)
+        model_output = self.unet(x_t, t_tensor, encoder_hidden_states=embeds, return_dict=False)[0]
+        return one_step_denoise(grid, model_output, alpha_bar(self.scheduler, t),
+                                self.scheduler.config.prediction_type, scheduler_clip(self.scheduler))
+
+    def forward(
+        self,
+        latents: Tensor,  # [B, V, 4, h, w] unscaled codec latents, view 0 the target
+        prompt_embeds: Tensor | None = None,  # [1 or B, L, D]; default: the config prompt's
+        timestep: int | None = None,
+        all_views: bool = False,
+    ) -> Tensor:
+        """Enhance the target view of each sample.
+
+        The ``V`` views are tiled into one ``rows × cols`` latent (see
+        :mod:`splatent_model.grid`), multiplied by the scaling factor when ``scale``
+        is set, denoised in one UNet pass and one scheduler step, divided back and
+        cut into tiles.
+
+        Returns:
+            ``[B, 4, h, w]`` the enhanced target in unscaled codec latents (float32), or
+            ``[B, V, 4, h, w]`` every tile with ``all_views``.
+        """
+        if latents.ndim != 5:
+            raise EnhanceInputError(f"latents must be [B, V, C, h, w], got shape {tuple(latents.shape)}")
+        if latents.shape[2] != self.unet.config.in_channels:
+            raise EnhanceInputError(
+                f"latents have {latents.shape[2]} channels; the UNet takes {self.unet.config.in_channels}")
+        if prompt_embeds is None:
+            prompt_embeds = self.prompt_embeds()
+        num_views = latents.shape[1]
+        grid = tile_views(latents.float() * self.scale_factor)
+        x0 = self.denoise_grid(grid, prompt_embeds, timestep)
+        views = untile_views(x0, num_views) / self.scale_factor
+        return views if all_views else views[:, 0]
+
+    # ----------------------------------------------------------------- checkpoints
+
+    def save_pretrained(self, save_directory, delta: bool = False, dtype: torch.dtype | None = None, **_: Any) -> None:  # type: ignore[override]
+        """Write ``config.json``, ``unet.safetensors`` and the cached prompt embeddings; see
+        :func:`splatent_model.checkpoint.save_enhancer`."""
+        from .checkpoint import save_enhancer
+
+        save_enhancer(self, save_directory, delta=delta, dtype=dtype)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, base_model: str | None = None,  # type: ignore[override]
+                        torch_dtype: torch.dtype | None = None, **overrides: Any) -> "SplatentEnhancer":
+        """Load a checkpoint folder (or an original ``.pkl``, or a base model); see
+        :func:`splatent_model.checkpoint.load_enhancer`."""
+        from .checkpoint import load_enhancer
+
+        return load_enhancer(pretrained_model_name_or_path, base_model=base_model, torch_dtype=torch_dtype, **overrides)
+
+
+@contextlib.contextmanager
+def _on_meta():
+    """Build modules without allocating or initialising weights that are about to be replaced."""
+    with torch.device("meta"):
+        yield

@@ -1,0 +1,147 @@
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from splatent_model import (
+    CheckpointError, SplatentEnhancer, WeightsUnavailableError, convert_original_checkpoint, load_enhancer,
+    load_original_checkpoint, read_original_checkpoint, save_enhancer,
+)
+
+
+def _trained(seed: int = 5) -> SplatentEnhancer:
+    """The tiny enhancer with a few layers changed, as fine-tuning would."""
+    model = SplatentEnhancer.tiny().eval()
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        model.unet.conv_in.weight.add_(torch.randn(model.unet.conv_in.weight.shape, generator=g) * 0.1)
+        model.unet.conv_out.bias.add_(0.05)
+    return model
+
+
+def _outputs(model, x):
+    with torch.no_grad():
+        return model(x)
+
+
+def test_saved_then_loaded_gives_identical_outputs(tmp_path, latents):
+    model = _trained()
+    model.encode_prompts([model.config.prompt])
+    save_enhancer(model, tmp_path / "ckpt")
+    loaded = load_enhancer(tmp_path / "ckpt")
+    assert torch.equal(_outputs(model, latents), _outputs(loaded, latents))
+    config = json.loads((tmp_path / "ckpt" / "config.json").read_text())
+    assert {"base_model", "timestep", "top_k", "layout", "prompt", "scale"} <= set(config)
+    assert config["timestep"] == 300 and config["top_k"] == 3 and config["layout"] == "grid"
+    assert config["weights"]["delta"] is False
+    # the prompt embedding travels with the checkpoint: no text encoder needed
+    assert torch.equal(loaded.prompt_cache[model.config.prompt], model.prompt_cache[model.config.prompt])
+
+
+def test_delta_checkpoint_holds_only_changed_weights(tmp_path, latents):
+    model = _trained()
+    model.save_pretrained(tmp_path / "delta", delta=True)
+    stored = load_file(str(tmp_path / "delta" / "unet.safetensors"))
+    assert set(stored) == {"conv_in.weight", "conv_out.bias"}
+    loaded = SplatentEnhancer.from_pretrained(tmp_path / "delta")
+    assert torch.equal(_outputs(model, latents), _outputs(loaded, latents))
+
+
+def test_overrides_and_dtype(tmp_path):
+    model = _trained()
+    save_enhancer(model, tmp_path / "c", dtype=torch.bfloat16)
+    loaded = load_enhancer(tmp_path / "c", timestep=199, top_k=1, scale=False)
+    assert loaded.config.timestep == 199 and loaded.config.top_k == 1 and loaded.config.scale is False
+    assert loaded.dtype == torch.bfloat16
+    with pytest.raises(CheckpointError, match="outside the schedule"):
+        load_enhancer(tmp_path / "c", timestep=1000)
+    with pytest.raises(Exception, match="rectangle"):
+        load_enhancer(tmp_path / "c", top_k=2)
+
+
+def test_original_style_pkl_loads(tmp_path, latents):
+    model = _trained()
+    pkl = tmp_path / "model_1000.pkl"
+    optimizer = torch.optim.AdamW(model.unet.parameters(), lr=1e-5)
+    torch.save({"state_dict_unet": model.unet.state_dict(), "optimizer": optimizer.state_dict()}, pkl)
+    loaded = load_original_checkpoint(pkl, base_model="tiny")
+    assert torch.equal(_outputs(model, latents), _outputs(loaded, latents))
+    # the original pipeline's settings are the defaults
+    assert loaded.config.timestep == 300 and loaded.config.scale is True and loaded.config.top_k == 3
+
+
+def test_partial_and_flat_pkls_apply_over_the_base(tmp_path, latents):
+    model = _trained()
+    sd = model.unet.state_dict()
+    partial = {f"module.{k}": v for k, v in sd.items() if k.startswith(("conv_in", "conv_out"))}
+    torch.save({"state_dict_unet": partial}, tmp_path / "partial.pkl")
+    torch.save(partial, tmp_path / "flat.pkl")
+    for name in ("partial.pkl", "flat.pkl"):
+        loaded = load_original_checkpoint(tmp_path / name, base_model="tiny")
+        assert torch.equal(_outputs(model, latents), _outputs(loaded, latents))
+
+
+class Payload:
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
+
+def test_pkl_holding_an_arbitrary_object_is_refused(tmp_path, capsys):
+    evil = tmp_path / "evil.pkl"
+    torch.save({"state_dict_unet": {"conv_in.bias": torch.zeros(32)}, "extra": Payload()}, evil)
+    with pytest.raises(CheckpointError, match="refusing to load .*arbitrary code"):
+        read_original_checkpoint(evil)
+    assert "must never run" not in capsys.readouterr().out
+
+
+def test_bad_checkpoints_fail_with_one_line(tmp_path):
+    torch.save({"optimizer": {}}, tmp_path / "no_unet.pkl")
+    with pytest.raises(CheckpointError, match="state_dict_unet"):
+        read_original_checkpoint(tmp_path / "no_unet.pkl")
+    (tmp_path / "junk.pkl").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="cannot read checkpoint"):
+        read_original_checkpoint(tmp_path / "junk.pkl")
+    torch.save({"state_dict_unet": {"not_a_layer.weight": torch.zeros(1)}}, tmp_path / "other.pkl")
+    with pytest.raises(CheckpointError, match="does not have"):
+        load_original_checkpoint(tmp_path / "other.pkl", base_model="tiny")
+    torch.save({"state_dict_unet": {"conv_in.bias": torch.zeros(7)}}, tmp_path / "shape.pkl")
+    with pytest.raises(CheckpointError, match="shape"):
+        load_original_checkpoint(tmp_path / "shape.pkl", base_model="tiny")
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_enhancer(tmp_path / "missing")
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(CheckpointError, match="neither a checkpoint folder"):
+        load_enhancer(tmp_path / "folder")
+
+
+def test_damaged_config_is_named(tmp_path):
+    save_enhancer(_trained(), tmp_path / "c")
+    (tmp_path / "c" / "config.json").write_text("{")
+    with pytest.raises(CheckpointError, match="config.json is not valid JSON"):
+        load_enhancer(tmp_path / "c")
+
+
+def test_convert_writes_a_folder_that_loads_offline(tmp_path, latents):
+    model = _trained()
+    torch.save({"state_dict_unet": model.unet.state_dict()}, tmp_path / "ckpt.pkl")
+    out = convert_original_checkpoint(tmp_path / "ckpt.pkl", tmp_path / "new", base_model="tiny", prompt="a fox")
+    assert (out / "prompt_embeds.safetensors").is_file()
+    loaded = load_enhancer(out)
+    assert loaded.config.prompt == "a fox" and "a fox" in loaded.prompt_cache
+    with torch.no_grad():
+        assert torch.equal(model(latents, model.prompt_embeds("a fox")), loaded(latents))
+        assert not torch.allclose(model(latents), loaded(latents))
+
+
+def test_offline_base_model_is_one_clear_line(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    start = time.perf_counter()
+    with pytest.raises(WeightsUnavailableError) as info:
+        load_enhancer("stabilityai/sd-turbo")
+    assert time.perf_counter() - start < 30
+    message = str(info.value)
+    assert "\n" not in message and "huggingface-cli download" in message and "--base-model" in message
