@@ -121,7 +121,7 @@ def extract_latents(
     scene = Path(scene).expanduser()
     image_dir = find_image_dir(scene, images)
     out_dir = scene / Path(output).expanduser()
-    procs = _Processes()
+    procs = _Processes(device)
 
     items, failed = probe_images(image_dir)
     if failed and fail_fast:
@@ -441,14 +441,19 @@ def _relative(path: Path, root: Path) -> str:
 class _Processes:
     """This process among those ``accelerate launch`` started; a lone process without it."""
 
-    def __init__(self) -> None:
+    def __init__(self, device: str) -> None:
         self.state = None
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world > 1:
             try:
                 from accelerate import PartialState
             except ImportError:
                 raise LatentError("started as several processes but accelerate is not installed; pip install accelerate") from None
-            self.state = PartialState()
+            # Without cpu=True accelerate ignores a CPU-only launch and every process would encode everything.
+            self.state = PartialState(cpu=str(device) == "cpu" or not torch.cuda.is_available())
+            if self.state.num_processes != world:
+                raise LatentError(f"WORLD_SIZE is {world} but accelerate sees {self.state.num_processes} process(es); "
+                                  f"start with `accelerate launch --multi_gpu --num_processes N`")
 
     @property
     def count(self) -> int:

@@ -91,10 +91,10 @@ def probe_images(folder: Path) -> tuple[list[ImageItem], dict[str, str]]:
             with Image.open(path) as img:
                 width, height, mode = *img.size, img.mode
         except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-            failed[path.name] = f"cannot read image header: {exc}"
+            failed[path.name] = f"cannot read image {path}: {exc}; re-export the file or remove it"
             continue
         if width < 8 or height < 8:
-            failed[path.name] = f"{width}x{height} is smaller than one 8x8 latent pixel"
+            failed[path.name] = f"image {path} is {width}x{height}, smaller than one 8x8 latent pixel; remove it"
             continue
         items.append(ImageItem(path.stem, path, width, height, mode))
     _note_conversions(items)

@@ -140,8 +140,8 @@ class PCACodec(LatentCodec):
             total += patches.sum(1).double()
             outer += (patches @ patches.T).double()
             count += patches.shape[1]
-        if count < dim:
-            raise LatentError(f"fitting a pca basis needs at least {dim} patches of 8x8 pixels, the images have {count}")
+        if count <= checker.channels:
+            raise LatentError(f"fitting a pca basis needs more than {checker.channels} patches of 8x8 pixels, the images have {count}")
         mean = total / count
         cov = outer / count - torch.outer(mean, mean)
         eigvals, eigvecs = torch.linalg.eigh(cov)  # ascending
