@@ -1,1 +1,28 @@
-"""placeholder"""
+"""splatent-splat: latent-feature 3D Gaussian splatting on gsplat, with a PyTorch reference rasteriser.
+
+``rasterize`` is the one door to both backends (gsplat on CUDA, pure PyTorch
+elsewhere); ``FeatureGaussians`` holds Gaussians with N-channel features;
+``fit_scene`` and ``render_model`` are the ``splatent fit`` / ``splatent render`` stages.
+"""
+
+from .cameras import camera_tensors, interpolate_path, latent_camera
+from .fit import FitConfig, FitResult, fit_scene, read_fit_manifest
+from .gaussians import FeatureGaussians, features_from_views, random_points_in_frustums
+from .kernels import KernelBuild, build_gsplat_kernels, gsplat_cache_dir
+from .losses import psnr, ssim
+from .ply import load_ply, save_ply
+from .rasterize import BACKENDS, rasterize, resolve_backend
+from .render import RenderResult, render_model
+from .sh import eval_sh, rgb_to_sh, sh_bases
+from .torch_backend import rasterize_torch
+from .views import View, load_latent_views, load_rgb_views
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BACKENDS", "FeatureGaussians", "FitConfig", "FitResult", "KernelBuild", "RenderResult", "View",
+    "build_gsplat_kernels", "camera_tensors", "eval_sh", "features_from_views", "fit_scene", "gsplat_cache_dir",
+    "interpolate_path", "latent_camera", "load_latent_views", "load_ply", "load_rgb_views", "psnr",
+    "random_points_in_frustums", "rasterize", "rasterize_torch", "read_fit_manifest", "render_model",
+    "resolve_backend", "rgb_to_sh", "save_ply", "sh_bases", "ssim",
+]

@@ -1,0 +1,527 @@
+"""The fit stage: 3D Gaussians with latent features, fitted to a scene's latents.
+
+``fit_scene(scene, output, FitConfig(...))`` writes ``output/``:
+
+* ``gaussians.ply`` + ``gaussians.json``: the model (see :mod:`splatent_splat.ply`);
+* ``fit.json``: the stage manifest (scene, latents and codec, split, config,
+  speed, Gaussian count, test metrics and their history);
+* ``checkpoints/step_*.pt``: periodic full state for ``resume``;
+* ``tb/``: TensorBoard scalars.
+
+Each step renders one training view's latent at latent resolution (intrinsics
+scaled to the latent size, :mod:`splatent_splat.cameras`) and takes L1
+(+ optional D-SSIM) against the extracted latent, in the standardised feature
+space of :mod:`splatent_splat.gaussians`. With ``rgb_weight > 0`` the same
+Gaussians also carry an RGB head rendered at image resolution and supervised
+by the photo, as the original trained RGB and latents together (it gives the
+latents better geometry). ``target="rgb"`` fits plain RGB 3DGS instead, to
+compare the fitter with published 3DGS recipes. Test views (every 8th by
+default) are never trained on; they are evaluated every ``eval_every`` steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from splatent_data import Scene, SceneError, SplatentError, atomic_write_json, load_scene, split_scene
+
+from .cameras import camera_tensors
+from .gaussians import FeatureGaussians, features_from_views, random_points_in_frustums, standardisation
+from .losses import photometric_loss
+from .ply import save_ply
+from .rasterize import resolve_backend
+from .training import (
+    Densifier, LearningRates, ViewSampler, evaluate, list_checkpoints, load_checkpoint, regularisation,
+    save_checkpoint,
+)
+from .views import View, load_latent_views, load_rgb_views, resolve_latents_dir
+
+logger = logging.getLogger("splatent")
+
+MODEL_FILE = "gaussians.ply"
+MANIFEST_FILE = "fit.json"
+TARGETS = ("latent", "rgb")
+
+
+@dataclass
+class FitConfig:
+    """Every option of the fit stage. ``None`` means "the default for this target/strategy"."""
+
+    steps: int = 10_000
+    target: str = "latent"
+    latents: str | None = None
+    images: str | None = None
+    sh_degree: int | None = None  # 2 for latents (the original), 3 for RGB
+    sh_degree_interval: int = 1000
+    rgb_weight: float = 0.0
+    rgb_sh_degree: int = 3
+    rgb_scale: float = 1.0
+    ssim_weight: float | None = None  # 0 for latents (the original's L1), 0.2 for RGB (3DGS)
+    rgb_ssim_weight: float = 0.2
+    strategy: str = "default"
+    backend: str = "auto"
+    device: str = "auto"
+    packed: bool = True
+    antialiased: bool = False
+    init: str = "auto"
+    init_points: int = 100_000
+    init_opacity: float | None = None  # 0.1, or 0.5 for MCMC
+    init_scale: float | None = None  # 1.0, or 0.1 for MCMC
+    lr_means: float = 1.6e-4
+    lr_means_final: float = 0.01
+    lr_scales: float = 5e-3
+    lr_quats: float = 1e-3
+    lr_opacities: float = 5e-2
+    lr_features: float = 2.5e-3
+    lr_features_rest: float = 2.5e-3 / 20
+    refine_start: int = 500
+    refine_stop: int | None = None  # half the steps (at most 15 000); MCMC: 5/6 (at most 25 000)
+    refine_every: int = 100
+    reset_every: int = 3000
+    grow_grad2d: float = 2e-4
+    prune_opa: float = 0.005
+    max_gaussians: int = 1_000_000
+    opacity_reg: float | None = None  # 0.01 for MCMC
+    scale_reg: float | None = None  # 0.01 for MCMC
+    split_mode: str = "llff"
+    split_every: int = 8
+    eval_every: int = 1000
+    checkpoint_every: int = 2000
+    keep_checkpoints: int = 2
+    log_every: int = 50
+    seed: int = 0
+    tensorboard: bool = True
+    progress: bool = True
+
+    def resolved(self) -> "FitConfig":
+        """A copy with every ``None`` replaced by its default, validated."""
+        if self.target not in TARGETS:
+            raise SplatentError(f"unknown fit target {self.target!r}; use latent or rgb")
+        if self.steps < 1:
+            raise SplatentError(f"--steps must be at least 1, got {self.steps}")
+        mcmc = self.strategy == "mcmc"
+        sh = self.sh_degree if self.sh_degree is not None else (2 if self.target == "latent" else 3)
+        if not 0 <= sh <= 3 or not 0 <= self.rgb_sh_degree <= 3:
+            raise SplatentError("SH degrees must be 0..3")
+        stop = self.refine_stop
+        if stop is None:
+            stop = min(25_000, self.steps * 5 // 6) if mcmc else min(15_000, self.steps // 2)
+        if self.target == "rgb" and self.rgb_weight > 0:
+            raise SplatentError("--rgb-weight adds an RGB head to a latent fit; it has no meaning with --target rgb")
+        return dataclasses.replace(
+            self, sh_degree=sh, refine_stop=stop,
+            ssim_weight=self.ssim_weight if self.ssim_weight is not None else (0.0 if self.target == "latent" else 0.2),
+            init_opacity=self.init_opacity if self.init_opacity is not None else (0.5 if mcmc else 0.1),
+            init_scale=self.init_scale if self.init_scale is not None else (0.1 if mcmc else 1.0),
+            opacity_reg=self.opacity_reg if self.opacity_reg is not None else (0.01 if mcmc else 0.0),
+            scale_reg=self.scale_reg if self.scale_reg is not None else (0.01 if mcmc else 0.0),
+        )
+
+
+@dataclass
+class FitResult:
+    """What a fit produced; also written to ``fit.json``."""
+
+    model_dir: Path
+    steps: int
+    num_gaussians: int
+    seconds: float
+    steps_per_second: float
+    test: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    losses: list[tuple[int, float]] = field(default_factory=list)
+    peak_memory_bytes: int | None = None
+    resumed_from: int | None = None
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise SplatentError(f"--device {name} asked for, but PyTorch sees no CUDA device; use --device cpu")
+    return torch.device(name)
+
+
+def _scene_scale(views: list[View]) -> float:
+    """gsplat's scene scale: 1.1 x the largest camera distance from the cameras' mean."""
+    centres = np.stack([v.camera.center for v in views])
+    return 1.1 * float(np.linalg.norm(centres - centres.mean(0), axis=1).max() or 1.0)
+
+
+def _to_chw(image: torch.Tensor) -> torch.Tensor:
+    return image.permute(0, 3, 1, 2)
+
+
+@dataclass
+class _Targets:
+    """Everything the loop reads: views, their tensors, and how to score them."""
+
+    train: list[View]
+    test: list[View]
+    rgb_train: list[View] | None
+    rgb_test: list[View] | None
+    data_range: float
+    latents_dir: Path | None
+    codec: dict[str, Any] | None
+
+
+def _load_targets(scene: Scene, split, cfg: FitConfig, device: torch.device) -> _Targets:
+    if cfg.target == "rgb":
+        train = load_rgb_views(scene, list(split.train), scale=cfg.rgb_scale, device=device)
+        test = load_rgb_views(scene, list(split.test), scale=cfg.rgb_scale, device=device)
+        return _Targets(train, test, None, None, 1.0, None, None)
+    latents_dir = resolve_latents_dir(scene, cfg.latents)
+    train = load_latent_views(scene, latents_dir, list(split.train), device)
+    test = load_latent_views(scene, latents_dir, list(split.test), device)
+    from splatent_latents import read_manifest
+
+    manifest = read_manifest(latents_dir)
+    codec = {"codec": manifest.codec, "codec_config": manifest.codec_config, "latents": str(latents_dir.resolve())}
+    values = torch.cat([v.target.reshape(-1) for v in train])
+    data_range = float(values.max() - values.min()) or 1.0
+    rgb_train = rgb_test = None
+    if cfg.rgb_weight > 0:
+        def size(views):
+            return {v.stem: (max(1, round(8 * v.camera.height * cfg.rgb_scale)), max(1, round(8 * v.camera.width * cfg.rgb_scale)))
+                    for v in views}
+        rgb_train = load_rgb_views(scene, list(split.train), sizes=size(train), device=device)
+        rgb_test = load_rgb_views(scene, list(split.test), sizes=size(test), device=device)
+    return _Targets(train, test, rgb_train, rgb_test, data_range, latents_dir, codec)
+
+
+def _initial_gaussians(scene: Scene, targets: _Targets, cfg: FitConfig, device: torch.device) -> FeatureGaussians:
+    generator = torch.Generator().manual_seed(cfg.seed)
+    use_points = scene.points is not None and len(scene.points) >= 16 and cfg.init in ("auto", "points")
+    if cfg.init == "points" and not use_points:
+        raise SceneError(f"{scene.source} has no sparse points to start from; use --init random")
+    if cfg.init not in ("auto", "points", "random"):
+        raise SplatentError(f"unknown --init {cfg.init!r}; use auto, points or random")
+    if use_points:
+        xyz = torch.tensor(scene.points.xyz, dtype=torch.float32)
+        point_rgb = torch.tensor(scene.points.rgb, dtype=torch.float32) / 255.0
+        logger.info("initialising %d Gaussians from the scene's sparse points", len(xyz))
+    else:
+        xyz = random_points_in_frustums([v.camera for v in targets.train], cfg.init_points, generator=generator)
+        point_rgb = None
+        logger.info("initialising %d Gaussians at random in the cameras' frustums (the scene has no points)", len(xyz))
+    xyz = xyz.to(device)
+    cams = [v.camera for v in targets.train]
+    if cfg.target == "rgb":
+        rgb = point_rgb.to(device) if point_rgb is not None else features_from_views(xyz, cams, [v.target for v in targets.train])
+        return FeatureGaussians.create(xyz, rgb, feature_kind="rgb", sh_degree=cfg.sh_degree,
+                                       init_opacity=cfg.init_opacity, init_scale=cfg.init_scale)
+    mean, scale = standardisation([v.target for v in targets.train])
+    features = features_from_views(xyz, cams, [v.target for v in targets.train])
+    rgb_head = None
+    if targets.rgb_train is not None:
+        rgb_head = point_rgb.to(device) if point_rgb is not None else features_from_views(
+            xyz, [v.camera for v in targets.rgb_train], [v.target for v in targets.rgb_train])
+    return FeatureGaussians.create(
+        xyz, features, feature_kind="latent", sh_degree=cfg.sh_degree, rgb=rgb_head,
+        rgb_sh_degree=cfg.rgb_sh_degree if targets.rgb_train is not None else None,
+        feature_mean=mean.to(device), feature_scale=scale.to(device),
+        init_opacity=cfg.init_opacity, init_scale=cfg.init_scale,
+    )
+
+
+def _check_output(output: Path, resume: bool, overwrite: bool) -> None:
+    has_state = (output / MANIFEST_FILE).exists() or bool(list_checkpoints(output))
+    if has_state and not (resume or overwrite):
+        raise SplatentError(
+            f"{output} already holds a fit; pass --resume to continue it, --overwrite to start again, "
+            f"or choose another --output"
+        )
+    if overwrite and not resume:
+        for _, path in list_checkpoints(output):
+            path.unlink()
+        for name in (MANIFEST_FILE, MODEL_FILE, "gaussians.json"):
+            (output / name).unlink(missing_ok=True)
+
+
+class _Progress:
+    """A rich bar with steps/s and the Gaussian count, or nothing."""
+
+    def __init__(self, enabled: bool, total: int, start: int) -> None:
+        self.bar = None
+        if enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn("[bold]fit"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                TimeRemainingColumn(), TextColumn("{task.fields[info]}"))
+            self.bar.start()
+            self.task = self.bar.add_task("fit", total=total, completed=start, info="")
+
+    def update(self, step: int, info: str) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, completed=step, info=info)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def fit_scene(
+    scene: str | Path | Scene,
+    output: str | Path,
+    config: FitConfig | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+) -> FitResult:
+    """Fit latent-feature Gaussians to ``scene``'s latents and write ``output`` (see module doc).
+
+    Args:
+        scene: Scene folder (or a parsed :class:`Scene`); its cameras must be
+            pinhole (undistort first: ``splatent scene undistort``).
+        output: Model folder.
+        config: Options; see :class:`FitConfig`.
+        resume: Continue from the newest checkpoint in ``output``.
+        overwrite: Start again even if ``output`` holds a fit.
+    """
+    cfg = (config or FitConfig()).resolved()
+    output = Path(output)
+    if not isinstance(scene, Scene):
+        scene = load_scene(scene, images=cfg.images)
+    scene.require_pinhole("splatent fit (the rasteriser is pinhole-only; latents must come from undistorted images)")
+    _check_output(output, resume, overwrite)
+    device = _device(cfg.device)
+    backend = resolve_backend(cfg.backend, device)
+    split = split_scene(scene, mode=cfg.split_mode, every=cfg.split_every)
+    if not split.train:
+        raise SplatentError(f"the {cfg.split_mode} split of {scene.root} has no training views")
+    torch.manual_seed(cfg.seed)
+    targets = _load_targets(scene, split, cfg, device)
+    scene_scale = _scene_scale(targets.train)
+    rates = LearningRates(
+        means=cfg.lr_means, means_final=cfg.lr_means_final, scales=cfg.lr_scales, quats=cfg.lr_quats,
+        opacities=cfg.lr_opacities, features=cfg.lr_features, features_rest=cfg.lr_features_rest,
+        scene_scale=scene_scale, steps=cfg.steps,
+    )
+    densifier = Densifier(
+        strategy=cfg.strategy, refine_start=cfg.refine_start, refine_stop=cfg.refine_stop,
+        refine_every=cfg.refine_every, reset_every=cfg.reset_every, grow_grad2d=cfg.grow_grad2d,
+        prune_opa=cfg.prune_opa, max_gaussians=cfg.max_gaussians, scene_scale=scene_scale,
+    )
+    sampler = ViewSampler(len(targets.train), seed=cfg.seed)
+    history: list[dict[str, Any]] = []
+    losses: list[tuple[int, float]] = []
+    start, resumed_from, prior_seconds = 0, None, 0.0
+    checkpoints = list_checkpoints(output) if resume else []
+    if checkpoints:
+        state = load_checkpoint(checkpoints[-1][1])
+        saved = state["fit_config"]
+        for key in ("target", "sh_degree", "rgb_weight", "strategy", "split_mode", "split_every"):
+            if saved.get(key) != getattr(cfg, key):
+                raise SplatentError(
+                    f"{checkpoints[-1][1]} was fitted with {key}={saved.get(key)!r}, not {getattr(cfg, key)!r}; "
+                    f"resume with the same options or pass --overwrite"
+                )
+        gaussians = FeatureGaussians(
+            state["params"], feature_kind=state["gaussians"]["feature_kind"], sh_degree=state["gaussians"]["sh_degree"],
+            rgb_sh_degree=state["gaussians"]["rgb_sh_degree"], feature_mean=torch.tensor(state["gaussians"]["feature_mean"]),
+            feature_scale=torch.tensor(state["gaussians"]["feature_scale"]),
+        ).to(device)
+        optimizers = rates.make_optimizers(gaussians)
+        for name, opt in optimizers.items():
+            opt.load_state_dict(state["optimizers"][name])
+        densifier.load_state_dict({k: v.to(device) if torch.is_tensor(v) else v for k, v in state["strategy"].items()})
+        sampler.load_state_dict(state["sampler"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if device.type == "cuda" and state["rng"].get("cuda") is not None:
+            torch.cuda.set_rng_state(state["rng"]["cuda"], device)
+        start = resumed_from = int(state["step"])
+        history, losses = list(state["history"]), [tuple(x) for x in state["losses"]]
+        prior_seconds = float(state.get("seconds", 0.0))
+        logger.info("resuming %s from step %d", output, start)
+    else:
+        gaussians = _initial_gaussians(scene, targets, cfg, device)
+        optimizers = rates.make_optimizers(gaussians)
+    densifier.check(gaussians, optimizers, backend)
+    output.mkdir(parents=True, exist_ok=True)
+
+    if backend == "gsplat":
+        from .kernels import ensure_gsplat_kernels
+
+        ensure_gsplat_kernels()
+        torch.cuda.reset_peak_memory_stats(device)
+    options = {"packed": cfg.packed, "rasterize_mode": "antialiased" if cfg.antialiased else "classic"}
+    feat_range = targets.data_range / float(gaussians.feature_scale.mean())
+    train_cams = [camera_tensors([v.camera], device) for v in targets.train]
+    train_norm = [(v.target - gaussians.feature_mean[:, None, None]) / gaussians.feature_scale[:, None, None]
+                  if cfg.target == "latent" else v.target for v in targets.train]
+    rgb_cams = [camera_tensors([v.camera], device) for v in targets.rgb_train] if targets.rgb_train else None
+    writer = _tensorboard(output, cfg, start)
+
+    def run_eval(step: int) -> dict[str, Any]:
+        result = evaluate(gaussians, targets.test, targets.data_range, backend=backend, **options)
+        record = {"step": step, "psnr": result["psnr"], "ssim": result["ssim"], "num_gaussians": len(gaussians)}
+        if targets.rgb_test:
+            rgb = evaluate(gaussians, targets.rgb_test, 1.0, channel="rgb", backend=backend, **options)
+            record.update(rgb_psnr=rgb["psnr"], rgb_ssim=rgb["ssim"])
+        record["per_view"] = result["per_view"]
+        if writer is not None and result["psnr"] is not None:
+            writer.add_scalar("test/psnr", result["psnr"], step)
+            writer.add_scalar("test/ssim", result["ssim"], step)
+            if "rgb_psnr" in record:
+                writer.add_scalar("test/rgb_psnr", record["rgb_psnr"], step)
+        return record
+
+    if start == 0 and cfg.eval_every > 0 and targets.test:
+        history.append(run_eval(0))
+    progress = _Progress(cfg.progress, cfg.steps, start)
+    loss_sum = torch.zeros((), device=device)
+    loss_count = 0
+    eval_seconds = 0.0
+    t0 = time.perf_counter()
+    try:
+        for step in range(start, cfg.steps):
+            lr_means = rates.apply(optimizers, step)
+            degree = min(step // max(1, cfg.sh_degree_interval), cfg.sh_degree)
+            i = sampler.next()
+            cam, view = train_cams[i], targets.train[i]
+            image, _, info = gaussians.render(cam[0], cam[1], view.camera.width, view.camera.height,
+                                              sh_degree=degree, backend=backend, **options)
+            if cfg.target == "latent":
+                pred = (_to_chw(image) - gaussians.feature_mean[:, None, None]) / gaussians.feature_scale[:, None, None]
+                loss = photometric_loss(pred, train_norm[i][None], cfg.ssim_weight, data_range=feat_range)
+            else:
+                loss = photometric_loss(_to_chw(image), train_norm[i][None], cfg.ssim_weight)
+            if rgb_cams is not None:
+                rview = targets.rgb_train[i]
+                rgb, _, info = gaussians.render(rgb_cams[i][0], rgb_cams[i][1], rview.camera.width, rview.camera.height,
+                                                channel="rgb", sh_degree=degree, backend=backend, **options)
+                loss = loss + cfg.rgb_weight * photometric_loss(_to_chw(rgb), rview.target[None], cfg.rgb_ssim_weight)
+            loss = loss + regularisation(gaussians, cfg.opacity_reg, cfg.scale_reg)
+            densifier.pre_backward(gaussians, optimizers, step, info)
+            loss.backward()
+            for opt in optimizers.values():
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+            # Strategies run after the optimiser step (gsplat's simple_trainer order);
+            # their step counter is 1-based like 3DGS's iteration.
+            densifier.post_backward(gaussians, optimizers, step + 1, info, lr_means)
+            loss_sum += loss.detach()
+            loss_count += 1
+            done = step + 1
+            if done % cfg.log_every == 0 or done == cfg.steps:
+                mean_loss = float(loss_sum) / loss_count
+                losses.append((done, mean_loss))
+                loss_sum.zero_()
+                loss_count = 0
+                elapsed = time.perf_counter() - t0 - eval_seconds
+                speed = (done - start) / max(elapsed, 1e-9)
+                progress.update(done, f"{speed:.1f} steps/s  {len(gaussians):,} Gaussians  loss {mean_loss:.4f}")
+                if writer is not None:
+                    writer.add_scalar("train/loss", mean_loss, done)
+                    writer.add_scalar("train/num_gaussians", len(gaussians), done)
+                    writer.add_scalar("train/lr_means", lr_means, done)
+            if cfg.eval_every > 0 and targets.test and done % cfg.eval_every == 0 and done != cfg.steps:
+                te = time.perf_counter()
+                history.append(run_eval(done))
+                eval_seconds += time.perf_counter() - te
+            if cfg.checkpoint_every > 0 and done % cfg.checkpoint_every == 0 and done != cfg.steps:
+                te = time.perf_counter()
+                _checkpoint(output, done, gaussians, optimizers, densifier, sampler, cfg, history, losses,
+                            prior_seconds + te - t0 - eval_seconds)
+                eval_seconds += time.perf_counter() - te
+    finally:
+        progress.close()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - t0 - eval_seconds
+    peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
+    final = run_eval(cfg.steps) if targets.test else {"psnr": None, "ssim": None, "per_view": {}}
+    if targets.test:
+        history.append(final)
+    _checkpoint(output, cfg.steps, gaussians, optimizers, densifier, sampler, cfg, history, losses,
+                prior_seconds + seconds)
+    if writer is not None:
+        writer.close()
+    total_seconds = prior_seconds + seconds
+    result = FitResult(
+        model_dir=output, steps=cfg.steps, num_gaussians=len(gaussians), seconds=total_seconds,
+        steps_per_second=(cfg.steps - start) / max(seconds, 1e-9), test=final, history=history, losses=losses,
+        peak_memory_bytes=peak, resumed_from=resumed_from,
+    )
+    manifest = _manifest(scene, split, cfg, targets, gaussians, result, backend, device)
+    save_ply(gaussians, output / MODEL_FILE, metadata={k: manifest[k] for k in ("scene", "target", "latents", "codec", "codec_config", "data_range")})
+    atomic_write_json(output / MANIFEST_FILE, manifest)
+    return result
+
+
+def _tensorboard(output: Path, cfg: FitConfig, start: int):
+    if not cfg.tensorboard:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is a declared dependency; a broken install should not stop a fit
+        logger.warning("tensorboard is not importable; fitting without TensorBoard scalars")
+        return None
+    return SummaryWriter(log_dir=str(output / "tb"), purge_step=start or None)
+
+
+def _checkpoint(output, step, gaussians, optimizers, densifier, sampler, cfg, history, losses, seconds) -> None:
+    payload = {
+        "step": step,
+        "params": {k: v.detach() for k, v in gaussians.params.items()},
+        "gaussians": gaussians.config(),
+        "optimizers": {k: opt.state_dict() for k, opt in optimizers.items()},
+        "strategy": densifier.state_dict(),
+        "sampler": sampler.state_dict(),
+        "rng": {"torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state(gaussians.device) if gaussians.device.type == "cuda" else None},
+        "fit_config": dataclasses.asdict(cfg),
+        "history": history,
+        "losses": [list(x) for x in losses],
+        "seconds": seconds,
+    }
+    save_checkpoint(output, step, payload, keep=cfg.keep_checkpoints)
+
+
+def _manifest(scene, split, cfg, targets, gaussians, result, backend, device) -> dict[str, Any]:
+    return {
+        "stage": "fit",
+        "scene": str(Path(scene.root).resolve()),
+        "scene_format": scene.format,
+        "images": cfg.images,
+        "target": cfg.target,
+        "latents": (targets.codec or {}).get("latents"),
+        "codec": (targets.codec or {}).get("codec"),
+        "codec_config": (targets.codec or {}).get("codec_config"),
+        "split": {"mode": cfg.split_mode, "every": cfg.split_every, "train": list(split.train), "test": list(split.test)},
+        "model": MODEL_FILE,
+        "gaussians": gaussians.config(),
+        "data_range": targets.data_range,
+        "backend": backend,
+        "device": str(device),
+        "steps": result.steps,
+        "resumed_from": result.resumed_from,
+        "num_gaussians": result.num_gaussians,
+        "seconds": result.seconds,
+        "steps_per_second": result.steps_per_second,
+        "peak_memory_bytes": result.peak_memory_bytes,
+        "test": {k: v for k, v in result.test.items()},
+        "history": [{k: v for k, v in h.items() if k != "per_view"} for h in result.history],
+        "losses": [list(x) for x in result.losses],
+        "config": dataclasses.asdict(cfg),
+    }
+
+
+def read_fit_manifest(model_dir: Path) -> dict[str, Any]:
+    """``fit.json`` of a model folder, with a clear error when it is missing or bad."""
+    path = Path(model_dir) / MANIFEST_FILE
+    if not path.is_file():
+        raise SplatentError(f"{model_dir} holds no fitted model ({MANIFEST_FILE} missing); run `splatent fit` first")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise SplatentError(f"{path} is not valid JSON ({exc.msg}); re-run `splatent fit`") from None
+

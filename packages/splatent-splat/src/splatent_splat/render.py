@@ -1,0 +1,191 @@
+"""The render stage: latents of a fitted model at test and training views.
+
+``render_model(model_dir, output)`` writes the layout the dataset stage reads,
+file stems equal to image stems, ``.pt`` tensors ``[4, h, w]`` float32 unscaled
+(``splatent_latents.save_latent``) at each view's latent size:
+
+* ``nvs/``: rendered test views; ``nvs_gt/``: their extracted latents;
+* ``train/``: rendered training views; ``train_gt/``: their extracted latents;
+* ``manifest.json``: scene, model, latents folder and codec (what later stages
+  need to decode), split and counts.
+
+``save_images`` also decodes every latent with the codec from the latents'
+manifest into a PNG beside it; ``path_frames`` renders a smooth camera path
+through the training cameras into ``path.mp4``. Models fitted to RGB
+(``--target rgb``) write PNGs in the same folders instead of latents.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from splatent_data import SplatentError, atomic_write_json, load_scene, save_rgb
+
+from .cameras import interpolate_path
+from .fit import MODEL_FILE, read_fit_manifest
+from .ply import load_ply
+from .rasterize import resolve_backend
+from .views import load_latent_views, load_rgb_views
+
+logger = logging.getLogger("splatent")
+
+FOLDERS = ("nvs", "nvs_gt", "train", "train_gt")
+
+
+@dataclass
+class RenderResult:
+    """Counts of written files per folder, and the video if any."""
+
+    output: Path
+    counts: dict[str, int]
+    video: Path | None = None
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def render_model(
+    model_dir: str | Path,
+    output: str | Path,
+    scene: str | Path | None = None,
+    latents: str | Path | None = None,
+    save_images: bool = False,
+    path_frames: int = 0,
+    fps: int = 30,
+    backend: str = "auto",
+    device: str = "auto",
+    progress: Callable[[int, int], None] | None = None,
+) -> RenderResult:
+    """Render a fitted model's test and training views into ``output`` (see module doc).
+
+    Args:
+        model_dir: Folder written by ``splatent fit``.
+        output: Render folder, conventionally ``R/<scene>``.
+        scene, latents: Override the scene folder and latents folder recorded in
+            ``fit.json`` (when the data moved).
+        save_images: Decode every latent to a PNG beside it.
+        path_frames: Frames of the camera-path video (0: no video).
+        progress: Optional ``progress(done, total)`` callback.
+    """
+    model_dir, output = Path(model_dir), Path(output)
+    info = read_fit_manifest(model_dir)
+    dev = _device(device)
+    backend = resolve_backend(backend, dev)
+    gaussians, _ = load_ply(model_dir / info.get("model", MODEL_FILE), device=dev)
+    scene_path = Path(scene) if scene else Path(info["scene"])
+    if not scene_path.exists():
+        raise SplatentError(f"the scene {scene_path} recorded in {model_dir / 'fit.json'} is gone; pass --scene PATH")
+    scn = load_scene(scene_path, images=info.get("images"))
+    train, test = list(info["split"]["train"]), list(info["split"]["test"])
+    missing = sorted(set(train + test) - set(scn.stems))
+    if missing:
+        raise SplatentError(f"{scene_path} lacks views the model was fitted with (first: {missing[0]}); pass the right --scene")
+    rgb_model = info.get("target") == "rgb"
+    latents_dir = None
+    codec = None
+    if not rgb_model:
+        latents_dir = Path(latents) if latents else Path(info["latents"])
+        if save_images or path_frames:
+            from splatent_latents import codec_from_manifest
+
+            codec = codec_from_manifest(latents_dir).to(dev)
+    total = 2 * (len(test) + len(train)) + path_frames
+    done = 0
+
+    def tick(n: int = 1) -> None:
+        nonlocal done
+        done += n
+        if progress is not None:
+            progress(done, total)
+
+    counts: dict[str, int] = {}
+    output.mkdir(parents=True, exist_ok=True)
+    for split_name, stems in (("nvs", test), ("train", train)):
+        gt_name = f"{split_name}_gt"
+        if rgb_model:
+            scale = float(info["config"].get("rgb_scale", 1.0))
+            views = load_rgb_views(scn, stems, scale=scale, device="cpu")
+        else:
+            views = load_latent_views(scn, latents_dir, stems, device="cpu")
+        counts[split_name] = counts[gt_name] = 0
+        for view in views:
+            rendered = gaussians.render_cameras([view.camera], backend=backend)[0].float().cpu()
+            for folder, tensor in ((split_name, rendered), (gt_name, view.target.float())):
+                _write(output / folder, view.stem, tensor, rgb_model, codec, save_images)
+                counts[folder] += 1
+                tick()
+    video = None
+    if path_frames:
+        video = output / "path.mp4"
+        _render_path(gaussians, [scn.camera(s) for s in train + test], info, latents_dir, path_frames, fps, video,
+                     codec, backend, rgb_model, tick)
+    manifest: dict[str, Any] = {
+        "stage": "render",
+        "scene": str(scene_path.resolve()),
+        "model": str(model_dir.resolve()),
+        "target": info.get("target", "latent"),
+        "latents": str(latents_dir.resolve()) if latents_dir else None,
+        "codec": info.get("codec"),
+        "codec_config": info.get("codec_config"),
+        "split": {"mode": info["split"].get("mode"), "every": info["split"].get("every"), "train": train, "test": test},
+        "counts": counts,
+        "images": save_images or rgb_model,
+        "video": video.name if video else None,
+        "format": "png [3, H, W]" if rgb_model else "pt float32 [4, h, w] unscaled",
+    }
+    atomic_write_json(output / "manifest.json", manifest)
+    return RenderResult(output=output, counts=counts, video=video)
+
+
+def _write(folder: Path, stem: str, tensor: torch.Tensor, rgb_model: bool, codec, save_images: bool) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    if rgb_model:
+        save_rgb(folder / f"{stem}.png", tensor.clamp(0, 1).permute(1, 2, 0).numpy())
+        return
+    from splatent_latents import save_latent
+
+    save_latent(folder / f"{stem}.pt", tensor)
+    if save_images:
+        save_rgb(folder / f"{stem}.png", _decode(codec, tensor))
+
+
+@torch.no_grad()
+def _decode(codec, latent: torch.Tensor) -> np.ndarray:
+    image = codec.decode(latent[None].to(codec.device, codec.dtype))[0]
+    return image.float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+
+
+def _render_path(gaussians, cameras, info, latents_dir, frames, fps, video, codec, backend, rgb_model, tick) -> None:
+    import imageio.v2 as imageio
+
+    path = interpolate_path(cameras, frames)
+    if not rgb_model:
+        # Latent size of the first view sets the path's resolution.
+        first = sorted(cameras, key=lambda c: c.name)[0]
+        from splatent_latents import load_latent
+
+        h, w = load_latent(latents_dir / f"{first.stem}.pt").shape[-2:]
+        path = [c.scaled(w, h) for c in path]
+    else:
+        scale = float(info["config"].get("rgb_scale", 1.0))
+        path = [c.scaled(max(1, round(c.width * scale)), max(1, round(c.height * scale))) for c in path]
+    tmp = video.with_name(f".{video.name}.tmp.mp4")
+    writer = imageio.get_writer(str(tmp), fps=fps, codec="libx264", quality=8, macro_block_size=1)
+    try:
+        for cam in path:
+            rendered = gaussians.render_cameras([cam], backend=backend)[0].float()
+            frame = (rendered.clamp(0, 1).permute(1, 2, 0).cpu().numpy() if rgb_model else _decode(codec, rendered))
+            writer.append_data((frame * 255 + 0.5).astype(np.uint8))
+            tick()
+    finally:
+        writer.close()
+    tmp.replace(video)

@@ -1,0 +1,243 @@
+"""The small objects the fitting loop calls: view order, learning rates,
+densification, checkpoints and evaluation. Each is tested on its own."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from splatent_data import SplatentError
+
+from .cameras import camera_tensors
+from .gaussians import FeatureGaussians
+from .losses import psnr, ssim
+from .views import View
+
+logger = logging.getLogger("splatent")
+
+CHECKPOINT_PATTERN = re.compile(r"^step_(\d+)\.pt$")
+
+
+class ViewSampler:
+    """Training views in a fresh random order every epoch, as 3DGS visits them."""
+
+    def __init__(self, num_views: int, seed: int = 0) -> None:
+        if num_views < 1:
+            raise SplatentError("no training views: the split leaves every view for testing")
+        self.num_views = num_views
+        self.generator = torch.Generator().manual_seed(seed)
+        self.order: list[int] = []
+        self.position = 0
+
+    def next(self) -> int:
+        if self.position >= len(self.order):
+            self.order = torch.randperm(self.num_views, generator=self.generator).tolist()
+            self.position = 0
+        self.position += 1
+        return self.order[self.position - 1]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state(), "order": list(self.order), "position": self.position}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"])
+        self.order = [int(i) for i in state["order"]]
+        self.position = int(state["position"])
+
+
+@dataclass
+class LearningRates:
+    """gsplat's simple_trainer schedule: Adam per parameter; the means' rate,
+    proportional to the scene scale, decays exponentially to ``means_final`` x
+    its start by the last step; the others stay constant."""
+
+    means: float = 1.6e-4
+    means_final: float = 0.01
+    scales: float = 5e-3
+    quats: float = 1e-3
+    opacities: float = 5e-2
+    features: float = 2.5e-3
+    features_rest: float = 2.5e-3 / 20
+    scene_scale: float = 1.0
+    steps: int = 10_000
+
+    def initial(self, name: str) -> float:
+        return {
+            "means": self.means * self.scene_scale, "scales": self.scales, "quats": self.quats,
+            "opacities": self.opacities, "feat0": self.features, "featN": self.features_rest,
+            "rgb0": self.features, "rgbN": self.features_rest,
+        }[name]
+
+    def means_at(self, step: int) -> float:
+        return self.means * self.scene_scale * self.means_final ** min(1.0, step / max(1, self.steps))
+
+    def make_optimizers(self, gaussians: FeatureGaussians) -> dict[str, torch.optim.Optimizer]:
+        """One Adam per parameter (gsplat's strategies need exactly one group each)."""
+        return {
+            name: torch.optim.Adam([{"params": param, "lr": self.initial(name), "name": name}], eps=1e-15)
+            for name, param in gaussians.params.items()
+        }
+
+    def apply(self, optimizers: dict[str, torch.optim.Optimizer], step: int) -> float:
+        """Set this step's rates; returns the means' rate (MCMC's noise scale needs it)."""
+        lr = self.means_at(step)
+        optimizers["means"].param_groups[0]["lr"] = lr
+        return lr
+
+
+@dataclass
+class Densifier:
+    """Densification and pruning through gsplat's strategies.
+
+    ``default`` is gsplat's :class:`~gsplat.strategy.DefaultStrategy` (3DGS's
+    clone/split/prune/opacity-reset). Its tensor surgery is plain PyTorch, so
+    the torch backend runs the very same schedule on CPU from the same
+    ``means2d`` gradients and ``radii``. ``mcmc`` is gsplat's
+    :class:`~gsplat.strategy.MCMCStrategy`; its relocation kernel is CUDA-only.
+
+    gsplat 1.5.3's DefaultStrategy never resets opacities (``step % reset_every
+    == 0 & step > 0`` parses as a chained comparison that is always false);
+    3DGS resets them every ``reset_every`` steps while refining, so this does.
+    """
+
+    strategy: str = "default"
+    refine_start: int = 500
+    refine_stop: int = 15_000
+    refine_every: int = 100
+    reset_every: int = 3000
+    grow_grad2d: float = 2e-4
+    prune_opa: float = 0.005
+    max_gaussians: int = 1_000_000
+    scene_scale: float = 1.0
+    state: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.strategy == "default":
+            from gsplat.strategy import DefaultStrategy
+
+            self.impl = DefaultStrategy(
+                prune_opa=self.prune_opa, grow_grad2d=self.grow_grad2d, refine_start_iter=self.refine_start,
+                refine_stop_iter=self.refine_stop, refine_every=self.refine_every, reset_every=self.reset_every,
+            )
+            self.state = self.impl.initialize_state(scene_scale=self.scene_scale)
+        elif self.strategy == "mcmc":
+            from gsplat.strategy import MCMCStrategy
+
+            self.impl = MCMCStrategy(
+                cap_max=self.max_gaussians, refine_start_iter=self.refine_start, refine_stop_iter=self.refine_stop,
+                refine_every=self.refine_every, min_opacity=self.prune_opa,
+            )
+            self.state = self.impl.initialize_state()
+        elif self.strategy != "none":
+            raise SplatentError(f"unknown densification strategy {self.strategy!r}; use default, mcmc or none")
+
+    def check(self, gaussians: FeatureGaussians, optimizers: dict, backend: str) -> None:
+        if self.strategy == "mcmc" and backend != "gsplat":
+            raise SplatentError("--strategy mcmc needs gsplat's CUDA kernels; use --strategy default on the torch backend")
+        if self.strategy != "none":
+            self.impl.check_sanity(gaussians.params, optimizers)
+
+    def pre_backward(self, gaussians: FeatureGaussians, optimizers: dict, step: int, info: dict) -> None:
+        if self.strategy == "default":
+            self.impl.step_pre_backward(gaussians.params, optimizers, self.state, step, info)
+
+    def post_backward(self, gaussians: FeatureGaussians, optimizers: dict, step: int, info: dict, lr_means: float) -> None:
+        if self.strategy == "default":
+            self.impl.step_post_backward(gaussians.params, optimizers, self.state, step, info, packed=info["packed"])
+            if 0 < step < self.refine_stop and step % self.reset_every == 0:
+                from gsplat.strategy.ops import reset_opa
+
+                reset_opa(gaussians.params, optimizers, self.state, value=self.prune_opa * 2.0)
+        elif self.strategy == "mcmc":
+            self.impl.step_post_backward(gaussians.params, optimizers, self.state, step, info, lr=lr_means)
+
+    def state_dict(self) -> dict[str, Any]:
+        return dict(self.state)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.state = dict(state)
+
+
+def regularisation(gaussians: FeatureGaussians, opacity_reg: float, scale_reg: float) -> Tensor | float:
+    """MCMC's L1 pressure on opacities and scales (zero weights: nothing)."""
+    loss: Tensor | float = 0.0
+    if opacity_reg > 0:
+        loss = loss + opacity_reg * torch.sigmoid(gaussians.params["opacities"]).mean()
+    if scale_reg > 0:
+        loss = loss + scale_reg * torch.exp(gaussians.params["scales"]).mean()
+    return loss
+
+
+@torch.no_grad()
+def evaluate(
+    gaussians: FeatureGaussians, views: list[View], data_range: float, channel: str = "feature",
+    backend: str = "auto", **options,
+) -> dict[str, Any]:
+    """Mean PSNR and SSIM of ``views`` (data space, ``data_range``), and per-view PSNR."""
+    per_view: dict[str, float] = {}
+    ssims = []
+    for view in views:
+        viewmats, ks = camera_tensors([view.camera], gaussians.device)
+        image, _, _ = gaussians.render(viewmats, ks, view.camera.width, view.camera.height, channel=channel,
+                                       backend=backend, **options)
+        pred = image[0].permute(2, 0, 1)[None]
+        target = view.target[None].to(pred)
+        if channel == "rgb" or gaussians.feature_kind == "rgb":
+            pred = pred.clamp(0.0, 1.0)
+        per_view[view.stem] = psnr(pred, target, data_range)
+        ssims.append(float(ssim(pred, target, data_range=data_range)))
+    if not per_view:
+        return {"psnr": None, "ssim": None, "per_view": {}}
+    finite = [v for v in per_view.values() if math.isfinite(v)]
+    return {
+        "psnr": sum(finite) / max(1, len(finite)) if finite else float("inf"),
+        "ssim": sum(ssims) / len(ssims),
+        "per_view": per_view,
+    }
+
+
+def checkpoint_dir(model_dir: Path) -> Path:
+    return Path(model_dir) / "checkpoints"
+
+
+def list_checkpoints(model_dir: Path) -> list[tuple[int, Path]]:
+    """``(step, path)`` of every checkpoint, oldest first."""
+    folder = checkpoint_dir(model_dir)
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := CHECKPOINT_PATTERN.match(p.name))]
+    return sorted(found)
+
+
+def save_checkpoint(model_dir: Path, step: int, payload: dict[str, Any], keep: int = 2) -> Path:
+    """Write ``checkpoints/step_XXXXXX.pt`` atomically; keep the newest ``keep``."""
+    folder = checkpoint_dir(model_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"step_{step:06d}.pt"
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    for _, old in list_checkpoints(model_dir)[:-max(1, keep)]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
+    """Read a checkpoint without unpickling code (``weights_only=True``)."""
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # torch raises RuntimeError/UnpicklingError/EOFError for bad files
+        raise SplatentError(
+            f"cannot read checkpoint {path}: {str(exc).splitlines()[0]}; delete it to resume from an older one"
+        ) from None

@@ -1,0 +1,93 @@
+"""Training and test targets: a scene's latents (or images) with matching cameras.
+
+Each view is a :class:`View`: a stem, the camera at the target's resolution
+and the target map ``[D, h, w]`` in data space (unscaled latents, or RGB in
+[0, 1]). Latents are read through splatent-latents (``read_manifest``,
+``load_latent``); their camera is the image camera scaled to the latent size
+(see :mod:`splatent_splat.cameras` for the half-pixel convention).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from splatent_data import Camera, Scene, SceneError, load_rgb
+
+from .cameras import latent_camera
+
+DEFAULT_LATENTS = "features_sd_turbo"
+
+
+@dataclass
+class View:
+    """One target view: ``target [D, h, w]`` seen by ``camera`` (``camera.width == w``)."""
+
+    stem: str
+    camera: Camera
+    target: Tensor
+
+
+def resolve_latents_dir(scene: Scene, latents: str | Path | None) -> Path:
+    """``latents`` as given when absolute or existing, else relative to the scene folder."""
+    path = Path(latents or DEFAULT_LATENTS).expanduser()
+    if not path.is_absolute() and not path.exists():
+        path = scene.root / path
+    return path
+
+
+def load_latent_views(scene: Scene, latents_dir: Path, stems: list[str], device: torch.device | str = "cpu") -> list[View]:
+    """The extracted latents of ``stems`` with their latent-resolution cameras.
+
+    Refuses, with the fix in one line, a missing folder or file and a latent
+    whose aspect ratio does not match its image (latents from another image folder).
+    """
+    from splatent_latents import load_latent, read_manifest
+
+    if not latents_dir.is_dir():
+        raise SceneError(
+            f"no latents at {latents_dir}; run `splatent extract {scene.root}` first (or pass --latents DIR)"
+        )
+    read_manifest(latents_dir)
+    views = []
+    for stem in stems:
+        path = latents_dir / f"{stem}.pt"
+        if not path.is_file():
+            raise SceneError(
+                f"{path} is missing: the latents in {latents_dir} do not cover view {stem}; "
+                f"re-run `splatent extract {scene.root}` with the same --images"
+            )
+        latent = load_latent(path).float()
+        h, w = latent.shape[-2:]
+        cam = scene.camera(stem)
+        if abs(cam.width / cam.height - w / h) > 1.5 / min(h, w):
+            raise SceneError(
+                f"{path} is a {w}x{h} latent but image {cam.name} is {cam.width}x{cam.height} "
+                f"(another aspect ratio); extract latents from this scene's images (--images {cam.image_path.parent.name})"
+            )
+        views.append(View(stem=stem, camera=latent_camera(cam, h, w), target=latent.to(device)))
+    return views
+
+
+def load_rgb_views(
+    scene: Scene, stems: list[str], sizes: dict[str, tuple[int, int]] | None = None, scale: float = 1.0,
+    device: torch.device | str = "cpu",
+) -> list[View]:
+    """RGB targets in [0, 1]: each image resized to ``sizes[stem]`` (``(h, w)``), else scaled by ``scale``."""
+    views = []
+    for stem in stems:
+        cam = scene.camera(stem)
+        if sizes is not None:
+            h, w = sizes[stem]
+        else:
+            h, w = max(1, round(cam.height * scale)), max(1, round(cam.width * scale))
+        image = torch.from_numpy(np.array(load_rgb(cam.image_path))).permute(2, 0, 1).float() / 255.0
+        if image.shape[-2:] != (h, w):
+            image = F.interpolate(image[None], size=(h, w), mode="bilinear", antialias=True, align_corners=False)[0]
+        views.append(View(stem=stem, camera=cam.scaled(w, h), target=image.clamp(0, 1).to(device)))
+    return views
