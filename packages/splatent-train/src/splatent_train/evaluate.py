@@ -1,0 +1,158 @@
+"""``splatent eval``: score decoded renders, enhanced renders and the codec's ceiling.
+
+For every test view of a render folder (``nvs/``, ``nvs_gt/`` from ``splatent
+render``), against the ground-truth photo resized to the latents' pixel size:
+
+1. **render** — decode(3DGS render latent);
+2. **enhanced** — decode(enhanced latent), where ``enhanced/<stem>.pt`` exists;
+3. **ceiling** — decode(encode(ground truth)) = decode(``nvs_gt``): the best any latent
+   method can do with this codec.
+
+PSNR, SSIM and (optionally) LPIPS per view and mean; writes ``metrics.json``,
+``metrics.md``, one contact sheet per view and ``report.html``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from splatent_data import SplatentError, atomic_write_bytes, atomic_write_json, load_rgb, load_scene, read_dataset_json
+from splatent_latents import codec_from_manifest, load_latent
+from splatent_model import psnr, ssim
+
+from .report import KINDS, contact_sheet, html_report, markdown_table
+
+logger = logging.getLogger("splatent")
+
+
+@dataclass
+class EvalResult:
+    output: Path
+    report: Path
+    means: dict[str, dict[str, float]]
+    views: int
+
+
+def _device(name: str) -> torch.device:
+    return torch.device("cuda" if name == "auto" and torch.cuda.is_available() else ("cpu" if name == "auto" else name))
+
+
+def load_lpips(net: str = "vgg", device: torch.device | str = "cpu"):
+    """The ``lpips`` metric with pretrained backbone weights, or one clear error when they cannot be had."""
+    import lpips
+
+    try:
+        model = lpips.LPIPS(net=net, verbose=False)
+    except Exception as exc:  # torchvision raises URLError/OSError/RuntimeError when the download fails
+        raise SplatentError(
+            f"LPIPS needs torchvision's {net} weights, which could not be loaded ({type(exc).__name__}); "
+            f"put them in the torch hub cache, or pass --no-lpips"
+        ) from None
+    return model.eval().to(device)
+
+
+def _to_image(t: torch.Tensor) -> np.ndarray:  # [3, H, W] in [0, 1] -> [H, W, 3]
+    return t.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+
+
+def _scores(pred: torch.Tensor, gt: torch.Tensor, lpips_model) -> dict[str, float]:
+    p, g = pred[None].float(), gt[None].float()
+    out = {"psnr": float(psnr(p, g)), "ssim": float(ssim(p, g))}
+    if lpips_model is not None:
+        with torch.no_grad():
+            out["lpips"] = float(lpips_model(p * 2 - 1, g * 2 - 1).mean())
+    return out
+
+
+def evaluate_results(
+    renders: str | Path,
+    output: str | Path,
+    enhanced: str | Path | None = None,
+    dataset: str | Path | None = None,
+    lpips: bool = True,
+    lpips_net: str = "vgg",
+    device: str = "auto",
+    title: str | None = None,
+    notes: tuple[str, ...] = (),
+) -> EvalResult:
+    """Score every test view of ``renders`` and write the report into ``output`` (see module doc).
+
+    Args:
+        renders: A render folder of ``splatent render`` (holds ``manifest.json``, ``nvs/``, ``nvs_gt/``).
+        output: Report folder.
+        enhanced: Folder of enhanced latents ``<stem>.pt`` (``splatent enhance`` output).
+        dataset: Dataset JSON, to show each view's references on its sheet.
+        lpips: Also compute LPIPS (needs the backbone weights; see :func:`load_lpips`).
+    """
+    renders, output = Path(renders), Path(output)
+    manifest_path = renders / "manifest.json"
+    if not manifest_path.is_file():
+        raise SplatentError(f"{renders} has no manifest.json; pass a folder written by `splatent render`")
+    info = json.loads(manifest_path.read_text())
+    if not info.get("latents"):
+        raise SplatentError(f"{renders} holds RGB renders; `splatent eval` scores latent renders")
+    dev = _device(device)
+    codec = codec_from_manifest(info["latents"]).to(dev)
+    scene = load_scene(info["scene"])
+    stems = sorted(p.stem for p in (renders / "nvs").glob("*.pt"))
+    if not stems:
+        raise SplatentError(f"{renders / 'nvs'} holds no rendered test views")
+    refs: dict[str, list[Path]] = {}
+    if dataset is not None and Path(dataset).is_file():
+        for e in read_dataset_json(dataset, check_files=False).entries:
+            refs[e.feature.stem] = list(e.ref_features)
+    lpips_model = load_lpips(lpips_net, dev) if lpips else None
+    enhanced = Path(enhanced) if enhanced is not None else None
+    (output / "sheets").mkdir(parents=True, exist_ok=True)
+
+    def decode(path: Path) -> torch.Tensor:
+        with torch.no_grad():
+            return codec.decode(load_latent(path)[None].to(dev))[0].float().clamp(0, 1)
+
+    per_view: dict[str, dict[str, dict[str, float]]] = {}
+    sheets: dict[str, str] = {}
+    for stem in stems:
+        images = {"render": decode(renders / "nvs" / f"{stem}.pt"), "ceiling": decode(renders / "nvs_gt" / f"{stem}.pt")}
+        if enhanced is not None and (enhanced / f"{stem}.pt").is_file():
+            images["enhanced"] = decode(enhanced / f"{stem}.pt")
+        h, w = images["render"].shape[-2:]
+        photo = Image.fromarray(load_rgb(scene.camera(stem).image_path)).resize((w, h), Image.Resampling.LANCZOS)
+        gt = torch.from_numpy(np.asarray(photo, dtype=np.float32) / 255.0).permute(2, 0, 1).to(dev)
+        per_view[stem] = {k: _scores(img, gt, lpips_model) for k, img in images.items()}
+        columns = [("ground truth", _to_image(gt)), ("codec ceiling", _to_image(images["ceiling"])),
+                   ("render", _to_image(images["render"]))]
+        if "enhanced" in images:
+            columns.append(("enhanced", _to_image(images["enhanced"])))
+        columns += [(f"ref {p.stem}", _to_image(decode(p))) for p in refs.get(stem, []) if p.is_file()]
+        sheet_path = output / "sheets" / f"{stem}.png"
+        buf = _png_bytes(contact_sheet(columns))
+        atomic_write_bytes(sheet_path, buf)
+        sheets[stem] = f"sheets/{stem}.png"
+    means = {kind: {m: float(np.mean([per_view[v][kind][m] for v in per_view if kind in per_view[v]]))
+                    for m in ("psnr", "ssim", "lpips") if any(m in per_view[v].get(kind, {}) for v in per_view)}
+             for kind, _, _ in KINDS if any(kind in per_view[v] for v in per_view)}
+    metrics = {"mean": means, "views": per_view, "lpips": lpips_net if lpips else None,
+               "renders": str(renders.resolve()), "enhanced": str(enhanced.resolve()) if enhanced else None}
+    atomic_write_json(output / "metrics.json", metrics)
+    atomic_write_bytes(output / "metrics.md", markdown_table(means).encode())
+    lines = list(notes) or [f"Scene {scene.root}, {len(stems)} held-out test views, codec {info.get('codec')}."]
+    if not lpips:
+        lines.append("LPIPS not computed (--no-lpips).")
+    html_report(output / "report.html", title or f"Splatent evaluation: {scene.root.name}", metrics, sheets, lines)
+    return EvalResult(output=output, report=output / "report.html", means=means, views=len(stems))
+
+
+def _png_bytes(image: Image.Image) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()

@@ -1,0 +1,76 @@
+"""What the main process records: ``metrics.jsonl`` always, TensorBoard scalars and image grids on request.
+
+``metrics.jsonl`` holds one JSON object per line: ``{"step": 10, "loss": ..., "lr": ...}``
+for training steps and ``{"step": 1000, "eval/psnr_enhanced": ...}`` for evaluations, so
+loss curves of two runs can be compared without TensorBoard. TensorBoard logs go to
+``OUTPUT_DIR/logs/<tracker_run_name>`` (the original's place).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+METRICS_FILE = "metrics.jsonl"
+
+
+class TrainLogger:
+    """Writes scalars and images; does nothing on processes other than the main one (``enabled`` False)."""
+
+    def __init__(self, output_dir: Path, run_name: str = "run", backend: str = "tensorboard",
+                 enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.writer = None
+        self.file = None
+        if not enabled:
+            return
+        output_dir = Path(output_dir)
+        output_dir.mkdir(parents=True, exist_ok=True)
+        self.file = open(output_dir / METRICS_FILE, "a", encoding="utf-8")
+        if backend == "tensorboard":
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(log_dir=str(output_dir / "logs" / run_name))
+
+    def scalars(self, step: int, values: dict[str, float], prefix: str = "") -> None:
+        if not self.enabled:
+            return
+        clean = {f"{prefix}{k}": (float(v) if math.isfinite(float(v)) else None) for k, v in values.items()}
+        self.file.write(json.dumps({"step": int(step), **clean}) + "\n")
+        if self.writer is not None:
+            for key, value in clean.items():
+                if value is not None:
+                    self.writer.add_scalar(key, value, step)
+
+    def image(self, tag: str, step: int, image: np.ndarray) -> None:  # image [H, W, 3] uint8
+        if self.enabled and self.writer is not None:
+            self.writer.add_image(tag, image, step, dataformats="HWC")
+
+    def flush(self) -> None:
+        if self.enabled:
+            self.file.flush()
+            if self.writer is not None:
+                self.writer.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.file.close()
+            if self.writer is not None:
+                self.writer.close()
+
+
+def read_metrics(output_dir: Path) -> list[dict[str, Any]]:
+    """The records of a run's ``metrics.jsonl``."""
+    path = Path(output_dir) / METRICS_FILE
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def loss_curve(output_dir: Path, key: str = "loss") -> dict[int, float]:
+    """``{step: value}`` of one training scalar (the last record per step wins, e.g. after a resume)."""
+    return {r["step"]: r[key] for r in read_metrics(output_dir) if r.get(key) is not None}

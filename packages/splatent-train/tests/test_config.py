@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import pytest
+
+from splatent_train import TrainConfig, TrainError
+
+
+def config(tmp_path, **kw) -> TrainConfig:
+    path = tmp_path / "dataset.json"
+    path.write_text("{}")
+    return TrainConfig(dataset_path=path, output_dir=tmp_path / "out", **kw)
+
+
+@pytest.mark.parametrize("option, value, words", [
+    ("max_train_steps", 0, "--max_train_steps"),
+    ("resolution", 500, "multiple of 8"),
+    ("lr_scheduler", "step", "--lr_scheduler 'step'"),
+    ("mixed_precision", "fp8", "--mixed_precision"),
+    ("logger", "clearml", "not supported"),
+    ("lpips_net", "squeeze", "--lpips_net"),
+    ("gradient_accumulation_steps", 0, "--gradient_accumulation_steps"),
+])
+def test_bad_options_are_one_line_naming_the_option(tmp_path, option, value, words):
+    with pytest.raises(TrainError, match="^[^\n]*$") as err:
+        config(tmp_path, **{option: value}).check()
+    assert words in str(err.value)
+
+
+def test_all_losses_off_and_missing_dataset_are_refused(tmp_path):
+    with pytest.raises(TrainError, match="nothing to train"):
+        config(tmp_path, lambda_l2=0, lambda_lpips=0, lambda_rgb=0).check()
+    with pytest.raises(TrainError, match="does not exist"):
+        TrainConfig(dataset_path=tmp_path / "none.json", output_dir=tmp_path).check()
+
+
+def test_json_round_trip_and_crops(tmp_path):
+    c = config(tmp_path, resolution=256, eval_resolution=0, rgb_root=tmp_path)
+    assert TrainConfig.from_json(c.to_json()) == c
+    assert c.crop == 32 and c.eval_crop == 0
+    assert config(tmp_path).eval_crop == 64

@@ -1,0 +1,155 @@
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from splatent_model import load_enhancer
+from splatent_train import BrokenEntryError, TrainConfig, TrainError, loss_curve, train_enhancer
+
+HERE = Path(__file__).resolve().parent
+
+
+def tiny_config(dataset: Path, out: Path, **kw) -> TrainConfig:
+    """The tiny enhancer on 16x12 pca latents; fast settings for a CPU."""
+    base = dict(dataset_path=dataset, output_dir=out, base_model="tiny", lambda_lpips=0.0, lambda_rgb=1.0,
+                learning_rate=1e-3, lr_warmup_steps=0, train_batch_size=2, max_train_steps=10,
+                checkpointing_steps=0, eval_freq=0, viz_freq=0, logger="none", num_threads=1)
+    return TrainConfig(**{**base, **kw})
+
+
+def unet_state(folder: Path) -> dict[str, torch.Tensor]:
+    return load_enhancer(folder).unet.state_dict()
+
+
+def test_enhancer_beats_the_render_on_held_out_views(degraded_dataset, tmp_path):
+    """A few hundred CPU steps: on test views never trained on, the enhanced latents beat the degraded renders."""
+    result = train_enhancer(tiny_config(degraded_dataset, tmp_path / "run", max_train_steps=150, eval_freq=75,
+                                        viz_freq=75, logger="tensorboard"))
+    m = result.eval
+    assert m["views"] == 3
+    assert m["latent_psnr_gain"] > 1.0, m  # dB; ~+3 in practice
+    assert m["latent_l2_enhanced"] < 0.8 * m["latent_l2_render"]
+    assert m["psnr_gain"] > 0.3 and m["ssim_gain"] > 0
+    # what the run leaves behind
+    out = tmp_path / "run"
+    enhancer = load_enhancer(result.enhancer_dir)
+    assert enhancer.config.codec["name"] == "pca" and Path(enhancer.config.codec["basis"]).is_file()
+    assert enhancer.prompt_cache, "prompt embeddings are stored so inference needs no text encoder"
+    assert (out / "viz" / "latest.png").is_file() and list((out / "logs" / "run").iterdir())
+    assert json.loads((out / "eval" / "step_150.json").read_text())["means"]["views"] == 3
+    curve = loss_curve(out)
+    assert sorted(curve) == list(range(1, 151)) and curve[150] < curve[1]
+    train_json = json.loads((out / "train.json").read_text())
+    assert train_json["steps"] == 150 and train_json["eval"]["latent_psnr_gain"] == m["latent_psnr_gain"]
+
+
+def test_resume_after_a_crash_reaches_the_same_weights(degraded_dataset, tmp_path):
+    """Crash at step N, resume: step 2N is bitwise the uninterrupted run (accumulation, warmup, cosine LR, crops)."""
+    n = 4
+    settings = dict(max_train_steps=2 * n, checkpointing_steps=n, gradient_accumulation_steps=2, resolution=64,
+                    lr_scheduler="cosine", lr_warmup_steps=2, eval_freq=3, checkpoints_total_limit=1)
+    whole = train_enhancer(tiny_config(degraded_dataset, tmp_path / "whole", **settings))
+
+    class Crash(Exception):
+        pass
+
+    def crash(state):
+        if state.step == n:
+            raise Crash
+
+    with pytest.raises(Crash):
+        train_enhancer(tiny_config(degraded_dataset, tmp_path / "crashed", **settings), step_callback=crash)
+    assert [p.name for p in (tmp_path / "crashed" / "checkpoints").iterdir()] == [f"checkpoint-{n}"]
+    with pytest.raises(TrainError, match="--resume latest"):
+        train_enhancer(tiny_config(degraded_dataset, tmp_path / "crashed", **settings))
+    resumed = train_enhancer(tiny_config(degraded_dataset, tmp_path / "crashed", resume="latest", **settings))
+    assert resumed.start_step == n and resumed.steps == 2 * n
+    assert resumed.resumed_from.name == f"checkpoint-{n}"
+    a, b = unet_state(whole.enhancer_dir), unet_state(resumed.enhancer_dir)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert loss_curve(tmp_path / "whole") == loss_curve(tmp_path / "crashed")
+    # the last K checkpoints are kept, each with an exported enhancer
+    assert [c.name for c in resumed.checkpoints] == [f"checkpoint-{2 * n}"]
+    b2 = unet_state(resumed.checkpoints[0] / "enhancer")
+    assert all(torch.equal(b[k], b2[k]) for k in b)
+
+
+def malformed_copy(dataset: Path, root: Path) -> tuple[Path, str, str]:
+    """The dataset with one train entry's render corrupted and another's ground-truth image removed."""
+    data = json.loads(dataset.read_text())
+    ids = sorted(data["train"])
+    corrupt_id, no_image_id = ids[0], ids[1]
+    root.mkdir(parents=True)
+    bad = root / "corrupt.pt"
+    bad.write_bytes(b"\x00garbage")
+    data["train"][corrupt_id]["feature"] = str(bad)
+    gt = Path(data["train"][no_image_id]["target_feature"])
+    lonely = root / "lonely" / gt.name
+    lonely.parent.mkdir()
+    shutil.copy(gt, lonely)
+    data["train"][no_image_id]["target_feature"] = str(lonely)
+    path = root / "dataset.json"
+    path.write_text(json.dumps(data))
+    return path, corrupt_id, no_image_id
+
+
+def test_malformed_entries_are_reported_not_silently_skipped(degraded_dataset, tmp_path, caplog):
+    path, corrupt_id, no_image_id = malformed_copy(degraded_dataset, tmp_path / "data")
+    with caplog.at_level(logging.WARNING, logger="splatent"):
+        result = train_enhancer(tiny_config(path, tmp_path / "run", max_train_steps=12))
+    assert set(result.broken) == {corrupt_id, no_image_id}
+    assert "corrupt.pt" in result.broken[corrupt_id]
+    assert "no ground-truth image" in result.broken[no_image_id]
+    logged = caplog.text
+    assert f"dropping entry {corrupt_id!r}" in logged and f"dropping entry {no_image_id!r}" in logged
+    assert json.loads((tmp_path / "run" / "train.json").read_text())["broken"] == result.broken
+    assert result.steps == 12  # the others trained; the broken ones were never replaced by neighbours
+    with pytest.raises(BrokenEntryError, match=no_image_id):
+        train_enhancer(tiny_config(path, tmp_path / "strict", strict=True))
+
+
+def test_lpips_loss_and_no_lpips_at_all(degraded_dataset, tmp_path, random_lpips, monkeypatch):
+    result = train_enhancer(tiny_config(degraded_dataset, tmp_path / "lpips", max_train_steps=3, lambda_lpips=2.0,
+                                        eval_freq=3), lpips_model=random_lpips)
+    assert result.losses["loss_lpips"] > 0 and "lpips_enhanced" in result.eval
+
+    import splatent_train.train as train_module
+
+    def no_download(*a, **k):
+        raise AssertionError("LPIPS must not be built with --lambda_lpips 0 and no cached weights")
+
+    monkeypatch.setattr(train_module, "build_lpips", no_download)
+    monkeypatch.setattr(train_module, "lpips_available", lambda net: False)
+    result = train_enhancer(tiny_config(degraded_dataset, tmp_path / "plain", max_train_steps=2, eval_freq=2,
+                                        gt_from_latents=True))
+    assert result.losses["loss_lpips"] == 0 and "lpips_enhanced" not in result.eval
+
+
+def test_two_processes_match_one_process_at_equal_effective_batch(degraded_dataset, tmp_path):
+    """DDP over 2 CPU processes (gloo, through accelerate) with batch 1 follows the loss curve of 1 process with batch 2."""
+    steps = 6
+    one = tiny_config(degraded_dataset, tmp_path / "one", max_train_steps=steps, log_every=1)
+    train_enhancer(one)
+    two = tiny_config(degraded_dataset, tmp_path / "two", max_train_steps=steps, train_batch_size=1, log_every=1,
+                      eval_freq=steps, cpu=True)
+    config_file = tmp_path / "two.json"
+    config_file.write_text(json.dumps(two.to_json()))
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+         str(HERE / "distributed_worker.py"), str(config_file)],
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((tmp_path / "two" / "train.json").read_text())["num_processes"] == 2
+    a, b = loss_curve(tmp_path / "one"), loss_curve(tmp_path / "two")
+    assert sorted(a) == sorted(b) == list(range(1, steps + 1))
+    for step in a:
+        assert abs(a[step] - b[step]) <= 1e-4 * abs(a[step]), (step, a[step], b[step])
+    # only the main process wrote: one metrics file, one export, eval gathered from both shards
+    assert json.loads((tmp_path / "two" / "train.json").read_text())["eval"]["views"] == 3
