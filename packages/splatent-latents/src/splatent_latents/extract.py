@@ -130,6 +130,8 @@ def extract_latents(
 
     previous = _previous_manifest(out_dir, overwrite)
     name, config = _requested_codec(codec, model, revision, previous)
+    if sample and name == "pca":
+        raise LatentError("the pca codec is deterministic: it has no posterior to sample; drop --sample")
     dev = procs.device if (procs.count > 1 and device == "auto") else resolve_device(device)
     run_dtype = resolve_dtype(previous.dtype if (dtype == "auto" and previous) else dtype, dev, name)
     request = LatentManifest(
@@ -153,8 +155,6 @@ def extract_latents(
         built = built if procs.is_main else PCACodec.load(out_dir / BASIS_FILENAME)
     elif built is None:
         built = load_codec(name, **{k: v for k, v in config.items() if k != "name"}, **({"compile": True} if compile else {}))
-    if sample and name == "pca":
-        raise LatentError("the pca codec is deterministic: it has no posterior to sample; drop --sample")
     built.to(dev, run_dtype)
     request.scaling_factor = built.scaling_factor
     request.channels, request.downsample = built.channels, built.downsample
@@ -176,11 +176,11 @@ def extract_latents(
     finally:
         seconds = time.perf_counter() - start
         if procs.count == 1:  # a failing process cannot meet the others, so only a lone one saves on errors
-            _update_manifest(request, out_dir, items, [(done_sizes, failed)])
+            _update_manifest(request, out_dir, items, [done_sizes])
     if procs.count > 1:
         gathered = procs.gather((done_sizes, failed, written, [i.stem for i in skipped]))
         if procs.is_main:
-            _update_manifest(request, out_dir, items, [(d, f) for d, f, _, _ in gathered])
+            _update_manifest(request, out_dir, items, [d for d, _, _, _ in gathered])
         failed = {k: v for _, f, _, _ in gathered for k, v in f.items()}
         written = [s for _, _, w, _ in gathered for s in w]
         skipped_stems = [s for _, _, _, k in gathered for s in k]
@@ -208,7 +208,7 @@ def _encode(codec, todo, out_dir, dev, dtype, batch_size, workers, sample, seed,
         done_sizes[item.stem] = list(item.encoded_size)
 
     with ExitStack() as stack:
-        pool = stack.enter_context(ThreadPoolExecutor(max_workers=2, thread_name_prefix="splatent-write"))
+        pool = stack.enter_context(ThreadPoolExecutor(max_workers=4, thread_name_prefix="splatent-write"))
         stack.enter_context(torch.inference_mode())
         stack.enter_context(_cudnn_benchmark(dev.type == "cuda"))
         advance = stack.enter_context(progress_bar("extract", len(todo), progress and procs.is_main))
@@ -419,12 +419,12 @@ def _fit_images(scene: Path, image_dir: Path, items: list[ImageItem], split: Spl
 
 
 def _update_manifest(request: LatentManifest, out_dir: Path, items: list[ImageItem],
-                     outcomes: list[tuple[dict[str, list[int]], dict[str, str]]]) -> None:
-    """Record every latent verified or written; stems of this run's images that failed are dropped."""
+                     done: list[dict[str, list[int]]]) -> None:
+    """Record every latent verified or written (per process); stems of this run's images that failed are dropped."""
     current = {item.stem for item in items}
     sizes = {s: hw for s, hw in request.sizes.items() if s not in current}
-    for done, _ in outcomes:
-        sizes.update(done)
+    for sizes_of_process in done:
+        sizes.update(sizes_of_process)
     request.sizes = dict(sorted(sizes.items()))
     request.count = len(request.sizes)
     request.save(out_dir)

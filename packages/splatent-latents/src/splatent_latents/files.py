@@ -56,7 +56,8 @@ def load_latent(
         value = value[0]
     expected = f"({', '.join(map(str, shape))})" if shape else f"({channels}, h, w)"
     if value.ndim != 3 or (tuple(value.shape) != tuple(shape) if shape else value.shape[0] != channels):
-        raise LatentError(f"latent file {path} has shape {tuple(value.shape)}, expected {expected}; it was written for another image size or by another tool: re-extract it")
+        raise LatentError(f"latent file {path} has shape {tuple(value.shape)}, expected {expected}; "
+                          f"it was written for another image size or by another tool: re-extract it")
     if not value.is_floating_point():
         raise LatentError(f"latent file {path} holds {value.dtype} values, expected floats; re-extract it")
     value = value.float()

@@ -53,12 +53,14 @@ class VaeCodec(LatentCodec):
     Args:
         vae: The autoencoder; put in eval mode, weights frozen.
         name: ``"sd-vae"`` or ``"tiny-random"``, recorded in manifests.
+        channels_last: On CUDA, keep weights and inputs NHWC (cuDNN's fastest half-precision layout).
         options: What :func:`load_codec` needs to rebuild it (``model``, ``revision``, ``seed``).
     """
 
-    def __init__(self, vae: "AutoencoderKL", name: str = "sd-vae", **options: Any):
+    def __init__(self, vae: "AutoencoderKL", name: str = "sd-vae", *, channels_last: bool = True, **options: Any):
         self.vae = vae.eval().requires_grad_(False)
         self.name = name
+        self.channels_last = channels_last
         self.options = options
         self.downsample = 2 ** (len(vae.config.block_out_channels) - 1)
         self.channels = int(vae.config.latent_channels)
@@ -78,8 +80,7 @@ class VaeCodec(LatentCodec):
     def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> "VaeCodec":
         # nn.Module.to: diffusers' override warns about float32-only modules on every cast, and this VAE has none.
         torch.nn.Module.to(self.vae, device=device, dtype=dtype)
-        if self.device.type == "cuda":
-            # cuDNN's fastest half-precision convolutions read NHWC.
+        if self.channels_last and self.device.type == "cuda":
             torch.nn.Module.to(self.vae, memory_format=torch.channels_last)
         return self
 
@@ -90,7 +91,7 @@ class VaeCodec(LatentCodec):
 
     def _input(self, x: Tensor) -> Tensor:
         x = x.to(self.device, self.dtype, non_blocking=True)
-        if self.device.type == "cuda":
+        if self.channels_last and self.device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 

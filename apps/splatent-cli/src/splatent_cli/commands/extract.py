@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -42,7 +43,8 @@ def extract(
         dtype=dtype, batch_size=batch_size, workers=workers, sample=sample, seed=seed, overwrite=overwrite,
         fail_fast=fail_fast, compile=compile, progress=True,
     )
-    print(result.summary())
+    if os.environ.get("RANK", "0") == "0":  # under accelerate launch every process returns the same totals
+        print(result.summary())
     if result.failed:
         for name, reason in sorted(result.failed.items()):
             print(f"  failed: {name}: {reason}", file=sys.stderr)
