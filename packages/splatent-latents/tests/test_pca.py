@@ -73,7 +73,8 @@ def test_refuses_sampling_and_odd_sizes():
 
 
 def test_fox_crops_reach_the_documented_psnr(fox_eighth, psnr):
-    """README: fitted on fox's LLFF training views at 1/8 size, test views decode at ~24.5 dB."""
+    """Basis fitted on fox's LLFF training views at 1/8 size; the test views decode at 24.5 dB here (JPEG draft
+    decoding) and 24.1 dB with LANCZOS downscaling (README, benchmarks/RESULTS.md: tools/bench/pca_psnr.py)."""
     split = llff_split(list(fox_eighth))
     codec = PCACodec.fit([fox_eighth[s] for s in split.train])
     values = [psnr(codec.decode(codec.encode(fox_eighth[s][None]))[0], fox_eighth[s]) for s in split.test]

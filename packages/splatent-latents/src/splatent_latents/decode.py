@@ -102,7 +102,8 @@ def decode_latents(
             if not batch:
                 return
             images = built.decode(torch.stack([latent for _, latent in batch]))
-            pixels = images.mul(255.0).add_(0.5).clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+            # float32 before scaling: bf16 cannot tell 200.4 from 200.6
+            pixels = images.float().mul_(255.0).add_(0.5).clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
             for (stem, _), image in zip(batch, pixels):
                 pending.append((pool.submit(save_rgb, output / f"{stem}.png", image), stem))
             advance(len(batch))

@@ -46,6 +46,7 @@ from .images import ImageBatches, ImageItem, batches_by_size, find_image_dir, pr
 from .manifest import MANIFEST_NAME, LatentManifest
 from .pca import BASIS_FILENAME, PCACodec
 from .progress import progress_bar
+from .vae import VaeCodec
 
 logger = logging.getLogger("splatent")
 
@@ -132,6 +133,8 @@ def extract_latents(
     name, config = _requested_codec(codec, model, revision, previous)
     if sample and name == "pca":
         raise LatentError("the pca codec is deterministic: it has no posterior to sample; drop --sample")
+    if compile and name == "pca":
+        raise LatentError("--compile applies to VAE codecs; pca is a single matrix product")
     dev = procs.device if (procs.count > 1 and device == "auto") else resolve_device(device)
     run_dtype = resolve_dtype(previous.dtype if (dtype == "auto" and previous) else dtype, dev, name)
     request = LatentManifest(
@@ -154,7 +157,11 @@ def extract_latents(
         procs.barrier()
         built = built if procs.is_main else PCACodec.load(out_dir / BASIS_FILENAME)
     elif built is None:
-        built = load_codec(name, **{k: v for k, v in config.items() if k != "name"}, **({"compile": True} if compile else {}))
+        built = load_codec(name, **{k: v for k, v in config.items() if k != "name"})
+    if compile:
+        if not isinstance(built, VaeCodec):
+            raise LatentError(f"--compile applies to VAE codecs, not {name}")
+        built.compile()
     built.to(dev, run_dtype)
     request.scaling_factor = built.scaling_factor
     request.channels, request.downsample = built.channels, built.downsample
