@@ -128,3 +128,15 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def make_ring():
+    """The ring-of-cameras builder (test modules cannot import conftest)."""
+    return ring
+
+
+@pytest.fixture
+def make_scene():
+    """The scene builder, for tests that need their own scene."""
+    return build_scene

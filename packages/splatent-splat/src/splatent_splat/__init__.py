@@ -11,7 +11,7 @@ from .gaussians import FeatureGaussians, features_from_views, random_points_in_f
 from .kernels import KernelBuild, build_gsplat_kernels, gsplat_cache_dir
 from .losses import psnr, ssim
 from .ply import load_ply, save_ply
-from .rasterize import BACKENDS, rasterize, resolve_backend
+from .backends import BACKENDS, rasterize, resolve_backend
 from .render import RenderResult, render_model
 from .sh import eval_sh, rgb_to_sh, sh_bases
 from .torch_backend import rasterize_torch

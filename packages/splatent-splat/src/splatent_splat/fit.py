@@ -38,7 +38,7 @@ from .cameras import camera_tensors
 from .gaussians import FeatureGaussians, features_from_views, random_points_in_frustums, standardisation
 from .losses import photometric_loss
 from .ply import save_ply
-from .rasterize import resolve_backend
+from .backends import resolve_backend
 from .training import (
     Densifier, LearningRates, ViewSampler, evaluate, list_checkpoints, load_checkpoint, regularisation,
     save_checkpoint,

@@ -27,7 +27,7 @@ from torch import Tensor
 from splatent_data import Camera, SplatentError
 
 from .cameras import camera_tensors
-from .rasterize import camera_positions, rasterize
+from .backends import camera_positions, rasterize
 from .sh import SH_C0, eval_sh, num_sh_bases, rgb_to_sh
 
 FEATURE_KINDS = ("latent", "rgb")

@@ -30,7 +30,7 @@ from splatent_data import SplatentError, atomic_write_json, load_scene, save_rgb
 from .cameras import interpolate_path
 from .fit import MODEL_FILE, read_fit_manifest
 from .ply import load_ply
-from .rasterize import resolve_backend
+from .backends import resolve_backend
 from .views import load_latent_views, load_rgb_views
 
 logger = logging.getLogger("splatent")

@@ -1,0 +1,45 @@
+"""``splatent render``: the original feature-3dgs ``render.py -m MODEL``: nvs/, nvs_gt/, train/, train_gt/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ..errors import fail, guarded
+from ..progress import progress_bar
+
+
+@guarded("render")
+def render(
+    model_dir: Path = typer.Argument(None, help="Model folder written by `splatent fit`."),
+    model_path: Path = typer.Option(None, "--model_path", "--model-path", "-m", help="The model folder, as the original flag."),
+    output: Path = typer.Option(None, "--output", "-o", help="Render folder, conventionally R/<scene> (default: MODEL/renders)."),
+    scene: Path = typer.Option(None, "--scene", "--source_path", "--source-path", "-s", help="Scene folder, when it moved since the fit."),
+    latents: Path = typer.Option(None, "--latents", help="Latents folder, when it moved since the fit."),
+    save_images: bool = typer.Option(False, "--save-images", "--save_images", help="Also decode every latent to a PNG beside it."),
+    path: bool = typer.Option(False, "--path", help="Render a smooth camera path through the training views to path.mp4."),
+    path_frames: int = typer.Option(120, "--path-frames", "--path_frames", min=2, help="Frames of the --path video."),
+    fps: int = typer.Option(30, "--fps", min=1, help="Frame rate of the --path video."),
+    backend: str = typer.Option("auto", "--backend", help="auto (gsplat on CUDA, else torch), gsplat or torch."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+) -> None:
+    """Render a fitted model's test and training views as latents (the dataset stage's input)."""
+    from splatent_splat import read_fit_manifest, render_model
+
+    if model_dir is not None and model_path is not None and model_dir != model_path:
+        raise fail("render", f"two models given ({model_dir} and --model_path {model_path}); pass one")
+    model = model_dir if model_dir is not None else model_path
+    if model is None:
+        raise fail("render", "no model given; pass MODEL_DIR (or -m MODEL_DIR)")
+    info = read_fit_manifest(model)
+    out = output if output is not None else model / "renders"
+    total = 2 * (len(info["split"]["train"]) + len(info["split"]["test"])) + (path_frames if path else 0)
+    with progress_bar("render", total=total) as advance:
+        result = render_model(
+            model, out, scene=scene, latents=latents, save_images=save_images, path_frames=path_frames if path else 0,
+            fps=fps, backend=backend, device=device, progress=lambda done, _total: advance(1),
+        )
+    counts = ", ".join(f"{k} {v}" for k, v in result.counts.items())
+    video = f"; video {result.video}" if result.video else ""
+    print(f"rendered {counts} into {out}{video}")

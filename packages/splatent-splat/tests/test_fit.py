@@ -1,0 +1,111 @@
+"""The fit stage on CPU (torch backend) on scenes the tests build."""
+
+import json
+import logging
+import shutil
+
+import pytest
+import torch
+
+from splatent_data import SceneError, SplatentError
+from splatent_splat import FitConfig, fit_scene, load_ply
+
+# A 16-view ring, 32x24 latents (256x192 photos), ~300 ground-truth Gaussians:
+# 600 steps must cut the training loss at least 5x and reach this test-view latent PSNR.
+# (The range R of the PSNR is the training latents' max - min; see splatent_splat.losses.)
+PSNR_THRESHOLD_DB = 30.0
+
+QUICK = dict(eval_every=0, checkpoint_every=0, tensorboard=False, progress=False, sh_degree=1, sh_degree_interval=100)
+
+
+def test_fit_lowers_the_loss_and_reaches_the_test_psnr(latent_scene, tmp_path):
+    cfg = FitConfig(steps=600, log_every=10, eval_every=300, refine_start=100, refine_every=100, refine_stop=400,
+                    sh_degree=1, sh_degree_interval=200, progress=False)
+    result = fit_scene(latent_scene, tmp_path / "model", cfg)
+    first, last = result.losses[0][1], result.losses[-1][1]
+    assert first / last > 5, (first, last)
+    assert result.test["psnr"] > PSNR_THRESHOLD_DB
+    steps = [h["step"] for h in result.history]
+    assert steps == [0, 300, 600]
+    assert result.history[0]["psnr"] < result.history[-1]["psnr"] - 5
+    assert result.num_gaussians > 300  # densified
+    manifest = json.loads((tmp_path / "model" / "fit.json").read_text())
+    assert manifest["steps"] == 600 and manifest["backend"] == "torch" and manifest["codec"] == "tiny-random"
+    assert manifest["split"]["test"] == ["0000", "0008"] and "0000" not in manifest["split"]["train"]
+    assert manifest["latents"].endswith("features_sd_turbo")
+    model, meta = load_ply(tmp_path / "model" / "gaussians.ply")
+    assert len(model) == result.num_gaussians and model.sh_degree == 1 and meta["codec"] == "tiny-random"
+    assert list((tmp_path / "model" / "tb").iterdir())  # TensorBoard event file
+
+
+def test_resume_continues_from_the_same_step_with_the_same_state(latent_scene, tmp_path):
+    cfg = FitConfig(steps=60, checkpoint_every=30, keep_checkpoints=5, refine_start=10, refine_every=20,
+                    refine_stop=50, **{k: v for k, v in QUICK.items() if k != "checkpoint_every"})
+    straight = fit_scene(latent_scene, tmp_path / "a", cfg)
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    (tmp_path / "b" / "checkpoints" / "step_000060.pt").unlink()
+    for name in ("fit.json", "gaussians.ply", "gaussians.json"):
+        (tmp_path / "b" / name).unlink()
+    with pytest.raises(SplatentError, match="--resume"):
+        fit_scene(latent_scene, tmp_path / "b", cfg)
+    resumed = fit_scene(latent_scene, tmp_path / "b", cfg, resume=True)
+    assert resumed.resumed_from == 30 and resumed.steps == 60
+    a, _ = load_ply(tmp_path / "a" / "gaussians.ply")
+    b, _ = load_ply(tmp_path / "b" / "gaussians.ply")
+    assert len(a) == len(b) == straight.num_gaussians
+    for name in a.params:
+        torch.testing.assert_close(b.params[name], a.params[name], rtol=0, atol=0)
+    sa = torch.load(tmp_path / "a" / "checkpoints" / "step_000060.pt", weights_only=True)
+    sb = torch.load(tmp_path / "b" / "checkpoints" / "step_000060.pt", weights_only=True)
+    assert sa["sampler"]["order"] == sb["sampler"]["order"] and sa["sampler"]["position"] == sb["sampler"]["position"]
+    for name in sa["optimizers"]:
+        torch.testing.assert_close(sa["optimizers"][name]["state"][0]["exp_avg"],
+                                   sb["optimizers"][name]["state"][0]["exp_avg"], rtol=0, atol=0)
+
+
+def test_joint_rgb_supervision_trains_an_rgb_head(latent_scene, tmp_path):
+    cfg = FitConfig(steps=80, rgb_weight=1.0, rgb_sh_degree=0, eval_every=80, rgb_scale=0.5,
+                    **{k: v for k, v in QUICK.items() if k != "eval_every"})
+    result = fit_scene(latent_scene, tmp_path / "m", cfg)
+    first, last = result.history[0], result.history[-1]
+    assert last["rgb_psnr"] > first["rgb_psnr"] + 2
+    model, _ = load_ply(tmp_path / "m" / "gaussians.ply")
+    assert model.rgb_sh_degree == 0 and model.has_rgb
+
+
+def test_rgb_target_fits_plain_3dgs(latent_scene, tmp_path):
+    cfg = FitConfig(steps=80, target="rgb", rgb_scale=0.25, eval_every=80,
+                    **{k: v for k, v in QUICK.items() if k not in ("eval_every", "sh_degree")})
+    result = fit_scene(latent_scene, tmp_path / "m", cfg)
+    assert result.history[-1]["psnr"] > result.history[0]["psnr"] + 2
+    assert 0 < result.test["ssim"] <= 1
+    model, _ = load_ply(tmp_path / "m" / "gaussians.ply")
+    assert model.feature_kind == "rgb" and model.sh_degree == 3
+
+
+def test_scene_without_points_starts_from_random_points(make_scene, tmp_path, caplog):
+    scene = make_scene(tmp_path / "s", n_views=8, latent_size=(16, 12), points=False, photos=False)
+    with caplog.at_level(logging.INFO, logger="splatent"):
+        result = fit_scene(scene, tmp_path / "m", FitConfig(steps=20, init_points=300, **QUICK))
+    assert any("at random" in r.getMessage() for r in caplog.records)
+    assert result.num_gaussians == 300 and result.steps == 20
+    with pytest.raises(SceneError, match="no sparse points"):
+        fit_scene(scene, tmp_path / "m2", FitConfig(steps=5, init="points", **QUICK))
+
+
+def test_distorted_cameras_are_refused_with_the_fix(make_scene, tmp_path):
+    scene = make_scene(tmp_path / "s", n_views=8, latent_size=(16, 12), distortion=(0.05, -0.08, 0.001, 0.0),
+                       points=False, photos=False)
+    with pytest.raises(SceneError, match="splatent scene undistort"):
+        fit_scene(scene, tmp_path / "m", FitConfig(steps=5, **QUICK))
+
+
+def test_bad_inputs_fail_with_one_clear_line(latent_scene, tmp_path):
+    with pytest.raises(SceneError, match="splatent extract"):
+        fit_scene(latent_scene, tmp_path / "m", FitConfig(steps=5, latents="no_such_latents", **QUICK))
+    with pytest.raises(SplatentError, match="mcmc needs gsplat"):
+        fit_scene(latent_scene, tmp_path / "m2", FitConfig(steps=5, strategy="mcmc", **QUICK))
+    with pytest.raises(SplatentError, match="needs a CUDA device"):
+        fit_scene(latent_scene, tmp_path / "m3", FitConfig(steps=5, backend="gsplat", device="cpu", **QUICK))
+    with pytest.raises(SplatentError, match="--target rgb"):
+        fit_scene(latent_scene, tmp_path / "m4", FitConfig(steps=5, target="rgb", rgb_weight=1.0, **QUICK))

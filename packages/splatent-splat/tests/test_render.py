@@ -1,0 +1,60 @@
+import json
+
+import imageio_ffmpeg
+import pytest
+import torch
+from PIL import Image
+
+from splatent_data import SplatentError
+from splatent_latents import load_latent
+from splatent_splat import FitConfig, fit_scene, render_model
+
+QUICK = dict(eval_every=0, checkpoint_every=0, tensorboard=False, progress=False, sh_degree=1)
+
+
+@pytest.fixture(scope="module")
+def model(latent_scene, tmp_path_factory):
+    out = tmp_path_factory.mktemp("model")
+    fit_scene(latent_scene, out, FitConfig(steps=30, **QUICK))
+    return out
+
+
+def test_render_writes_exactly_the_dataset_layout(model, latent_scene, tmp_path):
+    out = tmp_path / "R" / "scene"
+    result = render_model(model, out)
+    test = ["0000", "0008"]
+    train = [f"{i:04d}" for i in range(16) if i not in (0, 8)]
+    expected = {f"{folder}/{stem}.pt" for folder, stems in
+                (("nvs", test), ("nvs_gt", test), ("train", train), ("train_gt", train)) for stem in stems}
+    written = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
+    assert written == expected | {"manifest.json"}
+    assert result.counts == {"nvs": 2, "nvs_gt": 2, "train": 14, "train_gt": 14}
+    source = latent_scene / "features_sd_turbo"
+    for stem in test:
+        gt = load_latent(out / "nvs_gt" / f"{stem}.pt")
+        assert torch.equal(gt, load_latent(source / f"{stem}.pt"))
+        rendered = load_latent(out / "nvs" / f"{stem}.pt")
+        assert rendered.shape == gt.shape == (4, 24, 32)
+        assert not torch.equal(rendered, gt)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["latents"] == str(source.resolve()) and manifest["codec"] == "tiny-random"
+    assert manifest["split"]["test"] == test and manifest["counts"]["train"] == 14
+    assert manifest["model"] == str(model.resolve())
+
+
+def test_save_images_decodes_with_the_manifest_codec_and_path_makes_a_video(model, tmp_path):
+    out = tmp_path / "r"
+    result = render_model(model, out, save_images=True, path_frames=6, fps=3)
+    with Image.open(out / "nvs" / "0000.png") as im:
+        assert im.size == (256, 192)  # 8x the latent
+    assert len(list((out / "train_gt").glob("*.png"))) == 14
+    assert result.video == out / "path.mp4"
+    reader = imageio_ffmpeg.read_frames(str(result.video))
+    meta = next(reader)
+    assert meta["size"] == (256, 192) and meta["fps"] == 3
+    assert sum(1 for _ in reader) == 6
+
+
+def test_render_refuses_a_folder_without_a_fit(tmp_path):
+    with pytest.raises(SplatentError, match="splatent fit"):
+        render_model(tmp_path, tmp_path / "out")
