@@ -30,6 +30,7 @@ import json
 import os
 import platform
 import shutil
+import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -37,6 +38,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from results_md import write_section  # a sibling: tools/bench is on sys.path when its scripts run
 
 SECTION = "extract"
 GOAL_SPEEDUP, GOAL_RATE_512 = 5.0, 150.0
@@ -258,19 +261,6 @@ def table(report: dict) -> str:
     return "\n".join(lines)
 
 
-def write_section(results: Path, report: dict, command: str) -> None:
-    """Replace (or append) this benchmark's section of RESULTS.md, between its markers."""
-    begin, end = f"<!-- bench:{SECTION} begin -->", f"<!-- bench:{SECTION} end -->"
-    body = "\n".join([begin, "## extract: SD-Turbo VAE encoding (`tools/bench/extract.py`)", "",
-                      f"Command: `{command}`", "", table(report), end])
-    text = results.read_text() if results.is_file() else "# Benchmark results\n"
-    if begin in text and end in text:
-        text = text[: text.index(begin)] + body + text[text.index(end) + len(end):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + body + "\n"
-    results.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, help="JSON file to write.")
@@ -289,14 +279,17 @@ def main() -> None:
         report = json.loads(args.report.read_text())
     else:
         report = run(args)
-        report["command"] = "python tools/bench/extract.py " + " ".join(
-            f"--{k.replace('_', '-')} {v}" for k, v in (("sizes", args.sizes), ("count", args.count)))
+        argv = sys.argv[1:]
+        if "--out" in argv:  # the output path is the machine's, not part of the method
+            del argv[argv.index("--out"):argv.index("--out") + 2]
+        report["command"] = " ".join(["python tools/bench/extract.py", *argv])
         if args.out:
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(table(report))
     if args.results:
-        write_section(args.results, report, report.get("command", "python tools/bench/extract.py"))
+        write_section(args.results, SECTION, "extract: SD-Turbo VAE encoding (`tools/bench/extract.py`)",
+                      report.get("command", "python tools/bench/extract.py"), table(report))
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from results_md import write_section  # a sibling: tools/bench is on sys.path when its scripts run
+
 SECTION = "pca-psnr"
 FOX = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "fox"
 
@@ -74,19 +76,6 @@ def table(report: dict) -> str:
     return "\n".join(lines)
 
 
-def write_section(results: Path, report: dict) -> None:
-    begin, end = f"<!-- bench:{SECTION} begin -->", f"<!-- bench:{SECTION} end -->"
-    body = "\n".join([begin, "## pca codec: reconstruction PSNR (`tools/bench/pca_psnr.py`)", "",
-                      f"Command: `python tools/bench/pca_psnr.py --factors {','.join(str(r['factor']) for r in report['results'])}`",
-                      "", table(report), end])
-    text = results.read_text() if results.is_file() else "# Benchmark results\n"
-    if begin in text and end in text:
-        text = text[: text.index(begin)] + body + text[text.index(end) + len(end):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + body + "\n"
-    results.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scene", type=Path, default=FOX, help="A scene with images/ and poses.")
@@ -108,7 +97,9 @@ def main() -> None:
             args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(table(report))
     if args.results:
-        write_section(args.results, report)
+        factors = ",".join(str(r["factor"]) for r in report["results"])
+        write_section(args.results, SECTION, "pca codec: reconstruction PSNR (`tools/bench/pca_psnr.py`)",
+                      f"python tools/bench/pca_psnr.py --factors {factors}", table(report))
 
 
 if __name__ == "__main__":
