@@ -52,7 +52,7 @@ logger = logging.getLogger("splatent")
 
 DEFAULT_OUTPUT = "features_sd_turbo"
 # Pixels per batch: 16 images of 512x512 keep an H100 busy within a few GB in bf16.
-PIXEL_BUDGET = {("cuda", "vae"): 16 * 512 * 512, ("cpu", "vae"): 4 * 512 * 512}
+VAE_PIXEL_BUDGET = {"cuda": 16 * 512 * 512, "cpu": 4 * 512 * 512}
 PCA_PIXEL_BUDGET = 64 * 512 * 512
 PENDING_WRITES = 256
 
@@ -200,8 +200,7 @@ def extract_latents(
 def _encode(codec, todo, out_dir, dev, dtype, batch_size, workers, sample, seed, fail_fast,
             procs, progress, written, done_sizes, failed) -> None:
     """Encode ``todo`` batch by batch; appends to ``written``, ``done_sizes``, ``failed`` as it goes."""
-    kind = "pca" if codec.name == "pca" else "vae"
-    budget = PCA_PIXEL_BUDGET if kind == "pca" else PIXEL_BUDGET[("cuda" if dev.type == "cuda" else "cpu", kind)]
+    budget = PCA_PIXEL_BUDGET if codec.name == "pca" else VAE_PIXEL_BUDGET["cuda" if dev.type == "cuda" else "cpu"]
     batches = batches_by_size(todo, batch_size, budget)
     pending: dict[Future, ImageItem] = {}
 
@@ -214,21 +213,21 @@ def _encode(codec, todo, out_dir, dev, dtype, batch_size, workers, sample, seed,
         written.append(item.stem)
         done_sizes[item.stem] = list(item.encoded_size)
 
+    def drain(raise_errors: bool) -> None:
+        errors = []
+        for future in list(pending):
+            try:
+                finish(future)
+            except LatentError as exc:
+                errors.append(exc)
+        if errors and raise_errors:
+            raise errors[0]
+
     with ExitStack() as stack:
         pool = stack.enter_context(ThreadPoolExecutor(max_workers=4, thread_name_prefix="splatent-write"))
         stack.enter_context(torch.inference_mode())
         stack.enter_context(_cudnn_benchmark(dev.type == "cuda"))
         advance = stack.enter_context(progress_bar("extract", len(todo), progress and procs.is_main))
-        def drain(raise_errors: bool) -> None:
-            errors = []
-            for future in list(pending):
-                try:
-                    finish(future)
-                except LatentError as exc:
-                    errors.append(exc)
-            if errors and raise_errors:
-                raise errors[0]
-
         try:
             for images, good, bad in _loader(todo, batches, workers, procs.count, dev):
                 for file_name, reason in bad.items():
@@ -244,7 +243,8 @@ def _encode(codec, todo, out_dir, dev, dtype, batch_size, workers, sample, seed,
                     latents = latents.cpu()
                     for j, item in enumerate(batch):
                         if not finite[j]:
-                            reason = f"the encoder gave NaN/inf latents in {dtype_name(dtype)}; re-run with --dtype float32"
+                            reason = (f"the encoder gave NaN/inf latents in {dtype_name(dtype)}; "
+                                      f"re-extract with --dtype float32 --overwrite")
                             if fail_fast:
                                 raise LatentError(f"{item.path}: {reason}")
                             failed[item.path.name] = reason
