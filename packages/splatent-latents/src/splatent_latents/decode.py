@@ -124,7 +124,10 @@ def decode_latents(
             batch.append((path.stem, latent))
         flush()
         for future, stem in pending:
-            future.result()
+            try:
+                future.result()
+            except OSError as exc:
+                raise LatentError(f"cannot write {output / (stem + '.png')}: {exc.strerror or exc}; check the output folder") from None
             written.append(stem)
     return DecodeResult(output, built.name, written, failed, time.perf_counter() - start)
 
