@@ -5,8 +5,9 @@ same FLOPs as the real weights), on synthetic PNG scenes written to a temporary
 folder, measured in one run:
 
 * ``loop``: the original script's way: for each file, decode it, encode it in
-  float32 with batch 1, ``latent_dist.sample()``, ``torch.save`` (PyTorch defaults,
-  so cuDNN may use TF32 as the original did).
+  float32 with batch 1, ``latent_dist.sample()``, ``torch.save``, with PyTorch's
+  defaults (cuDNN may run float32 convolutions as TF32, as the original did), and
+  again with TF32 off (strict float32) for reference.
 * ``encoder``: the encoder alone on tensors already on the device, per dtype and
   batch size (``channels_last`` for half precision), optionally ``torch.compile``d.
 * ``extract``: ``splatent_latents.extract_latents`` end to end (files in, files out):
@@ -80,8 +81,11 @@ def build_vae(tiny: bool, seed: int = 0):
     return AutoencoderKL(**(tiny_vae_config() if tiny else sd_vae_config())).eval().requires_grad_(False)
 
 
-def bench_loop(vae, scene: Path, device: torch.device, count: int, warmup: int = 3) -> dict:
-    """The original script's per-image loop: PIL -> tensor -> fp32 encode -> sample -> torch.save."""
+def bench_loop(vae, scene: Path, device: torch.device, count: int, warmup: int = 3, tf32: bool = True) -> dict:
+    """The original script's per-image loop: PIL -> tensor -> fp32 encode -> sample -> torch.save.
+
+    ``tf32``: PyTorch's default lets cuDNN run float32 convolutions on TF32 tensor cores; False is strict float32.
+    """
     from PIL import Image
 
     torch.nn.Module.to(vae, device, torch.float32)  # (diffusers' own .to warns needlessly on casts)
@@ -96,15 +100,20 @@ def bench_loop(vae, scene: Path, device: torch.device, count: int, warmup: int =
             latent = vae.encode(x).latent_dist.sample()
         torch.save(latent[0].cpu(), out / f"{path.stem}.pt")
 
-    for path in files[:warmup]:
-        one(path)
-    sync(device)
-    start = time.perf_counter()
-    for path in files[warmup:]:
-        one(path)
-    sync(device)
-    seconds = time.perf_counter() - start
-    return {"images": len(files) - warmup, "seconds": seconds, "images_per_s": (len(files) - warmup) / seconds}
+    before = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = tf32
+    try:
+        for path in files[:warmup]:
+            one(path)
+        sync(device)
+        start = time.perf_counter()
+        for path in files[warmup:]:
+            one(path)
+        sync(device)
+        seconds = time.perf_counter() - start
+    finally:
+        torch.backends.cudnn.allow_tf32 = before
+    return {"images": len(files) - warmup, "seconds": seconds, "images_per_s": (len(files) - warmup) / seconds, "tf32": tf32}
 
 
 def bench_encoder(vae, width: int, height: int, device: torch.device, dtype: torch.dtype, batch: int,
@@ -194,6 +203,9 @@ def run(args: argparse.Namespace) -> dict:
             entry: dict = {"width": width, "height": height, "encoded": [height // 8 * 8, width // 8 * 8]}
             entry["loop"] = bench_loop(vae, scene, device, min(args.loop_count, args.count - 3))
             print(f"[{size}] loop: {entry['loop']['images_per_s']:.1f} img/s", flush=True)
+            if device.type == "cuda":
+                entry["loop_strict_fp32"] = bench_loop(vae, scene, device, min(args.loop_count // 4, args.count - 3), tf32=False)
+                print(f"[{size}] loop, strict fp32: {entry['loop_strict_fp32']['images_per_s']:.1f} img/s", flush=True)
             # (dtype, batch, channels_last, compiled)
             configs = [(torch.float32, 1, False, False)]
             if device.type == "cuda":
@@ -235,7 +247,10 @@ def table(report: dict) -> str:
     for size, e in report["sizes"].items():
         loop = e["loop"]["images_per_s"]
         label = f"{size} → {e['encoded'][1]}x{e['encoded'][0]}"
-        lines.append(f"| {label} | original-style loop (files in/out) | float32 | 1 | {loop:.1f} | 1.0 | |")
+        lines.append(f"| {label} | original-style loop (files in/out), PyTorch defaults (TF32 convs) | float32 | 1 | {loop:.1f} | 1.0 | |")
+        if "loop_strict_fp32" in e:
+            strict = e["loop_strict_fp32"]["images_per_s"]
+            lines.append(f"| {label} | original-style loop, strict float32 (TF32 off) | float32 | 1 | {strict:.1f} | {strict / loop:.2f} | |")
         for r in e["encoder"]:
             if "error" in r:
                 lines.append(f"| {label} | `VaeCodec.encode` | {r['dtype']} | {r['batch']} | {r['error']} | | |")
@@ -255,6 +270,8 @@ def table(report: dict) -> str:
         if size.lower() == "512x512":
             rate = rows["batched"]["images_per_s"]
             line += f"; {rate:.0f} images/s (goal ≥ {GOAL_RATE_512:.0f}: {'met' if rate >= GOAL_RATE_512 else 'NOT met'})"
+        if "loop_strict_fp32" in e:
+            line += f"; {rows['batched']['images_per_s'] / e['loop_strict_fp32']['images_per_s']:.1f}× a strict-float32 loop"
         if "batched-nchw" in rows:
             line += f"; without channels_last: {rows['batched-nchw']['images_per_s']:.0f} images/s"
         lines.append(line + ".")
