@@ -333,11 +333,13 @@ def random_points_in_frustums(
     found = 0
     for _ in range(200):
         cand = lo + (hi - lo) * torch.rand(max(4 * num_points, 1024), 3, generator=generator)
-        pc = torch.einsum("cij,nj->cni", viewmats[:, :3, :3], cand) + viewmats[:, None, :3, 3]
-        z = pc[..., 2]
-        uv = torch.einsum("cij,cnj->cni", ks[:, :2, :2], pc[..., :2] / z.clamp(min=1e-6)[..., None]) + ks[:, None, :2, 2]
-        inside = (z > near) & (z < far) & (uv >= 0).all(-1) & (uv < sizes[:, None]).all(-1)
-        good = cand[inside.sum(0) >= need]
+        seen = torch.zeros(len(cand), dtype=torch.int32)
+        for c in range(len(cameras)):
+            pc = cand @ viewmats[c, :3, :3].T + viewmats[c, :3, 3]
+            z = pc[:, 2]
+            uv = pc[:, :2] / z.clamp(min=1e-6)[:, None] @ ks[c, :2, :2].T + ks[c, :2, 2]
+            seen += ((z > near) & (z < far) & (uv >= 0).all(-1) & (uv < sizes[c]).all(-1)).int()
+        good = cand[seen >= need]
         kept.append(good)
         found += len(good)
         if found >= num_points:
