@@ -53,6 +53,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from results_md import write_section  # a sibling: tools/bench is on sys.path when its scripts run
+
 SECTION = "train"
 GOAL_SPEEDUP, GOAL_SCALING, CURVE_TOLERANCE = 1.5, 1.8, 0.02
 PROMPT = "A photo of a scene"
@@ -205,8 +207,8 @@ def bench_config(dataset: Path, out: Path, device: torch.device, steps: int, wor
                  batch_size: int, log_every: int):
     from splatent_train import TrainConfig
 
-    return TrainConfig(dataset_path=dataset, output_dir=out, base_model="bench", codec="bench", top_k=3,
-                       resolution=0, train_batch_size=batch_size, dataloader_num_workers=workers,
+    return TrainConfig(dataset_path=dataset, output_dir=out, base_model="stabilityai/sd-turbo (random weights)",
+                       codec="random", top_k=3, resolution=0, train_batch_size=batch_size, dataloader_num_workers=workers,
                        max_train_steps=steps, learning_rate=2e-5, lambda_l2=1.0, lambda_lpips=2.0, lambda_rgb=1.0,
                        mixed_precision="bf16", compile=compile, cpu=device.type == "cpu", checkpointing_steps=0,
                        eval_freq=0, viz_freq=0, logger="none", log_every=log_every, save_enhancer=False)
@@ -262,6 +264,7 @@ def environment(device: torch.device) -> dict:
 
 
 def run(args: argparse.Namespace) -> dict:
+    args.warmup = args.warmup if args.warmup is not None else min(10, max(1, args.steps // 5))
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
     size = 64 if args.tiny else 512
@@ -346,19 +349,14 @@ def table(report: dict) -> str:
     return "\n".join(lines)
 
 
-def write_section(results: Path, reports: list[dict]) -> None:
-    """Replace (or append) this benchmark's section of RESULTS.md, between its markers."""
-    begin, end = f"<!-- bench:{SECTION} begin -->", f"<!-- bench:{SECTION} end -->"
-    parts = [begin, "## train: enhancer training steps (`tools/bench/train.py`)", ""]
+def write_sections(results: Path, reports: list[dict]) -> None:
+    """One RESULTS.md section per mode: ``train`` (recipes on one GPU), ``train-<N>gpu`` (scaling)."""
     for report in reports:
-        parts += [f"Command: `{report.get('command', 'python tools/bench/train.py')}`", "", table(report), ""]
-    body = "\n".join(parts).rstrip("\n") + "\n" + end
-    text = results.read_text() if results.is_file() else "# Benchmark results\n"
-    if begin in text and end in text:
-        text = text[: text.index(begin)] + body + text[text.index(end) + len(end):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + body + "\n"
-    results.write_text(text)
+        multi = report.get("mode", "1gpu") != "1gpu"
+        section = f"{SECTION}-{report['mode']}" if multi else SECTION
+        title = (f"train: {report['mode'][0]} GPUs vs 1 (`tools/bench/train.py --gpus {report['mode'][0]}`)" if multi
+                 else "train: enhancer training steps, original recipe vs ours (`tools/bench/train.py`)")
+        write_section(results, section, title, report.get("command", "python tools/bench/train.py"), table(report))
 
 
 def main() -> None:
@@ -368,7 +366,7 @@ def main() -> None:
     parser.add_argument("--gpus", type=int, default=1, help="1: recipes compared; N > 1: multi-GPU curves and scaling.")
     parser.add_argument("--recipes", default="original,ours,ours-compile", help="Comma-separated (1-GPU mode).")
     parser.add_argument("--steps", type=int, default=60, help="Optimizer steps per run.")
-    parser.add_argument("--warmup", type=int, default=10, help="Steps not timed (the original recipe; ours: min(10, steps/5)).")
+    parser.add_argument("--warmup", type=int, default=None, help="Steps not timed (default, as train_enhancer: min(10, steps/5)).")
     parser.add_argument("--count", type=int, default=16, help="Dataset entries.")
     parser.add_argument("--workers", type=int, default=4, help="Data-loader workers per process.")
     parser.add_argument("--tiny", action="store_true", help="Tiny model and 64x64 views (checks the script).")
@@ -391,7 +389,7 @@ def main() -> None:
     for report in reports:
         print(table(report))
     if args.results:
-        write_section(args.results, reports)
+        write_sections(args.results, reports)
 
 
 if __name__ == "__main__":

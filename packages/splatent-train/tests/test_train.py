@@ -153,3 +153,19 @@ def test_two_processes_match_one_process_at_equal_effective_batch(degraded_datas
         assert abs(a[step] - b[step]) <= 1e-4 * abs(a[step]), (step, a[step], b[step])
     # only the main process wrote: one metrics file, one export, eval gathered from both shards
     assert json.loads((tmp_path / "two" / "train.json").read_text())["eval"]["views"] == 3
+
+
+def test_resume_from_an_original_pkl_takes_its_weights_and_step(degraded_dataset, tmp_path):
+    from splatent_model import SplatentEnhancer
+
+    source = SplatentEnhancer.tiny(seed=5)
+    pkl_dir = tmp_path / "original" / "checkpoints"
+    pkl_dir.mkdir(parents=True)
+    torch.save({"state_dict_unet": source.unet.state_dict()}, pkl_dir / "model_3.pkl")
+    torch.save({"state_dict_unet": source.unet.state_dict()}, pkl_dir / "model_7.pkl")
+    # learning rate ~0 keeps the weights where the .pkl put them
+    result = train_enhancer(tiny_config(degraded_dataset, tmp_path / "run", resume=str(pkl_dir), max_train_steps=9,
+                                        learning_rate=1e-12, adam_weight_decay=0.0))
+    assert result.start_step == 7 and result.steps == 9 and result.resumed_from.name == "model_7.pkl"
+    trained, original = unet_state(result.enhancer_dir), source.unet.state_dict()
+    assert all(torch.allclose(trained[k], original[k], atol=1e-6) for k in original)

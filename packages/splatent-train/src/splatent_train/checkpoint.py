@@ -76,6 +76,10 @@ def resolve_resume(output_dir: Path, resume: str | None) -> Path | None:
         return path
     if path.is_dir() and list_checkpoints(path):
         return list_checkpoints(path)[-1][1]
+    originals = sorted(path.glob("model_*.pkl"), key=lambda p: int(re.sub(r"\D", "", p.stem) or 0)) \
+        if path.is_dir() else []
+    if originals:  # the original's --resume DIR: its last model_<step>.pkl
+        return originals[-1]
     raise TrainError(f"--resume {resume}: not a checkpoint folder (with {STATE_FILE}), a run's output folder, "
                      f"an original model_<step>.pkl, or 'latest'")
 

@@ -62,7 +62,8 @@ class TrainConfig:
     for the run, restored afterwards; 1 is fastest for tiny models on a busy machine).
 
     Checkpoints: every ``checkpointing_steps`` optimizer steps, the last ``checkpoints_total_limit`` kept
-    (0: all); ``resume`` is ``latest`` or a checkpoint folder (or an original ``model_<step>.pkl``: weights only).
+    (0: all); ``resume`` is ``latest`` or a checkpoint folder (or an original ``model_<step>.pkl``: weights only);
+    ``save_enhancer`` writes the final enhancer to ``output_dir/enhancer``.
 
     Evaluation and logging: every ``eval_freq`` steps on up to ``num_samples_eval`` test entries (0: only at
     the end); image grids of ``num_samples_viz`` test entries every ``viz_freq`` steps; ``logger``
@@ -122,6 +123,7 @@ class TrainConfig:
     checkpointing_steps: int = 1000
     checkpoints_total_limit: int = 3
     resume: str | None = None
+    save_enhancer: bool = True
     # evaluation and logging
     eval_freq: int = 1000
     num_samples_eval: int = 100

@@ -261,6 +261,14 @@ class Batch:
         return Batch(self.ids, self.indices, move(self.views), move(self.target), move(self.images),
                      move(self.prompts), self.problems)
 
+    def pin_memory(self) -> "Batch":
+        """Page-locked copies, so the copy to the GPU can overlap compute (the DataLoader calls this)."""
+        def pin(x: Tensor | None) -> Tensor | None:
+            return None if x is None else x.pin_memory()
+
+        return Batch(self.ids, self.indices, pin(self.views), pin(self.target), pin(self.images), pin(self.prompts),
+                     self.problems)
+
     def float_images(self) -> Tensor | None:  # [B, 3, H, W] in [0, 1]
         return None if self.images is None else self.images.float().div_(255.0)
 

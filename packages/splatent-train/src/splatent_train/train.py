@@ -233,21 +233,26 @@ class Run:
         while state.step < c.max_train_steps:
             batch = next(batches)
             state.samples += c.train_batch_size * self.world
-            if self.skip(batch):
-                continue
+            self.report_problems(batch.problems, when="while loading")
+            weight = 1.0
+            if not len(batch):
+                if self.world == 1:
+                    continue
+                # DDP needs every process in each backward pass: a stand-in that contributes nothing
+                batch, weight = self.stand_in(), 0.0
             batch = batch.to(acc.device)
             with acc.accumulate(self.model):
                 pred = self.model(batch.views, prompt_embeds=self.prompts(batch.prompts))
                 with acc.autocast():
                     terms = self.loss(pred, batch.target, self.gt_images(batch))
-                acc.backward(terms.total)
+                acc.backward(terms.total * weight if weight != 1.0 else terms.total)
                 grad_norm = None
                 if acc.sync_gradients and c.max_grad_norm > 0:
                     grad_norm = acc.clip_grad_norm_(self.model.parameters(), c.max_grad_norm)
                 self.optimizer.step()
                 self.scheduler.step()
                 self.optimizer.zero_grad(set_to_none=True)
-            micro.append(terms.stacked())
+            micro.append(terms.stacked() * weight)
             if not acc.sync_gradients:
                 continue
             state.step += 1
@@ -276,18 +281,17 @@ class Run:
         del batches
         return self.finish(start_step, clock)
 
-    def skip(self, batch) -> bool:
-        """Report the batch's dropped entries; skip it (on every process alike) when any process has nothing."""
-        self.report_problems(batch.problems, when="while loading")
-        empty = not len(batch)
-        stop = bool(batch.problems) and self.config.strict
-        if self.world > 1:
-            flags = self.acc.reduce(torch.tensor([float(empty), float(stop)], device=self.acc.device), "sum")
-            empty, stop = bool(flags[0] > 0), bool(flags[1] > 0)
-        if stop:
-            first = batch.problems[0] if batch.problems else EntryProblem("?", "on another process")
-            raise BrokenEntryError(f"entry {first.id!r}: {first.reason} (--strict)")
-        return empty
+    def stand_in(self):
+        """The first loadable training sample (centre crop), for a process whose whole micro-batch is broken."""
+        if getattr(self, "_stand_in", None) is None:
+            for index in range(len(self.train_set)):
+                batch = collate_samples([self.train_set[index]])
+                if len(batch):
+                    self._stand_in = batch
+                    break
+            else:
+                raise TrainError("no train entry of the dataset can be loaded; see the warnings above")
+        return self._stand_in
 
     def gt_images(self, batch) -> Tensor | None:  # [B, 3, H, W] in [0, 1]
         if not self.loss.needs_images:
@@ -366,8 +370,8 @@ class Run:
         if self.world > 1:
             for part in gather_object([broken]):
                 broken.update(part)
-        enhancer_dir = c.output_dir / ENHANCER_DIR
-        if self.main:
+        enhancer_dir = c.output_dir / ENHANCER_DIR if c.save_enhancer else None
+        if self.main and enhancer_dir is not None:
             export_enhancer(acc.unwrap_model(self.model), enhancer_dir)
         result = TrainResult(
             output_dir=c.output_dir, enhancer_dir=enhancer_dir, steps=self.state.step, start_step=start_step,
@@ -383,7 +387,8 @@ class Run:
                 "steps": result.steps, "start_step": result.start_step, "seconds": result.seconds,
                 "steps_per_second": result.steps_per_second, "samples_per_second": result.samples_per_second,
                 "peak_memory_gb": result.peak_memory_gb, "losses": result.losses, "eval": result.eval,
-                "broken": result.broken, "num_processes": self.world, "enhancer": str(enhancer_dir),
+                "broken": result.broken, "num_processes": self.world,
+                "enhancer": str(enhancer_dir) if enhancer_dir else None,
                 "resumed_from": str(self.resume_path) if self.resume_path else None,
             })
             self.tracker.close()
