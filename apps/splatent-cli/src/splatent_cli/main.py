@@ -7,7 +7,7 @@ from __future__ import annotations
 import typer
 
 from . import __version__
-from .commands import dataset, decode, extract, fit, render, scene, train
+from .commands import convert_ckpt, dataset, decode, enhance, extract, fit, render, scene, train
 from .errors import EXIT_UNAVAILABLE, fail, setup_logging
 
 app = typer.Typer(
@@ -49,12 +49,13 @@ app.command("dataset", help="Pair rendered views with their top-k nearest traini
 app.add_typer(scene.app, name="scene", help="Inspect, undistort or reconstruct a scene.")
 app.command("extract", help="Encode a scene's images into 4-channel, 1/8-resolution latents (sd-vae, pca).")(extract.extract)
 app.command("decode", help="Decode latents back to PNG images with the codec that wrote them.")(decode.decode)
+app.command("enhance", help="Enhance rendered latents with reference views and decode them to images.")(enhance.enhance)
+app.command("convert-ckpt", help="Convert an original Splatent .pkl into a checkpoint folder (config.json + unet.safetensors).")(convert_ckpt.convert_ckpt)
+app.command("train", help=train.HELP)(train.train)
 app.command("fit", help="Fit latent-feature 3D Gaussians to a scene's latents (gsplat on CUDA, PyTorch on CPU).")(fit.fit)
 app.command("render", help="Render a fitted model's latents at test and training views (nvs/, nvs_gt/, train/, train_gt/).")(render.render)
-app.command("train", help=train.HELP)(train.train)
 
 for _name, _summary in (
-    ("enhance", "Enhance rendered latents with reference views and decode them to images."),
     ("pipeline", "Run extract, fit, render, dataset, enhance and eval on one scene."),
     ("demo", "Run the whole method offline on an embedded synthetic scene."),
     ("eval", "Score renders and enhanced renders against ground truth; write a report."),

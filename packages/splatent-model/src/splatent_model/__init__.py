@@ -16,7 +16,7 @@ from .configs import (
 from .enhancer import SplatentEnhancer
 from .errors import CheckpointError, EnhanceInputError, WeightsUnavailableError
 from .grid import grid_shape, tile_views, untile_views
-from .inference import EnhanceResult, collect_inputs, enhance_dataset, enhance_files, match_references, write_video
+from .inference import EnhanceResult, codec_for, collect_inputs, enhance_dataset, enhance_files, match_references, write_video
 from .metrics import latent_psnr, psnr, ssim
 from .prompt import PromptEncoder, tiny_prompt_encoder, tiny_tokenizer
 from .runtime import RuntimeOptions, decode_images, enhance_latents, prepare_codec, prepare_enhancer, to_uint8
@@ -27,7 +27,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CheckpointError", "DEFAULT_PROMPT", "DEFAULT_TIMESTEP", "EnhanceInputError", "EnhanceResult", "PromptEncoder",
     "RuntimeOptions", "SD_SCALING_FACTOR", "SD_TURBO", "SplatentEnhancer", "TINY", "WeightsUnavailableError",
-    "alpha_bar", "apply_overrides", "collect_inputs", "convert_original_checkpoint", "decode_images",
+    "alpha_bar", "apply_overrides", "codec_for", "collect_inputs", "convert_original_checkpoint", "decode_images",
     "enhance_dataset", "enhance_files", "enhance_latents", "grid_shape", "latent_psnr", "load_enhancer",
     "load_original_checkpoint", "make_scheduler", "match_references", "one_step_denoise", "prepare_codec",
     "prepare_enhancer", "psnr", "read_original_checkpoint", "read_prompt_embeds", "save_enhancer",

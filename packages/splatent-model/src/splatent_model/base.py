@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import warnings
 from pathlib import Path
 from urllib.parse import urlparse
 from typing import Any, Callable, TypeVar
@@ -37,13 +38,17 @@ def from_base(loader: Callable[..., T], base_model: str, subfolder: str, what: s
     elif str(base_model).startswith((".", "/", "~")):
         raise WeightsUnavailableError(f"base model folder {base_model} does not exist")
     try:
-        return loader(base_model, subfolder=subfolder, local_files_only=True, **kwargs)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return loader(base_model, subfolder=subfolder, local_files_only=True, **kwargs)
     except (OSError, ValueError) as exc:
         first_error = exc
     try:
         if local.is_dir() or not _hub_reachable():
             raise first_error
-        return loader(base_model, subfolder=subfolder, **kwargs)
+        with warnings.catch_warnings():  # diffusers passes hub arguments the hub client deprecates
+            warnings.simplefilter("ignore", UserWarning)
+            return loader(base_model, subfolder=subfolder, **kwargs)
     except (OSError, ValueError, RuntimeError) as exc:  # hub errors are OSError subclasses; bad ids ValueError
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise WeightsUnavailableError(

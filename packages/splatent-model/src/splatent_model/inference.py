@@ -37,6 +37,28 @@ LATENT_SUFFIXES = (".pt", ".pth", ".npy")
 METRIC_KEYS = ("latent_psnr_in", "latent_psnr_out", "psnr_in", "psnr_out", "ssim_in", "ssim_out")
 
 
+# --------------------------------------------------------------------------- the codec
+
+
+def codec_for(model: SplatentEnhancer, name: str | None = None, **options: Any) -> Any:
+    """The latent codec to encode and decode with: ``name`` (+ options) if given, else the one the
+    checkpoint records (SD-Turbo's VAE, taken from the base model's ``vae/``, for checkpoints that
+    record none)."""
+    from splatent_latents import load_codec
+
+    if name is not None:
+        config = {"name": name, **options}
+    elif model.config.codec:
+        config = dict(model.config.codec)
+    else:
+        config = {"name": "sd-vae", "model": model.config.base_model}
+    codec = load_codec(**config)
+    if model.config.scale and abs(codec.scaling_factor - float(model.config.scaling_factor)) > 1e-6:
+        logger.warning("codec %s scales latents by %g but the enhancer was trained with %g",
+                       config.get("name"), codec.scaling_factor, model.config.scaling_factor)
+    return codec
+
+
 # --------------------------------------------------------------------------- work items
 
 
@@ -110,7 +132,7 @@ def _image_tensor(path: Path, size: tuple[int, int] | None = None) -> tuple[Tens
         raise EnhanceInputError(f"image {path} is {w}x{h}; it must be at least 8x8 pixels")
     if (tw, th) != (w, h):
         rgb = np.asarray(Image.fromarray(rgb).resize((tw, th), Image.LANCZOS))
-    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float() / 255.0, (w, h)
+    return torch.from_numpy(np.array(rgb)).permute(2, 0, 1).float() / 255.0, (w, h)
 
 
 def is_image(path: Path) -> bool:
@@ -154,7 +176,7 @@ class ViewLoader:
         if self.with_ground_truth and item.ground_truth is not None:
             target = load_any_latent(item.ground_truth)
             if item.gt_image is not None:
-                gt = torch.from_numpy(load_rgb(item.gt_image)).permute(2, 0, 1).float() / 255.0
+                gt = torch.from_numpy(np.array(load_rgb(item.gt_image))).permute(2, 0, 1).float() / 255.0
         return views, target, gt
 
     def submit(self, items: Sequence[WorkItem]) -> list[Future]:
@@ -253,6 +275,7 @@ def run_enhancement(
     timestep: int | None = None,
     on_record: Callable[[dict[str, Any]], None] | None = None,
     progress: Progress | None = None,
+    workers: int = 4,
 ) -> tuple[int, float]:
     """Enhance ``items`` into ``output_dir`` (``<name>.png``, ``<name>.pt``); returns (views, seconds).
 
@@ -263,8 +286,8 @@ def run_enhancement(
 
     output_dir.mkdir(parents=True, exist_ok=True)
     model.encode_prompts(sorted({it.prompt for it in items}))
-    loader = ViewLoader(codec, with_ground_truth=metrics)
-    writer = _Writer()
+    loader = ViewLoader(codec, workers=workers, with_ground_truth=metrics)
+    writer = _Writer(workers)
     done, total = 0, len(items)
     start = time.perf_counter()
     pad_to = options.batch_size if getattr(model, "compile_mode", None) else None
@@ -383,6 +406,8 @@ def enhance_dataset(
     metrics: bool = True,
     scene_id: str | None = None,
     overwrite: bool = False,
+    workers: int = 4,
+    method_name: str | None = None,
     progress: Progress | None = None,
 ) -> EnhanceResult:
     """Enhance every entry of one split of a dataset JSON.
@@ -404,6 +429,8 @@ def enhance_dataset(
         prompt: Use this prompt instead of each entry's.
         scene_id: Only entries whose feature path contains this string.
         overwrite: Re-enhance every view.
+        workers: Threads reading inputs and writing outputs.
+        method_name: A label recorded in the manifest (the original's ``--method_name``).
     """
     from splatent_data import read_dataset_json, resolve_image_path
 
@@ -444,7 +471,7 @@ def enhance_dataset(
     out = Path(output_dir) / "enhanced"
     settings = _settings(model, model_source, timestep,
                          {"dataset": str(Path(dataset_path).resolve()), "split": split, "min_k": min_k,
-                          "prompt": prompt, "codec": _codec_config(codec)})
+                          "prompt": prompt, "codec": _codec_config(codec), "method": method_name})
     records = _resume(out, settings, items, save_images, metrics, overwrite)
     todo = [it for it in items if it.name not in records]
     if len(todo) < len(items):
@@ -461,7 +488,8 @@ def enhance_dataset(
     prepare_enhancer(model, options)
     prepare_codec(codec, options)
     done, seconds = run_enhancement(model, codec, todo, out, options, save_images=save_images, save_latents=True,
-                                    metrics=metrics, timestep=timestep, on_record=record, progress=progress)
+                                    metrics=metrics, timestep=timestep, on_record=record, progress=progress,
+                                    workers=workers)
     summary = _write_metrics(out, settings, items, records) if metrics else {}
     atomic_write_json(out / "manifest.json", {**settings, "views": len(items), "complete": True})
     return EnhanceResult(out, done, len(items) - len(todo), seconds, summary)
@@ -578,8 +606,10 @@ def enhance_files(
     options: RuntimeOptions | None = None,
     timestep: int | None = None,
     save_latents: bool = False,
+    save_images: bool = True,
     video: bool = False,
     fps: int = 30,
+    workers: int = 4,
     progress: Progress | None = None,
 ) -> EnhanceResult:
     """Enhance loose files, like the original ``inference_custom.py``.
@@ -590,6 +620,10 @@ def enhance_files(
     with ``save_latents``, and ``output.mp4`` of all outputs in name order with ``video``.
     """
     options = options or RuntimeOptions()
+    if video and not save_images:
+        raise EnhanceInputError("--video is made from the output PNGs; drop --no-save-images")
+    if not (save_images or save_latents):
+        raise EnhanceInputError("nothing to write: pass --save-latents or keep the PNGs")
     files = collect_inputs(inputs)
     matched = match_references(files, refs)
     grid_shape(1 + len(refs))
@@ -606,8 +640,8 @@ def enhance_files(
     out = Path(output_dir)
     prepare_enhancer(model, options)
     prepare_codec(codec, options)
-    done, seconds = run_enhancement(model, codec, items, out, options, save_images=True,
-                                    save_latents=save_latents, timestep=timestep, progress=progress)
+    done, seconds = run_enhancement(model, codec, items, out, options, save_images=save_images,
+                                    save_latents=save_latents, timestep=timestep, progress=progress, workers=workers)
     video_path = write_video([out / f"{it.name}.png" for it in items], out / "output.mp4", fps) if video else None
     return EnhanceResult(out, done, 0, seconds, video=video_path)
 
@@ -640,6 +674,6 @@ def write_video(frames: Sequence[Path], path: str | Path, fps: int = 30) -> Path
 
 
 __all__ = [
-    "EnhanceResult", "WorkItem", "collect_inputs", "enhance_dataset", "enhance_files", "match_references",
+    "EnhanceResult", "WorkItem", "codec_for", "collect_inputs", "enhance_dataset", "enhance_files", "match_references",
     "mean_metrics", "run_enhancement", "write_video",
 ]

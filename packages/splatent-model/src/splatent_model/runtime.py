@@ -89,6 +89,8 @@ def prepare_enhancer(model: SplatentEnhancer, options: RuntimeOptions) -> Splate
     if options.batch_size < 1:
         raise EnhanceInputError(f"--batch-size must be at least 1, got {options.batch_size}")
     model.eval().requires_grad_(False)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed shapes per run: let cuDNN pick its fastest convolutions
     torch.nn.Module.to(model, device=device, dtype=dtype)  # ModelMixin.to warns on every dtype cast
     set_attention(model, options.attention)
     if options.fuse_qkv and options.attention != "xformers":
