@@ -33,13 +33,17 @@ import dataclasses
 import json
 import os
 import platform
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
 
+from results_md import write_section  # a sibling: tools/bench is on sys.path when its scripts run
+
 SECTION = "splat"
+TITLE = "fit: latent Gaussian splatting on gsplat (`tools/bench/splat.py`)"
 GOAL_SECONDS = 120.0
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_FOX = REPO.parent / "shared" / "data" / "fox"
@@ -242,19 +246,6 @@ def table(report: dict) -> str:
     return "\n".join(lines)
 
 
-def write_section(results: Path, report: dict, command: str) -> None:
-    """Replace (or append) this benchmark's section of RESULTS.md, between its markers."""
-    begin, end = f"<!-- bench:{SECTION} begin -->", f"<!-- bench:{SECTION} end -->"
-    body = "\n".join([begin, "## fit: latent Gaussian splatting on gsplat (`tools/bench/splat.py`)", "",
-                      f"Command: `{command}`", "", table(report), end])
-    text = results.read_text() if results.is_file() else "# Benchmark results\n"
-    if begin in text and end in text:
-        text = text[: text.index(begin)] + body + text[text.index(end) + len(end):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + body + "\n"
-    results.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, help="JSON file to write (rewritten after every part).")
@@ -282,13 +273,15 @@ def main() -> None:
                 raise SystemExit(f"no fox capture at {args.fox}; pass --fox PATH (parts {', '.join(sorted(needs))} need it)")
         args.work.mkdir(parents=True, exist_ok=True)
         report = run(args)
-        report["command"] = ("python tools/bench/splat.py " + " ".join(
-            f"--{k} {v}" for k, v in (("latent-steps", args.latent_steps), ("rgb-steps", args.rgb_steps),
-                                      ("rgb-scale", args.rgb_scale), ("strategy", args.strategy))))
+        argv = sys.argv[1:]
+        for flag in ("--out", "--fox", "--work"):  # this machine's paths, not part of the method
+            if flag in argv:
+                del argv[argv.index(flag):argv.index(flag) + 2]
+        report["command"] = " ".join(["python tools/bench/splat.py", *argv])
         _save(report, args)
     print(table(report))
     if args.results:
-        write_section(args.results, report, report.get("command", "python tools/bench/splat.py"))
+        write_section(args.results, SECTION, TITLE, report.get("command", "python tools/bench/splat.py"), table(report))
 
 
 if __name__ == "__main__":

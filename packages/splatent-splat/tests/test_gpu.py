@@ -2,7 +2,6 @@
 (tolerances in splatent_splat.agreement), and a fit on gsplat reaches the CPU test's PSNR."""
 
 import pytest
-import torch
 
 from splatent_splat import FitConfig, build_gsplat_kernels, fit_scene
 from splatent_splat.agreement import TOLERANCES, compare_backends, random_scene

@@ -1,7 +1,6 @@
 """The PyTorch rasteriser against a per-pixel brute-force reference (with gsplat's own
 pure-PyTorch projection), finite-difference gradients, and the meta gsplat's strategies read."""
 
-import math
 
 import pytest
 import torch

@@ -143,12 +143,16 @@ class FitResult:
     resumed_from: int | None = None
 
 
-def _device(name: str) -> torch.device:
+def resolve_device(name: str) -> torch.device:
+    """``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``, with one clear line for the impossible."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise SplatentError(f"--device {name} asked for, but PyTorch sees no CUDA device; use --device cpu")
-    return torch.device(name)
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise SplatentError(f"unknown --device {name!r}; use auto, cpu, cuda or cuda:N") from None
 
 
 def _scene_scale(views: list[View]) -> float:
@@ -292,7 +296,7 @@ def fit_scene(
         scene = load_scene(scene, images=cfg.images)
     scene.require_pinhole("splatent fit (the rasteriser is pinhole-only; latents must come from undistorted images)")
     _check_output(output, resume, overwrite)
-    device = _device(cfg.device)
+    device = resolve_device(cfg.device)
     backend = resolve_backend(cfg.backend, device)
     split = split_scene(scene, mode=cfg.split_mode, every=cfg.split_every)
     if not split.train:
@@ -338,6 +342,10 @@ def fit_scene(
         if device.type == "cuda" and state["rng"].get("cuda") is not None:
             torch.cuda.set_rng_state(state["rng"]["cuda"], device)
         start = resumed_from = int(state["step"])
+        if start > cfg.steps:
+            raise SplatentError(
+                f"{checkpoints[-1][1]} is at step {start}, beyond --steps {cfg.steps}; pass --steps {start} or more"
+            )
         history, losses = list(state["history"]), [tuple(x) for x in state["losses"]]
         prior_seconds = float(state.get("seconds", 0.0))
         logger.info("resuming %s from step %d", output, start)

@@ -239,12 +239,14 @@ class FeatureGaussians(torch.nn.Module):
                    feature_mean=mean, feature_scale=scale).to(xyz.device)
 
 
-def nearest_neighbour_distance(xyz: Tensor, k: int = 3, chunk: int = 4096) -> Tensor:
+def nearest_neighbour_distance(xyz: Tensor, k: int = 3, chunk: int | None = None) -> Tensor:
     """``[N]`` mean distance of each point to its ``k`` nearest other points (chunked, any device)."""
     n = xyz.shape[0]
     if n <= 1:
         return torch.ones(n, device=xyz.device)
     k = min(k, n - 1)
+    # About 2^26 distances (256 MB) per chunk.
+    chunk = chunk or max(64, min(4096, (1 << 26) // n))
     out = torch.empty(n, device=xyz.device)
     for start in range(0, n, chunk):
         d = torch.cdist(xyz[start:start + chunk], xyz)

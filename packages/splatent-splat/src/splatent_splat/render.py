@@ -28,7 +28,7 @@ import torch
 from splatent_data import SplatentError, atomic_write_json, load_scene, save_rgb
 
 from .cameras import interpolate_path
-from .fit import MODEL_FILE, read_fit_manifest
+from .fit import MODEL_FILE, read_fit_manifest, resolve_device
 from .ply import load_ply
 from .backends import resolve_backend
 from .views import load_latent_views, load_rgb_views
@@ -47,10 +47,6 @@ class RenderResult:
     video: Path | None = None
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def render_model(
@@ -78,7 +74,7 @@ def render_model(
     """
     model_dir, output = Path(model_dir), Path(output)
     info = read_fit_manifest(model_dir)
-    dev = _device(device)
+    dev = resolve_device(device)
     backend = resolve_backend(backend, dev)
     gaussians, _ = load_ply(model_dir / info.get("model", MODEL_FILE), device=dev)
     scene_path = Path(scene) if scene else Path(info["scene"])

@@ -201,7 +201,7 @@ def _composite_image(
     starts = [0] + sorted({b for b in bounds if 0 < b < len(visible)})
     ends = starts[1:] + [len(visible)]
     log_stop = math.log(TRANSMITTANCE_STOP)
-    for lo, hi in zip(starts, ends):
+    for lo, hi in zip(starts, ends, strict=True):
         if lo >= hi:
             continue
         ids = visible[lo:hi]
