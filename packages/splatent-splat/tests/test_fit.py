@@ -109,3 +109,8 @@ def test_bad_inputs_fail_with_one_clear_line(latent_scene, tmp_path):
         fit_scene(latent_scene, tmp_path / "m3", FitConfig(steps=5, backend="gsplat", device="cpu", **QUICK))
     with pytest.raises(SplatentError, match="--target rgb"):
         fit_scene(latent_scene, tmp_path / "m4", FitConfig(steps=5, target="rgb", rgb_weight=1.0, **QUICK))
+
+
+def test_fox_is_refused_until_undistorted(fox, tmp_path):
+    with pytest.raises(SceneError, match="OPENCV distortion; run `splatent scene undistort"):
+        fit_scene(fox, tmp_path / "m", FitConfig(steps=5, **QUICK))

@@ -95,3 +95,20 @@ def test_features_from_views_samples_what_each_point_projects_to(make_ring):
     assert torch.allclose(features_from_views(pts, cams, maps), torch.tensor([[1.5, 1.5]]))
     far = torch.tensor([[0.0, 0.0, 100.0]])  # seen by none: the global mean
     assert torch.allclose(features_from_views(far, cams, maps), torch.tensor([[1.5, 1.5]]))
+
+
+def test_random_points_on_fox_fill_the_room_the_cameras_look_into(fox):
+    import dataclasses
+
+    from splatent_data import load_scene
+
+    cams = [dataclasses.replace(c, model="PINHOLE", distortion=()) for c in load_scene(fox).cameras]
+    pts = random_points_in_frustums(cams, 2000, generator=torch.Generator().manual_seed(0)).numpy()
+    centres = np.stack([c.center for c in cams])
+    forwards = np.stack([c.forward for c in cams])
+    proj = np.eye(3)[None] - forwards[:, :, None] * forwards[:, None, :]
+    focus = np.linalg.lstsq(proj.sum(0), np.einsum("cij,cj->i", proj, centres), rcond=None)[0]  # the fox
+    reach = np.median(np.linalg.norm(centres - focus, axis=1))
+    d = np.linalg.norm(pts - focus, axis=1)
+    assert (pts.min(0) < focus).all() and (pts.max(0) > focus).all()
+    assert np.percentile(d, 90) < 2 * reach and (d < reach).mean() > 0.2

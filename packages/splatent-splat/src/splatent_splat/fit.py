@@ -294,7 +294,7 @@ def fit_scene(
     output = Path(output)
     if not isinstance(scene, Scene):
         scene = load_scene(scene, images=cfg.images)
-    scene.require_pinhole("splatent fit (the rasteriser is pinhole-only; latents must come from undistorted images)")
+    scene.require_pinhole("fitting (a pinhole rasteriser; extract the latents from the undistorted copy too)")
     _check_output(output, resume, overwrite)
     device = resolve_device(cfg.device)
     backend = resolve_backend(cfg.backend, device)
