@@ -46,6 +46,7 @@ def test_round_trip_keeps_every_parameter_and_the_renders(tmp_path, kind, sh, rg
 def test_file_is_a_standard_3dgs_ply(tmp_path):
     model = trained_like("latent", 2, 3)
     save_ply(model, tmp_path / "g.ply")
+    assert (tmp_path / "g.ply").read_bytes().startswith(b"ply\nformat binary_little_endian 1.0\nelement vertex 50\n")
     vertex = PlyData.read(str(tmp_path / "g.ply"))["vertex"]
     names = list(vertex.data.dtype.names)
     assert names[:9] == VIEWER_PROPERTIES[:9]

@@ -237,6 +237,40 @@ def _initial_gaussians(scene: Scene, targets: _Targets, cfg: FitConfig, device: 
     )
 
 
+
+class _StepLoss:
+    """The loss of one training view: latents (standardised, L1 + optional D-SSIM) or RGB,
+    plus the RGB head's photo loss when jointly supervised. Returns ``(loss, info)``;
+    ``info`` is the rasteriser meta densification reads (the RGB render's when there
+    is one: it has image resolution)."""
+
+    def __init__(self, gaussians: FeatureGaussians, targets: _Targets, cfg: FitConfig, backend: str, options: dict):
+        self.gaussians, self.cfg, self.backend, self.options = gaussians, cfg, backend, options
+        device = gaussians.device
+        self.views = targets.train
+        self.cams = [camera_tensors([v.camera], device) for v in targets.train]
+        self.mean, self.scale = gaussians.feature_mean[:, None, None], gaussians.feature_scale[:, None, None]
+        latent = cfg.target == "latent"
+        self.targets = [((v.target - self.mean) / self.scale if latent else v.target)[None] for v in targets.train]
+        self.data_range = targets.data_range / float(gaussians.feature_scale.mean()) if latent else 1.0
+        self.rgb_views = targets.rgb_train
+        self.rgb_cams = [camera_tensors([v.camera], device) for v in targets.rgb_train] if targets.rgb_train else None
+
+    def __call__(self, i: int, degree: int) -> tuple[torch.Tensor, dict]:
+        g, cfg, view, (viewmats, ks) = self.gaussians, self.cfg, self.views[i], self.cams[i]
+        image, _, info = g.render(viewmats, ks, view.camera.width, view.camera.height, sh_degree=degree,
+                                  backend=self.backend, **self.options)
+        pred = _to_chw(image)
+        if cfg.target == "latent":
+            pred = (pred - self.mean) / self.scale
+        loss = photometric_loss(pred, self.targets[i], cfg.ssim_weight, data_range=self.data_range)
+        if self.rgb_cams is not None:
+            rview, (viewmats, ks) = self.rgb_views[i], self.rgb_cams[i]
+            rgb, _, info = g.render(viewmats, ks, rview.camera.width, rview.camera.height, channel="rgb",
+                                    sh_degree=degree, backend=self.backend, **self.options)
+            loss = loss + cfg.rgb_weight * photometric_loss(_to_chw(rgb), rview.target[None], cfg.rgb_ssim_weight)
+        return loss, info
+
 def _check_output(output: Path, resume: bool, overwrite: bool) -> None:
     has_state = (output / MANIFEST_FILE).exists() or bool(list_checkpoints(output))
     if has_state and not (resume or overwrite):
@@ -320,34 +354,9 @@ def fit_scene(
     start, resumed_from, prior_seconds = 0, None, 0.0
     checkpoints = list_checkpoints(output) if resume else []
     if checkpoints:
-        state = load_checkpoint(checkpoints[-1][1])
-        saved = state["fit_config"]
-        for key in ("target", "sh_degree", "rgb_weight", "strategy", "split_mode", "split_every"):
-            if saved.get(key) != getattr(cfg, key):
-                raise SplatentError(
-                    f"{checkpoints[-1][1]} was fitted with {key}={saved.get(key)!r}, not {getattr(cfg, key)!r}; "
-                    f"resume with the same options or pass --overwrite"
-                )
-        gaussians = FeatureGaussians(
-            state["params"], feature_kind=state["gaussians"]["feature_kind"], sh_degree=state["gaussians"]["sh_degree"],
-            rgb_sh_degree=state["gaussians"]["rgb_sh_degree"], feature_mean=torch.tensor(state["gaussians"]["feature_mean"]),
-            feature_scale=torch.tensor(state["gaussians"]["feature_scale"]),
-        ).to(device)
-        optimizers = rates.make_optimizers(gaussians)
-        for name, opt in optimizers.items():
-            opt.load_state_dict(state["optimizers"][name])
-        densifier.load_state_dict({k: v.to(device) if torch.is_tensor(v) else v for k, v in state["strategy"].items()})
-        sampler.load_state_dict(state["sampler"])
-        torch.set_rng_state(state["rng"]["torch"])
-        if device.type == "cuda" and state["rng"].get("cuda") is not None:
-            torch.cuda.set_rng_state(state["rng"]["cuda"], device)
-        start = resumed_from = int(state["step"])
-        if start > cfg.steps:
-            raise SplatentError(
-                f"{checkpoints[-1][1]} is at step {start}, beyond --steps {cfg.steps}; pass --steps {start} or more"
-            )
-        history, losses = list(state["history"]), [tuple(x) for x in state["losses"]]
-        prior_seconds = float(state.get("seconds", 0.0))
+        gaussians, optimizers, start, history, losses, prior_seconds = _restore(
+            checkpoints[-1][1], cfg, rates, densifier, sampler, device)
+        resumed_from = start
         logger.info("resuming %s from step %d", output, start)
     else:
         gaussians = _initial_gaussians(scene, targets, cfg, device)
@@ -361,11 +370,7 @@ def fit_scene(
         ensure_gsplat_kernels()
         torch.cuda.reset_peak_memory_stats(device)
     options = {"packed": cfg.packed, "rasterize_mode": "antialiased" if cfg.antialiased else "classic"}
-    feat_range = targets.data_range / float(gaussians.feature_scale.mean())
-    train_cams = [camera_tensors([v.camera], device) for v in targets.train]
-    train_norm = [(v.target - gaussians.feature_mean[:, None, None]) / gaussians.feature_scale[:, None, None]
-                  if cfg.target == "latent" else v.target for v in targets.train]
-    rgb_cams = [camera_tensors([v.camera], device) for v in targets.rgb_train] if targets.rgb_train else None
+    step_loss = _StepLoss(gaussians, targets, cfg, backend, options)
     writer = _tensorboard(output, cfg, start)
 
     def run_eval(step: int) -> dict[str, Any]:
@@ -394,19 +399,7 @@ def fit_scene(
             lr_means = rates.apply(optimizers, step)
             degree = min(step // max(1, cfg.sh_degree_interval), cfg.sh_degree)
             i = sampler.next()
-            cam, view = train_cams[i], targets.train[i]
-            image, _, info = gaussians.render(cam[0], cam[1], view.camera.width, view.camera.height,
-                                              sh_degree=degree, backend=backend, **options)
-            if cfg.target == "latent":
-                pred = (_to_chw(image) - gaussians.feature_mean[:, None, None]) / gaussians.feature_scale[:, None, None]
-                loss = photometric_loss(pred, train_norm[i][None], cfg.ssim_weight, data_range=feat_range)
-            else:
-                loss = photometric_loss(_to_chw(image), train_norm[i][None], cfg.ssim_weight)
-            if rgb_cams is not None:
-                rview = targets.rgb_train[i]
-                rgb, _, info = gaussians.render(rgb_cams[i][0], rgb_cams[i][1], rview.camera.width, rview.camera.height,
-                                                channel="rgb", sh_degree=degree, backend=backend, **options)
-                loss = loss + cfg.rgb_weight * photometric_loss(_to_chw(rgb), rview.target[None], cfg.rgb_ssim_weight)
+            loss, info = step_loss(i, degree)
             loss = loss + regularisation(gaussians, cfg.opacity_reg, cfg.scale_reg)
             densifier.pre_backward(gaussians, optimizers, step, info)
             loss.backward()
@@ -464,6 +457,38 @@ def fit_scene(
     atomic_write_json(output / MANIFEST_FILE, manifest)
     return result
 
+
+
+def _restore(path: Path, cfg: FitConfig, rates: LearningRates, densifier: Densifier, sampler: ViewSampler,
+             device: torch.device):
+    """Everything a checkpoint holds, back in place: ``(gaussians, optimizers, step, history, losses, seconds)``."""
+    state = load_checkpoint(path)
+    saved = state["fit_config"]
+    for key in ("target", "sh_degree", "rgb_weight", "strategy", "split_mode", "split_every"):
+        if saved.get(key) != getattr(cfg, key):
+            raise SplatentError(
+                f"{path} was fitted with {key}={saved.get(key)!r}, not {getattr(cfg, key)!r}; "
+                f"resume with the same options or pass --overwrite"
+            )
+    step = int(state["step"])
+    if step > cfg.steps:
+        raise SplatentError(f"{path} is at step {step}, beyond --steps {cfg.steps}; pass --steps {step} or more")
+    info = state["gaussians"]
+    gaussians = FeatureGaussians(
+        state["params"], feature_kind=info["feature_kind"], sh_degree=info["sh_degree"],
+        rgb_sh_degree=info["rgb_sh_degree"], feature_mean=torch.tensor(info["feature_mean"]),
+        feature_scale=torch.tensor(info["feature_scale"]),
+    ).to(device)
+    optimizers = rates.make_optimizers(gaussians)
+    for name, opt in optimizers.items():
+        opt.load_state_dict(state["optimizers"][name])
+    densifier.load_state_dict({k: v.to(device) if torch.is_tensor(v) else v for k, v in state["strategy"].items()})
+    sampler.load_state_dict(state["sampler"])
+    torch.set_rng_state(state["rng"]["torch"])
+    if device.type == "cuda" and state["rng"].get("cuda") is not None:
+        torch.cuda.set_rng_state(state["rng"]["cuda"], device)
+    losses = [tuple(x) for x in state["losses"]]
+    return gaussians, optimizers, step, list(state["history"]), losses, float(state.get("seconds", 0.0))
 
 def _tensorboard(output: Path, cfg: FitConfig, start: int):
     if not cfg.tensorboard:

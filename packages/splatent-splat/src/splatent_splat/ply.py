@@ -92,7 +92,7 @@ def save_ply(gaussians: FeatureGaussians, path: Path, metadata: dict | None = No
     for name, values in columns:
         vertex[name] = values
     buffer = io.BytesIO()
-    PlyData([PlyElement.describe(vertex, "vertex")]).write(buffer)
+    PlyData([PlyElement.describe(vertex, "vertex")], byte_order="<").write(buffer)
     sidecar = {"format": FORMAT, "version": FORMAT_VERSION, "ply_rgb": rgb_source, **gaussians.config(),
                "metadata": metadata or {}}
     atomic_write_bytes(Path(path), buffer.getvalue())
