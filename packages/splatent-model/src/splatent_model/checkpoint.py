@@ -26,7 +26,7 @@ from torch import Tensor
 
 from splatent_data import atomic_write_json
 
-from .base import is_tiny, load_base_unet
+from .base import is_tiny
 from .configs import DEFAULT_PROMPT, DEFAULT_TIMESTEP, SD_SCALING_FACTOR, SD_TURBO, TINY, sd_turbo_unet_config
 from .enhancer import SplatentEnhancer, _on_meta
 from .errors import CheckpointError
@@ -133,7 +133,7 @@ def load_enhancer(
         raise CheckpointError(
             f"{path} is neither a checkpoint folder (config.json + {WEIGHTS_FILE}) nor a base model "
             f"(unet/, text_encoder/, ...); pass the folder `splatent train` or `splatent convert-ckpt` wrote")
-    elif text.count("/") == 1 and not text.startswith((".", "/", "~")):
+    elif text.count("/") == 1 and not text.startswith((".", "/", "~")) and not path.parent.is_dir():
         model = SplatentEnhancer.from_base(text)
     else:
         raise CheckpointError(f"checkpoint {source} does not exist; pass a checkpoint folder, an original .pkl, "

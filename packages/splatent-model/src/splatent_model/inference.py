@@ -96,6 +96,11 @@ class EnhanceResult:
     video: Path | None = None
 
     @property
+    def count(self) -> int:
+        """Views in the output folder for this run's inputs (enhanced now + found done)."""
+        return self.enhanced + self.skipped
+
+    @property
     def views_per_second(self) -> float:
         return self.enhanced / self.seconds if self.seconds > 0 else float("nan")
 
