@@ -267,10 +267,9 @@ def main() -> None:
     if args.report:
         report = json.loads(args.report.read_text())
     else:
-        if not args.synthetic and not (args.fox / "transforms.json").is_file() and args.parts != "build,agree":
-            needs = {"latent", "rgb"} & set(args.parts.split(","))
-            if needs:
-                raise SystemExit(f"no fox capture at {args.fox}; pass --fox PATH (parts {', '.join(sorted(needs))} need it)")
+        needs = {"latent", "rgb"} & set(args.parts.split(","))
+        if needs and not args.synthetic and not (args.fox / "transforms.json").is_file():
+            raise SystemExit(f"no fox capture at {args.fox}; pass --fox PATH (parts {', '.join(sorted(needs))} need it)")
         args.work.mkdir(parents=True, exist_ok=True)
         report = run(args)
         argv = sys.argv[1:]
