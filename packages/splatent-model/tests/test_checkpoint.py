@@ -145,3 +145,35 @@ def test_offline_base_model_is_one_clear_line(monkeypatch):
     assert time.perf_counter() - start < 30
     message = str(info.value)
     assert "\n" not in message and "huggingface-cli download" in message and "--base-model" in message
+
+
+@pytest.fixture
+def base_folder(tmp_path):
+    """A diffusers-layout base model (as `huggingface-cli download stabilityai/sd-turbo` gives), tiny-sized."""
+    from splatent_model import make_scheduler, sd_turbo_scheduler_config, tiny_prompt_encoder
+
+    root = tmp_path / "sd-tiny"
+    SplatentEnhancer.tiny(seed=3).unet.save_pretrained(root / "unet")
+    make_scheduler(sd_turbo_scheduler_config()).save_pretrained(root / "scheduler")
+    encoder = tiny_prompt_encoder(seed=3)
+    encoder.tokenizer.save_pretrained(root / "tokenizer")
+    encoder.text_encoder.save_pretrained(root / "text_encoder")
+    return root
+
+
+def test_base_model_folder_loads_through_the_hub_path(tmp_path, base_folder, latents):
+    model = load_enhancer(base_folder)
+    assert model.config.base_model == str(base_folder)
+    assert torch.equal(model.unet.conv_in.weight, SplatentEnhancer.tiny(seed=3).unet.conv_in.weight)
+    embeds = model.prompt_embeds()  # tokenizer and text encoder come from the folder
+    assert embeds.shape == (1, 77, 32)
+    with torch.no_grad():
+        model.unet.conv_out.bias.add_(0.1)
+        expected = model(latents)
+    model.save_pretrained(tmp_path / "delta", delta=True)
+    assert set(load_file(str(tmp_path / "delta" / "unet.safetensors"))) == {"conv_out.bias"}
+    reloaded = load_enhancer(tmp_path / "delta")
+    with torch.no_grad():
+        assert torch.equal(reloaded(latents), expected)
+    with pytest.raises(WeightsUnavailableError, match="has no unet/ folder"):
+        load_enhancer(tmp_path / "delta", base_model=str(tmp_path))
