@@ -50,7 +50,7 @@ def test_enhancer_beats_the_render_on_held_out_views(degraded_dataset, tmp_path)
     assert train_json["steps"] == 150 and train_json["eval"]["latent_psnr_gain"] == m["latent_psnr_gain"]
 
 
-def test_resume_after_a_crash_reaches_the_same_weights(degraded_dataset, tmp_path):
+def test_resume_after_a_crash_reaches_the_same_weights(degraded_dataset, tmp_path, caplog):
     """Crash at step N, resume: step 2N is bitwise the uninterrupted run (accumulation, warmup, cosine LR, crops)."""
     n = 4
     settings = dict(max_train_steps=2 * n, checkpointing_steps=n, gradient_accumulation_steps=2, resolution=64,
@@ -79,6 +79,12 @@ def test_resume_after_a_crash_reaches_the_same_weights(degraded_dataset, tmp_pat
     assert [c.name for c in resumed.checkpoints] == [f"checkpoint-{2 * n}"]
     b2 = unet_state(resumed.checkpoints[0] / "enhancer")
     assert all(torch.equal(b[k], b2[k]) for k in b)
+    # continuing with other settings is allowed, and said
+    with caplog.at_level(logging.WARNING, logger="splatent"):
+        longer = train_enhancer(tiny_config(degraded_dataset, tmp_path / "crashed", resume="latest",
+                                            **{**settings, "max_train_steps": 2 * n + 1, "resolution": 32}))
+    assert longer.start_step == 2 * n and longer.steps == 2 * n + 1
+    assert "--resolution 64 -> 32" in caplog.text
 
 
 def malformed_copy(dataset: Path, root: Path) -> tuple[Path, str, str]:
@@ -169,3 +175,12 @@ def test_resume_from_an_original_pkl_takes_its_weights_and_step(degraded_dataset
     assert result.start_step == 7 and result.steps == 9 and result.resumed_from.name == "model_7.pkl"
     trained, original = unet_state(result.enhancer_dir), source.unet.state_dict()
     assert all(torch.allclose(trained[k], original[k], atol=1e-6) for k in original)
+
+
+def test_gradient_checkpointing_changes_memory_not_results(degraded_dataset, tmp_path):
+    plain = train_enhancer(tiny_config(degraded_dataset, tmp_path / "plain", max_train_steps=3, log_every=1))
+    ckpt = train_enhancer(tiny_config(degraded_dataset, tmp_path / "ckpt", max_train_steps=3, log_every=1,
+                                      gradient_checkpointing=True))
+    assert loss_curve(tmp_path / "plain") == loss_curve(tmp_path / "ckpt")
+    a, b = unet_state(plain.enhancer_dir), unet_state(ckpt.enhancer_dir)
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)

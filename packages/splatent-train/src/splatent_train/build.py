@@ -95,6 +95,7 @@ def configure_for_training(model: SplatentEnhancer, config: TrainConfig, device:
         if config.allow_tf32:
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True  # crops keep shapes fixed: tune each convolution once
         model.unet.to(memory_format=torch.channels_last)
         model.channels_last = True
     model.to(device)
@@ -130,3 +131,18 @@ def build_lr_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, nu
         num_training_steps=config.max_train_steps * num_processes,
         num_cycles=config.lr_num_cycles, power=config.lr_power,
     )
+
+
+def prepare_frozen(codec: Any, lpips: torch.nn.Module | None, device: torch.device, dtype: torch.dtype,
+                   compile: bool = False) -> torch.nn.Module | None:
+    """Put the codec (float32 for ``pca``) and LPIPS on ``device`` in the compute dtype, NHWC on CUDA;
+    ``compile`` also compiles a VAE decoder (the loss back-propagates through it every step)."""
+    codec.to(device, dtype if codec.name != "pca" else torch.float32)
+    vae = getattr(codec, "vae", None)
+    if compile and vae is not None:
+        vae.decoder.compile()
+    if lpips is not None:
+        lpips = lpips.to(device, dtype).eval().requires_grad_(False)
+        if device.type == "cuda":
+            lpips = lpips.to(memory_format=torch.channels_last)
+    return lpips

@@ -56,7 +56,7 @@ class TrainConfig:
     Optimisation: AdamW (``adam_*``; fused on CUDA unless ``fused_adam`` is False), diffusers'
     ``lr_scheduler`` (warmup and length counted in optimizer steps), ``max_grad_norm`` clipping (0: off),
     ``gradient_accumulation_steps``, ``gradient_checkpointing``, ``mixed_precision`` (``None``: what
-    ``accelerate launch`` says, else ``no``), ``seed``, ``compile`` (``torch.compile`` the UNet),
+    ``accelerate launch`` says, else ``no``), ``seed``, ``compile`` (``torch.compile`` the UNet and a VAE decoder),
     ``allow_tf32``, ``enable_xformers_memory_efficient_attention`` (falls back to PyTorch SDPA when
     xformers is not installed), ``cpu`` (train on the CPU even with a GPU), ``num_threads`` (CPU threads
     for the run, restored afterwards; 1 is fastest for tiny models on a busy machine).

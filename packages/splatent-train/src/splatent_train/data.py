@@ -254,9 +254,9 @@ class Batch:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def to(self, device: torch.device) -> "Batch":
+    def to(self, device: torch.device, non_blocking: bool = True) -> "Batch":
         def move(x: Tensor | None) -> Tensor | None:
-            return None if x is None else x.to(device, non_blocking=True)
+            return None if x is None else x.to(device, non_blocking=non_blocking)
 
         return Batch(self.ids, self.indices, move(self.views), move(self.target), move(self.images),
                      move(self.prompts), self.problems)

@@ -25,7 +25,7 @@ from splatent_data import atomic_write_json, read_dataset_json
 
 from .build import (
     adopt_codec, build_enhancer, build_lr_scheduler, build_optimizer, compute_dtype, configure_for_training,
-    make_accelerator, release_accelerator,
+    make_accelerator, prepare_frozen, release_accelerator,
 )
 from .checkpoint import (
     ENHANCER_DIR, TrainState, export_enhancer, list_checkpoints, load_checkpoint, remove_partial, resolve_resume,
@@ -145,7 +145,8 @@ class Run:
             raise TrainError(f"{out} already holds checkpoints of a run; pass --resume latest to continue it "
                              f"or choose another --output_dir")
 
-        self.codec = codec if codec is not None else resolve_codec(config.codec, train_entries + test_entries)
+        with accelerator.main_process_first():  # downloads and caches happen once
+            self.codec = codec if codec is not None else resolve_codec(config.codec, train_entries + test_entries)
         self.load_images = not config.gt_from_latents
         image_losses = config.lambda_lpips > 0 or config.lambda_rgb > 0
         where = dict(rgb_root=config.rgb_root, images_dir=config.images_dir)
@@ -160,7 +161,8 @@ class Run:
 
         # the model, its prompts, and the frozen codec and LPIPS
         device = accelerator.device
-        model = model if model is not None else build_enhancer(config, self.codec)
+        with accelerator.main_process_first():
+            model = model if model is not None else build_enhancer(config, self.codec)
         if self.main:
             out.mkdir(parents=True, exist_ok=True)
         adopt_codec(model, self.codec, out)
@@ -169,15 +171,13 @@ class Run:
             model.register_to_config(prompt=entry_prompts[0])
         prompts = sorted(set(entry_prompts) | {model.config.prompt})
         configure_for_training(model, config, device)
-        self.prompts = PromptTable.from_model(model, prompts, device)
-        frozen_dtype = compute_dtype(accelerator)
-        self.codec.to(device, frozen_dtype if self.codec.name != "pca" else torch.float32)
-        if config.lambda_lpips > 0 and lpips_model is None:
-            lpips_model = build_lpips(config.lpips_net)
-        elif lpips_model is None and lpips_available(config.lpips_net):
-            lpips_model = build_lpips(config.lpips_net)  # cached weights: the metric costs no download
-        if lpips_model is not None:
-            lpips_model = lpips_model.to(device, frozen_dtype).eval().requires_grad_(False)
+        with accelerator.main_process_first():
+            self.prompts = PromptTable.from_model(model, prompts, device)
+            if config.lambda_lpips > 0 and lpips_model is None:
+                lpips_model = build_lpips(config.lpips_net)
+            elif lpips_model is None and lpips_available(config.lpips_net):
+                lpips_model = build_lpips(config.lpips_net)  # cached weights: the metric costs no download
+        lpips_model = prepare_frozen(self.codec, lpips_model, device, compute_dtype(accelerator), config.compile)
         self.loss = EnhancerLoss(config.lambda_l2, config.lambda_lpips, config.lambda_rgb, config.use_l1,
                                  model.scale_factor, self.codec, lpips_model if config.lambda_lpips > 0 else None)
 
@@ -189,6 +189,7 @@ class Run:
             self.state = load_checkpoint(accelerator, self.model, self.resume_path)
             if self.main:
                 logger.info("resumed from %s at step %d", self.resume_path, self.state.step)
+                self.check_resumed_settings()
         if self.main:
             remove_partial(out)
             atomic_write_json(out / "train_config.json", {**config.to_json(), "num_processes": self.world})
@@ -209,6 +210,7 @@ class Run:
         self.tracker = TrainLogger(out, config.tracker_run_name, config.logger, enabled=self.main)
         self.last_eval: EvalReport | None = None
         self.last_losses: dict[str, float] = {}
+        self._stand_in = None
 
     # ------------------------------------------------------------------ the loop
 
@@ -283,7 +285,7 @@ class Run:
 
     def stand_in(self):
         """The first loadable training sample (centre crop), for a process whose whole micro-batch is broken."""
-        if getattr(self, "_stand_in", None) is None:
+        if self._stand_in is None:
             for index in range(len(self.train_set)):
                 batch = collate_samples([self.train_set[index]])
                 if len(batch):
@@ -355,10 +357,24 @@ class Run:
 
             save_rgb(self.config.output_dir / "viz" / "latest.png", grid)
 
+    RESUME_KEYS = ("base_model", "timestep", "top_k", "min_k", "scale", "resolution", "train_batch_size",
+                   "gradient_accumulation_steps", "dataset_path", "seed")
+
     def checkpoint_info(self) -> dict[str, Any]:
-        return {"train_batch_size": self.config.train_batch_size,
-                "gradient_accumulation_steps": self.config.gradient_accumulation_steps,
-                "dataset_path": str(self.config.dataset_path)}
+        settings = self.config.to_json()
+        return {"settings": {k: settings[k] for k in self.RESUME_KEYS}}
+
+    def check_resumed_settings(self) -> None:
+        """Say which settings differ from the run being resumed (allowed, but rarely meant)."""
+        if self.resume_path.suffix == ".pkl":
+            return
+        from .checkpoint import read_state
+
+        before = read_state(self.resume_path)[1].get("settings", {})
+        now = self.config.to_json()
+        changed = [f"--{k} {before[k]} -> {now[k]}" for k in self.RESUME_KEYS if k in before and before[k] != now[k]]
+        if changed:
+            logger.warning("resuming with changed settings: %s", ", ".join(changed))
 
     def finish(self, start_step: int, clock: "Throughput") -> TrainResult:
         from accelerate.utils import gather_object

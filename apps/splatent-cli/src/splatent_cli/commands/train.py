@@ -72,7 +72,7 @@ def train(
     mixed_precision: str = typer.Option(None, "--mixed_precision", "--mixed-precision", help="no, fp16 or bf16 (default: what `accelerate launch` says)."),
     seed: int = typer.Option(0, "--seed", help="Seeds the model, data order and crops."),
     fused_adam: bool = typer.Option(None, "--fused_adam/--no_fused_adam", "--fused-adam/--no-fused-adam", help="Fused AdamW kernel (default: on CUDA)."),
-    compile: bool = typer.Option(False, "--compile", help="torch.compile the UNet (minutes of warm-up, then faster steps)."),
+    compile: bool = typer.Option(False, "--compile", help="torch.compile the UNet and the VAE decoder (minutes of warm-up, then faster steps)."),
     allow_tf32: bool = typer.Option(True, "--allow_tf32/--no_allow_tf32", "--allow-tf32/--no-allow-tf32", help="TF32 matmuls on Ampere and newer GPUs."),
     enable_xformers: bool = typer.Option(False, "--enable_xformers_memory_efficient_attention", "--enable-xformers-memory-efficient-attention", help="xformers attention (PyTorch SDPA is used when it is not installed)."),
     set_grads_to_none: bool = typer.Option(False, "--set_grads_to_none", "--set-grads-to-none", hidden=True, help="Accepted for the original's command lines; gradients are always set to None."),
