@@ -106,6 +106,8 @@ def train_enhancer(
         model: A ``SplatentEnhancer`` to train instead of building one from ``base_model``/``init_from``.
         codec: The latent codec instead of resolving ``config.codec``.
         lpips_model: An ``lpips.LPIPS`` for the loss and the metric (e.g. with a random backbone in tests).
+            ``model``, ``codec`` and ``lpips_model`` are moved to the training device (and the frozen ones
+            to the compute dtype) in place.
         progress: Called on the main process after each optimizer step.
         step_callback: Called on every process after each optimizer step (after its checkpoint, if any).
 
