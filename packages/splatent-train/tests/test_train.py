@@ -17,10 +17,10 @@ HERE = Path(__file__).resolve().parent
 
 
 def tiny_config(dataset: Path, out: Path, **kw) -> TrainConfig:
-    """The tiny enhancer on 16x12 pca latents; fast settings for a CPU."""
+    """The tiny enhancer on 16x12 pca latents; fast settings, on the CPU even where a GPU is (bitwise checks)."""
     base = dict(dataset_path=dataset, output_dir=out, base_model="tiny", lambda_lpips=0.0, lambda_rgb=1.0,
                 learning_rate=1e-3, lr_warmup_steps=0, train_batch_size=2, max_train_steps=10,
-                checkpointing_steps=0, eval_freq=0, viz_freq=0, logger="none", num_threads=1)
+                checkpointing_steps=0, eval_freq=0, viz_freq=0, logger="none", num_threads=1, cpu=True)
     return TrainConfig(**{**base, **kw})
 
 
