@@ -190,7 +190,7 @@ def original_recipe(dataset: Path, device: torch.device, steps: int, warmup: int
 def ours(dataset: Path, out: Path, device: torch.device, steps: int, workers: int, tiny: bool,
          compile: bool = False, batch_size: int = 1, log_every: int = 10) -> dict:
     """``train_enhancer`` with its defaults (plus ``compile``) on random SD-Turbo parts."""
-    from splatent_train import TrainConfig, loss_curve, train_enhancer
+    from splatent_train import loss_curve, train_enhancer
 
     model, codec, lpips = build_parts(device, tiny)
     config = bench_config(dataset, out, device, steps, workers, compile, batch_size, log_every)
