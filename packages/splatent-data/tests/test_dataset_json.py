@@ -114,3 +114,8 @@ def test_resolve_image_path(tmp_path):
     assert resolve_image_path(tmp_path / "s1" / "train" / "f.pt", tmp_path / "rgb") == \
         tmp_path / "rgb" / "s1" / "images_4" / "f.jpg"
     assert resolve_image_path(tmp_path / "s1" / "train" / "g.pt") is None
+
+
+def test_train_renders_can_be_left_out(rendered):
+    entries = build_dataset(rendered / "renders", rendered / "scene", top_k=2, train_renders=False)
+    assert {e.split for e in entries} == {"test"} and len(entries) == 2

@@ -165,6 +165,7 @@ def build_dataset(
     prompt: str = DEFAULT_PROMPT,
     test_scenes: list[str] | None = None,
     angle_weight: float = 1.0,
+    train_renders: bool = True,
 ) -> list[DatasetEntry]:
     """Pair every rendered view with its top-k nearest training views.
 
@@ -178,6 +179,9 @@ def build_dataset(
     * ``train/`` renders (training views, when rendered) go to ``train``, their
       references taken among the other training views.
     * ``benchmark``: every ``nvs/`` render goes to ``test`` and nothing to ``train``.
+
+    ``train_renders=False`` leaves ``train/`` renders out: a scene's own training views are
+    fitted almost exactly, so they teach an enhancer little about novel-view artefacts.
     """
     if top_k < 1:
         raise SceneError(f"--top_k must be at least 1, got {top_k}")
@@ -204,7 +208,7 @@ def build_dataset(
         candidates = [cams[s] for s in train_stems]
         nvs_split = "test" if benchmark or sdir.name in tests else "train"
         targets = [(nvs_split, "nvs", s) for s in _stems(sdir / "nvs")]
-        if not benchmark and (sdir / "train").is_dir():
+        if train_renders and not benchmark and (sdir / "train").is_dir():
             targets += [("train", "train", s) for s in _stems(sdir / "train")]
         refs = select_references([cams[s] for _, _, s in targets], candidates, top_k, angle_weight)
         for split, kind, stem in targets:

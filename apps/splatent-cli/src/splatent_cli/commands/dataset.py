@@ -21,6 +21,7 @@ def dataset(
     prompt: str = typer.Option("A photo of a scene", "--prompt", help="Prompt stored with every entry."),
     test_scenes: str = typer.Option(None, "--test_scenes", "--test-scenes", help="Comma-separated test scenes."),
     angle_weight: float = typer.Option(1.0, "--angle_weight", "--angle-weight", help="Radians-to-radius weight in the reference score."),
+    train_renders: bool = typer.Option(True, "--train-renders/--no-train-renders", help="Use train/ renders as training entries."),
 ) -> None:
     """Pair rendered views with their top-k nearest training views in a dataset JSON."""
     from splatent_data import build_dataset, write_dataset_json
@@ -28,6 +29,7 @@ def dataset(
     entries = build_dataset(
         out_path, original_path, top_k=top_k, benchmark=benchmark, colmap=llff, prompt=prompt,
         test_scenes=test_scenes.split(",") if test_scenes else None, angle_weight=angle_weight,
+        train_renders=train_renders,
     )
     write_dataset_json(output, entries)
     counts = Counter(e.split for e in entries)

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The whole GPU check in one script, for the lent device machine (python3 with torch
+# and CUDA, no network). Wheels the image lacks travel in .whl/; the fox capture in
+# .device/fox. Usage: bash tools/gpu_check.sh PART... with PART in
+#   tests    gsplat build + every package's GPU tests
+#   extract  tools/bench/extract.py      enhance  tools/bench/enhance.py
+#   splat    tools/bench/splat.py        train    tools/bench/train.py
+# JSON results go to $OUT (default ./gpu-out).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-gpu-out}; mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 MAX_JOBS=16 TORCH_CUDA_ARCH_LIST=9.0
+if [ -d .whl ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+fi
+export PYTHONPATH="/tmp/site:$(ls -d packages/*/src apps/*/src | tr '\n' ':')"
+FOX=${FOX:-.device/fox}
+status=0
+step() { echo "=== $* ($(date +%T))"; "$@" || { echo "FAILED: $*"; status=1; }; }
+for part in "$@"; do
+  case $part in
+    tests)
+      step nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+      step python3 -c "import torch; print('torch', torch.__version__, torch.version.cuda, torch.cuda.get_device_name())"
+      step python3 -c "import time; t=time.time(); from splatent_splat import build_gsplat_kernels; print(build_gsplat_kernels()); print('gsplat build+load s', round(time.time()-t,1))"
+      for pkg in packages/splatent-latents packages/splatent-splat packages/splatent-model packages/splatent-train; do
+        step python3 -m pytest "$pkg/tests" -m gpu -q -p no:cacheprovider
+      done ;;
+    extract) step python3 tools/bench/extract.py --out "$OUT/extract.json" ;;
+    enhance) step python3 tools/bench/enhance.py --out "$OUT/enhance.json" ;;
+    splat) step python3 tools/bench/splat.py --fox "$FOX" --out /tmp/splat.json; cp /tmp/splat.json "$OUT/" 2>/dev/null ;;
+    train) step python3 tools/bench/train.py --out "$OUT/train.json" ;;
+    *) echo "unknown part $part"; status=2 ;;
+  esac
+done
+exit $status
