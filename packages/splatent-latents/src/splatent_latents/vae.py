@@ -53,11 +53,12 @@ class VaeCodec(LatentCodec):
     Args:
         vae: The autoencoder; put in eval mode, weights frozen.
         name: ``"sd-vae"`` or ``"tiny-random"``, recorded in manifests.
-        channels_last: On CUDA, keep weights and inputs NHWC (cuDNN's fastest half-precision layout).
+        channels_last: On CUDA, keep weights and inputs NHWC. Off by default: on an H100 with torch 2.11
+            the batched bf16 encoder ran 166 img/s NCHW vs 117 img/s NHWC at 512x512 (benchmarks/RESULTS.md).
         options: What :func:`load_codec` needs to rebuild it (``model``, ``revision``, ``seed``).
     """
 
-    def __init__(self, vae: "AutoencoderKL", name: str = "sd-vae", *, channels_last: bool = True, **options: Any):
+    def __init__(self, vae: "AutoencoderKL", name: str = "sd-vae", *, channels_last: bool = False, **options: Any):
         self.vae = vae.eval().requires_grad_(False)
         self.name = name
         self.channels_last = channels_last
