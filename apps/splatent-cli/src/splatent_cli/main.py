@@ -7,7 +7,7 @@ from __future__ import annotations
 import typer
 
 from . import __version__
-from .commands import convert_ckpt, dataset, decode, enhance, extract, fit, render, scene, train
+from .commands import convert_ckpt, dataset, decode, enhance, evaluate, extract, fit, pipeline, render, scene, train
 from .errors import EXIT_UNAVAILABLE, fail, setup_logging
 
 app = typer.Typer(
@@ -53,12 +53,12 @@ app.command("enhance", help="Enhance rendered latents with reference views and d
 app.command("convert-ckpt", help="Convert an original Splatent .pkl into a checkpoint folder (config.json + unet.safetensors).")(convert_ckpt.convert_ckpt)
 app.command("train", help=train.HELP)(train.train)
 app.command("fit", help="Fit latent-feature 3D Gaussians to a scene's latents (gsplat on CUDA, PyTorch on CPU).")(fit.fit)
+app.command("pipeline", help="Run undistort, extract, fit, render, dataset, enhance and eval on one scene (resumable).")(pipeline.pipeline)
+app.command("eval", help="Score renders and enhanced renders against ground truth; write a report.")(evaluate.evaluate)
 app.command("render", help="Render a fitted model's latents at test and training views (nvs/, nvs_gt/, train/, train_gt/).")(render.render)
 
 for _name, _summary in (
-    ("pipeline", "Run extract, fit, render, dataset, enhance and eval on one scene."),
     ("demo", "Run the whole method offline on an embedded synthetic scene."),
-    ("eval", "Score renders and enhanced renders against ground truth; write a report."),
 ):
     _not_yet(_name, _summary)
 

@@ -1,0 +1,216 @@
+"""``splatent pipeline``: every stage on one scene, in-process and resumable.
+
+The original ``unified_pipeline.py`` chained scripts as subprocesses; here each
+stage is a function call, and ``OUTPUT/pipeline.json`` records, per stage, a key
+(a hash of the options it depends on and of the stages before it). A re-run
+skips a stage whose key is unchanged and whose outputs exist; ``--from STAGE``
+runs that stage and every later one again. Layout of ``OUTPUT``::
+
+    undistorted/        pinhole copy of a distorted scene (skipped for pinhole scenes)
+    latents/            extract: <stem>.pt + manifest.json
+    model/              fit: point_cloud.ply, fit.json, checkpoints
+    renders/<scene>/    render: nvs/ nvs_gt/ train/ train_gt/
+    data/dataset.json   dataset: each test render with its top-k training views
+    enhanced/           enhance: <stem>.pt, <stem>.png, metrics.json
+    eval/               eval: metrics.json, metrics.md, sheets/, report.html
+
+Stage order puts undistortion first: latents must be encoded from the
+undistorted images that the pinhole rasteriser models.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from splatent_data import SplatentError, atomic_write_json, load_scene
+
+logger = logging.getLogger("splatent")
+
+STAGES = ("undistort", "extract", "fit", "render", "dataset", "enhance", "eval")
+
+
+@dataclass
+class PipelineConfig:
+    """Options of ``splatent pipeline`` (the original ``unified_pipeline.py``'s and ours)."""
+
+    scene_path: Path
+    output_dir: Path
+    model_splatent_path: str | None = None
+    codec: str = "sd-vae"
+    vae_model: str | None = None
+    images: str | None = None
+    top_k: int = 3
+    steps: int = 10_000
+    fit_options: dict[str, Any] = field(default_factory=dict)
+    save_images: bool = False
+    backend: str = "auto"
+    device: str = "auto"
+    lpips: bool = True
+    start_from: str | None = None
+    benchmark: bool = False
+
+    def __post_init__(self) -> None:
+        self.scene_path, self.output_dir = Path(self.scene_path), Path(self.output_dir)
+
+    def stage_options(self, stage: str) -> dict[str, Any]:
+        """The options a stage's result depends on (its cache key)."""
+        return {
+            "undistort": {"scene": str(self.scene_path.resolve()), "images": self.images},
+            "extract": {"codec": self.codec, "model": self.vae_model},
+            "fit": {"steps": self.steps, "options": self.fit_options, "backend": self.backend},
+            "render": {"save_images": self.save_images},
+            "dataset": {"top_k": self.top_k, "benchmark": self.benchmark},
+            "enhance": {"model": self.model_splatent_path},
+            "eval": {"lpips": self.lpips},
+        }[stage]
+
+
+@dataclass
+class PipelineResult:
+    output_dir: Path
+    ran: list[str]
+    skipped: list[str]
+    seconds: dict[str, float]
+    stopped_before: str | None = None
+    report: Path | None = None
+    means: dict[str, Any] | None = None
+
+
+def _key(options: dict[str, Any], previous: str) -> str:
+    return hashlib.sha256((previous + json.dumps(options, sort_keys=True, default=str)).encode()).hexdigest()[:16]
+
+
+class _Record:
+    """``pipeline.json``: which stages finished with which key, and how long they took."""
+
+    def __init__(self, path: Path, start_from: str | None) -> None:
+        self.path = path
+        self.data: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {"stages": {}}
+        if start_from is not None:
+            if start_from not in STAGES:
+                raise SplatentError(f"--from must be one of {', '.join(STAGES)}, got {start_from!r}")
+            for stage in STAGES[STAGES.index(start_from):]:
+                self.data["stages"].pop(stage, None)
+
+    def done(self, stage: str, key: str) -> bool:
+        return self.data["stages"].get(stage, {}).get("key") == key
+
+    def finish(self, stage: str, key: str, seconds: float, info: dict[str, Any]) -> None:
+        self.data["stages"][stage] = {"key": key, "seconds": round(seconds, 3), **info}
+        atomic_write_json(self.path, self.data)
+
+
+def run_pipeline(cfg: PipelineConfig, say: Callable[[str], None] = print) -> PipelineResult:
+    """Run (or resume) every stage on ``cfg.scene_path``; see the module doc."""
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    record = _Record(out / "pipeline.json", cfg.start_from)
+    record.data["config"] = json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
+    scene = load_scene(cfg.scene_path, images=cfg.images)
+    name = Path(cfg.scene_path).resolve().name
+    result = PipelineResult(out, [], [], {})
+    previous = ""
+    paths = {
+        "scene": out / "undistorted" if not scene.is_pinhole else Path(cfg.scene_path),
+        "latents": out / "latents", "model": out / "model", "renders": out / "renders",
+        "dataset": out / "data" / "dataset.json", "enhanced": out / "enhanced", "eval": out / "eval",
+    }
+
+    def stage(name_: str, run: Callable[[], dict[str, Any]], outputs: Path) -> None:
+        nonlocal previous
+        key = _key(cfg.stage_options(name_), previous)
+        previous = key
+        if record.done(name_, key) and outputs.exists():
+            result.skipped.append(name_)
+            say(f"[{name_}] up to date, skipped")
+            return
+        say(f"[{name_}] running")
+        t0 = time.perf_counter()
+        info = run() or {}
+        seconds = time.perf_counter() - t0
+        record.finish(name_, key, seconds, info)
+        result.ran.append(name_)
+        result.seconds[name_] = seconds
+        say(f"[{name_}] done in {seconds:.1f} s")
+
+    if not scene.is_pinhole:
+        from splatent_data import undistort_scene
+
+        stage("undistort", lambda: {"images": len(undistort_scene(scene, paths["scene"]))}, paths["scene"])
+
+    def extract() -> dict[str, Any]:
+        from splatent_latents import extract_latents
+
+        r = extract_latents(paths["scene"], output=paths["latents"].resolve(), codec=cfg.codec, model=cfg.vae_model,
+                            images=None if not scene.is_pinhole else cfg.images, device=cfg.device, progress=True)
+        return {"done": r.done if hasattr(r, "done") else None}
+
+    stage("extract", extract, paths["latents"])
+
+    def fit() -> dict[str, Any]:
+        from splatent_splat import FitConfig, fit_scene
+
+        fcfg = FitConfig(steps=cfg.steps, latents=str(paths["latents"].resolve()), backend=cfg.backend,
+                         device=cfg.device, images=None if not scene.is_pinhole else cfg.images, **cfg.fit_options)
+        r = fit_scene(paths["scene"], paths["model"], fcfg, overwrite=True)
+        return {"gaussians": r.num_gaussians, "steps_per_second": r.steps_per_second, "test": r.test}
+
+    stage("fit", fit, paths["model"])
+
+    def render() -> dict[str, Any]:
+        from splatent_splat import render_model
+
+        r = render_model(paths["model"], paths["renders"] / name, save_images=cfg.save_images,
+                         backend=cfg.backend, device=cfg.device)
+        return {"counts": r.counts}
+
+    stage("render", render, paths["renders"] / name)
+
+    def dataset() -> dict[str, Any]:
+        from splatent_data import build_dataset, write_dataset_json
+
+        entries = build_dataset(paths["renders"] / name, paths["scene"], top_k=cfg.top_k, benchmark=True)
+        write_dataset_json(paths["dataset"], entries)
+        return {"entries": len(entries)}
+
+    stage("dataset", dataset, paths["dataset"])
+
+    if not cfg.model_splatent_path:
+        result.stopped_before = "enhance"
+        say(f"no enhancer checkpoint: renders are in {paths['renders'] / name} and the dataset in {paths['dataset']}. "
+            f"Pass --model_splatent_path (a `splatent train` output folder, an original .pkl, or `tiny` for a "
+            f"mechanics check), or train one: splatent train --dataset_path DATASET.json --output_dir CKPT")
+        return result
+
+    def enhance() -> dict[str, Any]:
+        from splatent_latents import codec_from_manifest
+        from splatent_model import RuntimeOptions, enhance_dataset, load_enhancer
+
+        model = load_enhancer(cfg.model_splatent_path)
+        codec = codec_from_manifest(paths["latents"])
+        r = enhance_dataset(paths["dataset"], paths["enhanced"].parent, model, codec, split="test",
+                            options=RuntimeOptions(device=cfg.device), model_source=str(cfg.model_splatent_path))
+        return {"views": getattr(r, "count", None)}
+
+    stage("enhance", enhance, paths["enhanced"])
+
+    def evaluate() -> dict[str, Any]:
+        from splatent_train.evaluate import evaluate_results
+
+        ev = evaluate_results(paths["renders"] / name, paths["eval"], enhanced=paths["enhanced"],
+                              dataset=paths["dataset"], lpips=cfg.lpips, device=cfg.device)
+        result.report, result.means = ev.report, ev.means
+        return {"means": ev.means}
+
+    stage("eval", evaluate, paths["eval"] / "report.html")
+    if result.report is None and (paths["eval"] / "report.html").is_file():
+        result.report = paths["eval"] / "report.html"
+        result.means = record.data["stages"]["eval"].get("means")
+    return result
