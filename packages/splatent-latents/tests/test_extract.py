@@ -205,10 +205,12 @@ def test_accelerate_processes_split_the_images_and_write_each_once(tmp_path, mak
     make_images(tmp_path / "images", 7)
     script = tmp_path / "run.py"
     script.write_text(textwrap.dedent(f"""
-        import json, sys
+        import json, os, pathlib
         from splatent_latents import extract_latents
         r = extract_latents({str(tmp_path)!r}, codec="pca", workers=0, device="cpu")
-        print("RESULT", json.dumps({{"written": r.written, "skipped": r.skipped}}))
+        # one file per rank: the processes' stdout lines can interleave in one pipe
+        out = pathlib.Path({str(tmp_path)!r}) / ("result_" + os.environ["RANK"] + ".json")
+        out.write_text(json.dumps({{"written": r.written, "skipped": r.skipped}}))
     """))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     # --multi_gpu is accelerate's torchrun launcher; without CUDA its processes talk over gloo on the CPU
@@ -216,7 +218,7 @@ def test_accelerate_processes_split_the_images_and_write_each_once(tmp_path, mak
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", str(script)]
     run = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
-    results = [json.loads(line.split(" ", 1)[1]) for line in run.stdout.splitlines() if line.startswith("RESULT")]
+    results = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("result_*.json"))]
     assert len(results) == 2  # each process reports the gathered totals
     for result in results:
         assert result["written"] == [f"{i:04d}" for i in range(7)]  # sorted, no stem twice
