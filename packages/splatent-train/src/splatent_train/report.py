@@ -65,7 +65,7 @@ def bar_plot_svg(views: Sequence[str], series: dict[str, Sequence[float]], title
                      f'<text x="{left - 4}" y="{y + 4:.1f}" font-size="10" text-anchor="end">{v:.3g}</text>')
     for j, view in enumerate(views):
         x0 = left + j * group + group * 0.1
-        for i, (kind, label, colour) in enumerate(kinds):
+        for i, (_, label, colour) in enumerate(kinds):
             v = values[i, j]
             if not np.isfinite(v):
                 continue
