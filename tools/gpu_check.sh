@@ -2,9 +2,10 @@
 # The whole GPU check in one script, for the lent device machine (python3 with torch
 # and CUDA, no network). Wheels the image lacks travel in .whl/; the fox capture in
 # .device/fox. Usage: bash tools/gpu_check.sh PART... with PART in
-#   tests    gsplat build + every package's GPU tests
+#   tests    gsplat build + the GPU tests of $TEST_PACKAGES (default: latents splat model train)
 #   extract  tools/bench/extract.py      enhance  tools/bench/enhance.py
-#   splat    tools/bench/splat.py        train    tools/bench/train.py
+#   splat    tools/bench/splat.py ($SPLAT_ARGS)   train  tools/bench/train.py ($TRAIN_ARGS)
+#   pipeline splatent pipeline on fox, pca and tiny-random codecs, tiny enhancer
 # JSON results go to $OUT (default ./gpu-out).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -23,14 +24,22 @@ for part in "$@"; do
       step nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
       step python3 -c "import torch; print('torch', torch.__version__, torch.version.cuda, torch.cuda.get_device_name())"
       step python3 -c "import time; t=time.time(); from splatent_splat import build_gsplat_kernels; print(build_gsplat_kernels()); print('gsplat build+load s', round(time.time()-t,1))"
-      # splat's test_gpu.py alone: its other modules import imageio-ffmpeg, which the image lacks
-      for t in packages/splatent-latents/tests packages/splatent-splat/tests/test_gpu.py packages/splatent-model/tests packages/splatent-train/tests; do
-        step python3 -m pytest "$t" -m gpu -q -p no:cacheprovider
+      for p in ${TEST_PACKAGES:-latents splat model train}; do
+        step python3 -m pytest "packages/splatent-$p/tests" -m gpu -q -p no:cacheprovider
       done ;;
     extract) step python3 tools/bench/extract.py --out "$OUT/extract.json" ;;
     enhance) step python3 tools/bench/enhance.py --out "$OUT/enhance.json" ;;
-    splat) step python3 tools/bench/splat.py --fox "$FOX" --out /tmp/splat.json; cp /tmp/splat.json "$OUT/" 2>/dev/null ;;
-    train) step python3 tools/bench/train.py --out "$OUT/train.json" ;;
+    splat) step python3 tools/bench/splat.py --fox "$FOX" ${SPLAT_ARGS:-} --out /tmp/splat.json; cp /tmp/splat.json "$OUT/" 2>/dev/null ;;
+    train) step python3 tools/bench/train.py ${TRAIN_ARGS:-} --out "$OUT/train.json" ;;
+    pipeline)
+      for codec in pca tiny-random; do
+        step python3 -m splatent_cli pipeline --scene_path "$FOX" --output_dir "/tmp/fox-$codec" --codec "$codec" \
+          --model_splatent_path tiny --no-lpips --device cuda
+        cp "/tmp/fox-$codec/pipeline.json" "$OUT/pipeline-$codec.json"
+        cp "/tmp/fox-$codec/eval/metrics.json" "$OUT/metrics-$codec.json"
+        sheet=$(ls /tmp/fox-$codec/eval/sheets/*.png 2>/dev/null | head -1)
+        [ -n "$sheet" ] && cp "$sheet" "$OUT/sheet-$codec.png"
+      done ;;
     *) echo "unknown part $part"; status=2 ;;
   esac
 done

@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import os
 import platform
 import sys
@@ -234,19 +235,46 @@ def table(report: dict) -> str:
                          f"{r['steps_per_second']:.0f} | {_f(r['peak_gib'], '.2f')} | {r['num_gaussians']:,} | "
                          f"{_f(r['test_psnr'], '.2f')} dB | {'met' if r['goal_met'] else 'NOT met'} |")
         lines.append("")
-    rgb = report.get("rgb")
-    if rgb:
+    for rgb in report.get("rgb_runs") or ([report["rgb"]] if report.get("rgb") else []):
+        if lines[-1]:
+            lines.append("")
         lines += [f"RGB 3DGS with the same fitter (N = 3, SH degree 3, {rgb['size'][0]}x{rgb['size'][1]}, "
                   f"{rgb['steps']} steps in {rgb['seconds']:.0f} s, {rgb['steps_per_second']:.0f} steps/s, "
                   f"peak {_f(rgb['peak_gib'], '.2f')} GiB, {rgb['num_gaussians']:,} Gaussians):", "",
                   "| step | test PSNR | test SSIM | Gaussians |", "|---:|---:|---:|---:|"]
-        for h in rgb["history"]:
-            if h["step"]:
-                lines.append(f"| {h['step']} | {_f(h['psnr'], '.2f')} dB | {_f(h['ssim'], '.4f')} | {h['num_gaussians']:,} |")
+        evaluated = [h for h in rgb["history"] if h["step"] and h["psnr"] is not None]
+        for h in evaluated:
+            lines.append(f"| {h['step']} | {_f(h['psnr'], '.2f')} dB | {_f(h['ssim'], '.4f')} | {h['num_gaussians']:,} |")
+        best = max(evaluated, key=lambda h: h["psnr"], default=None)
+        if best is not None and best is not evaluated[-1]:
+            lines += ["", f"- Test PSNR peaks at step {best['step']} and is {best['psnr'] - evaluated[-1]['psnr']:.2f} dB "
+                          f"lower at step {evaluated[-1]['step']}: more steps fit the training views, not the test views."]
     return "\n".join(lines)
 
 
+def merge(reports: list[dict]) -> dict:
+    """One report from several runs of this script (parts run on separate device calls): later
+    build/agree results win, latent rows accumulate by codec, RGB runs are listed in order."""
+    merged: dict = {"command": [], "rgb_runs": []}
+    rows: dict[str, dict] = {}
+    for report in reports:
+        for key, value in report.items():
+            if key == "latent":
+                rows.update({r["codec"]: r for r in value["rows"]})
+                merged["latent"] = {**value, "rows": list(rows.values())}
+            elif key == "rgb":
+                merged["rgb_runs"].append(value)
+            elif key == "rgb_runs":
+                merged["rgb_runs"].extend(value)
+            elif key == "command":
+                merged["command"].extend(value if isinstance(value, list) else [value])
+            else:
+                merged[key] = value
+    return merged
+
+
 def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s %(name)s] %(message)s", datefmt="%H:%M:%S")
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, help="JSON file to write (rewritten after every part).")
     parser.add_argument("--parts", default=",".join(PARTS), help="Comma-separated: build, agree, latent, rgb.")
@@ -261,11 +289,12 @@ def main() -> None:
     parser.add_argument("--rgb-scale", type=float, default=0.5, help="Fraction of the photo size for the RGB fit.")
     parser.add_argument("--strategy", default="default", help="default or mcmc.")
     parser.add_argument("--init-points", type=int, default=100_000, help="Random initial points (fox has no sparse points).")
-    parser.add_argument("--report", type=Path, help="Print (and with --results, write) the markdown of an existing JSON.")
+    parser.add_argument("--report", type=Path, action="append",
+                        help="Print (and with --results, write) the markdown of existing JSON(s), merged in order.")
     parser.add_argument("--results", type=Path, help="RESULTS.md whose splat section to replace.")
     args = parser.parse_args()
     if args.report:
-        report = json.loads(args.report.read_text())
+        report = merge([json.loads(p.read_text()) for p in args.report])
     else:
         needs = {"latent", "rgb"} & set(args.parts.split(","))
         if needs and not args.synthetic and not (args.fox / "transforms.json").is_file():

@@ -30,11 +30,13 @@ def test_pca_on_cuda_matches_cpu(tmp_path, make_images):
         assert torch.allclose(load_latent(gpu.output / f"{stem}.pt"), load_latent(cpu.output / f"{stem}.pt"), atol=1e-4)
 
 
-def test_sd_vae_architecture_encodes_a_bf16_batch_channels_last():
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_sd_vae_architecture_encodes_a_bf16_batch(channels_last):
     from diffusers import AutoencoderKL
 
-    codec = VaeCodec(AutoencoderKL(**sd_vae_config())).to("cuda", torch.bfloat16)
-    assert codec.vae.encoder.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
+    codec = VaeCodec(AutoencoderKL(**sd_vae_config()), channels_last=channels_last).to("cuda", torch.bfloat16)
+    weight = codec.vae.encoder.conv_in.weight
+    assert weight.is_contiguous(memory_format=torch.channels_last) == channels_last  # NCHW by default (measured)
     with torch.inference_mode():
         z = codec.encode(torch.rand(2, 3, 512, 512, device="cuda"))
     assert z.shape == (2, 4, 64, 64) and z.dtype == torch.bfloat16 and torch.isfinite(z).all()

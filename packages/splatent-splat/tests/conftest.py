@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from splatent_data import Camera, PointCloud, look_at, save_rgb, write_colmap, write_transforms
+from splatent_data import Camera, PointCloud, look_at, save_rgb, write_transforms
 from splatent_splat import FeatureGaussians, camera_tensors
 
 REPO = Path(__file__).resolve().parents[3]
@@ -59,9 +59,10 @@ def build_scene(
     root: Path, n_views: int = 16, latent_size: tuple[int, int] = LATENT_SIZE, distortion: tuple = (),
     codec: str = "tiny-random", seed: int = 0, points: bool = True, photos: bool = True,
 ) -> Path:
-    """A scene with 8x-latent-size photos and ``features_sd_turbo/`` latents: a COLMAP
-    model with sparse points (the ground-truth centres, jittered, as SfM would give)
-    when ``points``, else a transforms.json without points. ``photos=False`` writes
+    """A scene with 8x-latent-size photos and ``features_sd_turbo/`` latents: a transforms.json
+    with nerfstudio's ``sparse_pc.ply`` (the ground-truth centres, jittered, as SfM would give)
+    when ``points``, else without points. (Not a COLMAP model: pycolmap, a 38 MB wheel, is not
+    on the GPU machine, and splatent-data's own tests cover COLMAP parsing.) ``photos=False`` writes
     flat grey photos (faster) for tests that never look at them."""
     from splatent_latents import LatentManifest, save_latent
 
@@ -83,14 +84,13 @@ def build_scene(
         save_rgb(path, rgb[0].clamp(0, 1).numpy())
         save_latent(latents_dir / f"{cam.stem}.pt", lat[0].permute(2, 0, 1))
         written.append(dataclasses.replace(cam, image_path=path))
+    cloud = None
     if points:
         g = torch.Generator().manual_seed(seed + 1)
         xyz = gt.params["means"].detach() + 0.02 * torch.randn(gt.num_gaussians, 3, generator=g)
         rgb = (gt.params["rgb0"].detach()[:, 0] * 0.28209479177387814 + 0.5).clamp(0, 1)
-        write_colmap(written, root / "sparse" / "0",
-                     PointCloud(xyz=xyz.double().numpy(), rgb=(rgb * 255).round().byte().numpy()))
-    else:
-        write_transforms(written, root / "transforms.json")
+        cloud = PointCloud(xyz=xyz.double().numpy(), rgb=(rgb * 255).round().byte().numpy())
+    write_transforms(written, root / "transforms.json", points=cloud)
     LatentManifest(
         codec=codec, codec_config={"name": codec, "seed": 0}, dtype="float32", count=n_views,
         sizes={c.stem: [8 * h, 8 * w] for c in cams}, images="images",

@@ -1,6 +1,5 @@
 import json
 
-import imageio_ffmpeg
 import pytest
 import torch
 from PIL import Image
@@ -43,6 +42,9 @@ def test_render_writes_exactly_the_dataset_layout(model, latent_scene, tmp_path)
 
 
 def test_save_images_decodes_with_the_manifest_codec_and_path_makes_a_video(model, tmp_path):
+    # imageio-ffmpeg is a dependency of the package, but a bare GPU image may lack it; the rest of
+    # the module must still collect there.
+    imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg", reason="the video path needs imageio-ffmpeg")
     out = tmp_path / "r"
     result = render_model(model, out, save_images=True, path_frames=6, fps=3)
     with Image.open(out / "nvs" / "0000.png") as im:

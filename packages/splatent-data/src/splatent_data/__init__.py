@@ -14,6 +14,7 @@ from .errors import DatasetFormatError, SceneError, SplatentError
 from .fileio import atomic_write_bytes, atomic_write_json
 from .images import IMAGE_EXTENSIONS, find_image, list_images, load_rgb, read_image_size, save_rgb
 from .nerf import parse_transforms, write_transforms
+from .points_ply import read_points_ply, write_points_ply
 from .scene import PointCloud, Scene, load_scene
 from .references import camera_radius, reference_scores, select_references
 from .sfm import SfmResult, run_sfm
@@ -28,8 +29,9 @@ __all__ = [
     "Camera", "DEFAULT_PROMPT", "DISTORTION_PARAMS", "DatasetEntry", "DatasetFormatError", "DatasetSpec",
     "IMAGE_EXTENSIONS", "PointCloud", "Scene", "SceneError", "Split", "SplatentError", "atomic_write_bytes",
     "atomic_write_json", "build_dataset", "camera_radius", "distort_points", "find_image", "list_images", "llff_split",
-    "load_rgb", "load_scene", "look_at", "make_synthetic_scene", "render_synthetic", "ring_of_cameras", "opengl_to_opencv", "parse_colmap", "parse_transforms",
-    "read_dataset_json", "read_image_size", "read_split_file", "reference_scores", "run_sfm", "SfmResult", "resolve_image_path",
+    "load_rgb", "load_scene", "look_at", "make_synthetic_scene", "render_synthetic", "ring_of_cameras",
+    "opengl_to_opencv", "parse_colmap", "parse_transforms", "read_dataset_json", "read_image_size",
+    "read_points_ply", "read_split_file", "reference_scores", "run_sfm", "SfmResult", "resolve_image_path",
     "save_rgb", "scene_summary", "select_references", "split_scene", "undistort_image", "undistort_points",
-    "undistort_scene", "write_colmap", "write_dataset_json", "write_transforms",
+    "undistort_scene", "write_colmap", "write_dataset_json", "write_points_ply", "write_transforms",
 ]

@@ -148,7 +148,8 @@ def write_colmap(
         image = pycolmap.Image(name=cam.name, camera_id=i, image_id=i)
         rec.add_image_with_trivial_frame(image, pycolmap.Rigid3d(cam.worldtocam[:3, :4]))
     if points is not None:
-        for xyz, rgb in zip(points.xyz, points.rgb):
+        colours = points.rgb if points.rgb is not None else np.full((len(points), 3), 128, np.uint8)
+        for xyz, rgb in zip(points.xyz, colours):
             rec.add_point3D(np.asarray(xyz, dtype=np.float64), pycolmap.Track(), np.asarray(rgb, dtype=np.uint8))
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)

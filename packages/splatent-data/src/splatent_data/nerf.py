@@ -3,7 +3,8 @@
 Handles global or per-frame intrinsics (``fl_x fl_y cx cy w h`` or
 ``camera_angle_x``/``camera_angle_y``), OpenCV distortion ``k1 k2 p1 p2 [k3]``,
 nerfstudio's ``camera_model: OPENCV_FISHEYE`` with ``k1..k4``, file paths with or
-without extension, and Blender's ``transforms_{train,test}.json`` pairs. Poses
+without extension, Blender's ``transforms_{train,test}.json`` pairs, and nerfstudio's
+``ply_file_path`` (sparse points for initialisation, in the poses' frame). Poses
 are OpenGL camera-to-world in the file and OpenCV in the returned cameras.
 """
 
@@ -21,7 +22,8 @@ import numpy as np
 from .camera import Camera, opengl_to_opencv
 from .errors import SceneError
 from .fileio import atomic_write_json
-from .scene import Scene, attach_images, validate_pose
+from .points_ply import read_points_ply, write_points_ply
+from .scene import PointCloud, Scene, attach_images, validate_pose
 
 INTRINSIC_KEYS = ("fl_x", "fl_y", "cx", "cy", "w", "h", "camera_angle_x", "camera_angle_y",
                   "k1", "k2", "k3", "k4", "p1", "p2", "camera_model")
@@ -139,15 +141,18 @@ def parse_transforms(path: Path, images: str | None = None, strict: bool = False
     declared, angles, split_hint = _frames(file)
     cameras, missing = attach_images(declared, root / images if images else None, strict, file)
     cameras = [_focal_from_angle(c, angles[c.name]) if c.name in angles else c for c in cameras]
-    return Scene(root=root, format="transforms", source=file, cameras=cameras,
+    ply = _read_json(file).get("ply_file_path")
+    points = read_points_ply(root / str(ply)) if ply else None
+    return Scene(root=root, format="transforms", source=file, cameras=cameras, points=points,
                  missing=missing, split_hint=split_hint)
 
 
-def write_transforms(cameras: list[Camera], path: Path) -> None:
+def write_transforms(cameras: list[Camera], path: Path, points: PointCloud | None = None) -> None:
     """Write cameras as a nerfstudio-style ``transforms.json`` with per-frame intrinsics.
 
     ``file_path`` entries are relative to the file's folder (``../images/x.png`` when needed),
-    poses are written in OpenGL axes, as every reader of the format expects.
+    poses are written in OpenGL axes, as every reader of the format expects. ``points`` go to
+    ``sparse_pc.ply`` beside it, named by ``ply_file_path`` as nerfstudio does.
     """
     path = Path(path)
     base = path.parent.resolve()
@@ -165,4 +170,8 @@ def write_transforms(cameras: list[Camera], path: Path) -> None:
         elif cam.model in ("SIMPLE_RADIAL", "RADIAL"):
             frame.update(camera_model="OPENCV", **dict(zip(("k1", "k2"), cam.distortion)))
         frames.append(frame)
-    atomic_write_json(path, {"camera_model": "OPENCV", "frames": frames})
+    meta: dict[str, Any] = {"camera_model": "OPENCV", "frames": frames}
+    if points is not None:
+        write_points_ply(path.parent / "sparse_pc.ply", points)
+        meta["ply_file_path"] = "sparse_pc.ply"
+    atomic_write_json(path, meta)

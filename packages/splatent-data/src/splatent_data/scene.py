@@ -28,10 +28,10 @@ SCENE_FORMATS = ("auto", "transforms", "colmap")
 
 @dataclass(frozen=True)
 class PointCloud:
-    """Sparse points for initialisation: ``xyz [N, 3]`` float64 and ``rgb [N, 3]`` uint8."""
+    """Sparse points for initialisation: ``xyz [N, 3]`` float64 and ``rgb [N, 3]`` uint8 (``None`` if uncoloured)."""
 
     xyz: np.ndarray
-    rgb: np.ndarray
+    rgb: np.ndarray | None
 
     def __len__(self) -> int:
         return int(self.xyz.shape[0])
@@ -46,7 +46,7 @@ class Scene:
         format: ``"transforms"`` or ``"colmap"``.
         source: The pose file or COLMAP model folder that was parsed.
         cameras: Usable cameras (image present), sorted by name.
-        points: Sparse points, when the format has them (COLMAP).
+        points: Sparse points, when the scene has them (COLMAP; ``ply_file_path`` of a transforms.json).
         missing: Names listed by the pose file whose image file does not exist.
         split_hint: A train/test split the format itself carries (Blender's
             ``transforms_train.json`` / ``transforms_test.json``), else ``None``.

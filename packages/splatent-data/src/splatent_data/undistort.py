@@ -77,7 +77,7 @@ def undistort_scene(scene: Scene, output: Path, progress=None) -> Scene:
         cameras.append(dataclasses.replace(cam, name=dst.name, image_path=dst, model="PINHOLE", distortion=()))
         if progress is not None:
             progress(i + 1, len(scene.cameras))
-    write_transforms(cameras, output / "transforms.json")
+    write_transforms(cameras, output / "transforms.json", points=scene.points)
     return load_scene(output)
 
 

@@ -211,7 +211,8 @@ def _initial_gaussians(scene: Scene, targets: _Targets, cfg: FitConfig, device: 
         raise SplatentError(f"unknown --init {cfg.init!r}; use auto, points or random")
     if use_points:
         xyz = torch.tensor(scene.points.xyz, dtype=torch.float32)
-        point_rgb = torch.tensor(scene.points.rgb, dtype=torch.float32) / 255.0
+        point_rgb = (None if scene.points.rgb is None
+                     else torch.tensor(scene.points.rgb, dtype=torch.float32) / 255.0)
         logger.info("initialising %d Gaussians from the scene's sparse points", len(xyz))
     else:
         xyz = random_points_in_frustums([v.camera for v in targets.train], cfg.init_points, generator=generator)
@@ -380,6 +381,9 @@ def fit_scene(
             rgb = evaluate(gaussians, targets.rgb_test, 1.0, channel="rgb", backend=backend, **options)
             record.update(rgb_psnr=rgb["psnr"], rgb_ssim=rgb["ssim"])
         record["per_view"] = result["per_view"]
+        if result["psnr"] is not None:
+            logger.info("step %d: test PSNR %.2f dB, SSIM %.4f, %d Gaussians", step, result["psnr"], result["ssim"],
+                        len(gaussians))
         if writer is not None and result["psnr"] is not None:
             writer.add_scalar("test/psnr", result["psnr"], step)
             writer.add_scalar("test/ssim", result["ssim"], step)
