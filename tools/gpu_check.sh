@@ -5,7 +5,7 @@
 #   tests    gsplat build + the GPU tests of $TEST_PACKAGES (default: latents splat model train)
 #   extract  tools/bench/extract.py      enhance  tools/bench/enhance.py
 #   splat    tools/bench/splat.py ($SPLAT_ARGS)   train  tools/bench/train.py ($TRAIN_ARGS)
-#   pipeline splatent pipeline on fox, pca and tiny-random codecs, tiny enhancer
+#   pipeline tools/bench/pipeline.py: splatent pipeline on fox, pca and tiny-random codecs, tiny enhancer
 # JSON results go to $OUT (default ./gpu-out).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -32,12 +32,9 @@ for part in "$@"; do
     splat) step python3 tools/bench/splat.py --fox "$FOX" ${SPLAT_ARGS:-} --out /tmp/splat.json; cp /tmp/splat.json "$OUT/" 2>/dev/null ;;
     train) step python3 tools/bench/train.py ${TRAIN_ARGS:-} --out "$OUT/train.json" ;;
     pipeline)
+      step python3 tools/bench/pipeline.py --fox "$FOX" --work /tmp/pipeline --out "$OUT/pipeline.json"
       for codec in pca tiny-random; do
-        step python3 -m splatent_cli pipeline --scene_path "$FOX" --output_dir "/tmp/fox-$codec" --codec "$codec" \
-          --model_splatent_path tiny --no-lpips --device cuda
-        cp "/tmp/fox-$codec/pipeline.json" "$OUT/pipeline-$codec.json"
-        cp "/tmp/fox-$codec/eval/metrics.json" "$OUT/metrics-$codec.json"
-        sheet=$(ls /tmp/fox-$codec/eval/sheets/*.png 2>/dev/null | head -1)
+        sheet=$(ls /tmp/pipeline/fox-$codec/eval/sheets/*.png 2>/dev/null | head -1)
         [ -n "$sheet" ] && cp "$sheet" "$OUT/sheet-$codec.png"
       done ;;
     *) echo "unknown part $part"; status=2 ;;

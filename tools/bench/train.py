@@ -14,10 +14,14 @@ Recipes (``--recipes``):
   does), VAE decoding and LPIPS outside it in float32, ``torch.optim.AdamW`` with its
   defaults, eager, three ``.item()`` per step for the logs.
 * ``ours``: ``splatent_train.train_enhancer`` with its defaults on CUDA: bf16 autocast over
-  the UNet and the losses, frozen VAE and LPIPS in bf16, fused AdamW, channels_last, TF32,
-  losses synchronised every 10 steps.
-* ``ours-compile``: the same with ``--compile`` (``torch.compile`` of the UNet; its
-  warm-up is excluded from steps/s and reported).
+  the UNet and the losses, frozen VAE and LPIPS in bf16, fused AdamW, TF32, losses
+  synchronised every 10 steps.
+* ``ours-nhwc``: the same with ``--channels_last``.
+* ``ours-compile``: the same with ``--compile`` (``torch.compile`` of the UNet and the VAE
+  decoder; its warm-up is excluded from steps/s and reported).
+
+``--profile RECIPE`` runs one recipe under ``torch.profiler`` and prints (and stores in the
+JSON) the CUDA kernels that take the most time, to see where a step goes.
 
 Steps/s are measured after ``--warmup`` steps; peak memory is ``max_memory_allocated``.
 
@@ -128,7 +132,8 @@ def free(device: torch.device) -> None:
 # --------------------------------------------------------------------------- the recipes
 
 
-def original_recipe(dataset: Path, device: torch.device, steps: int, warmup: int, workers: int, tiny: bool) -> dict:
+def original_recipe(dataset: Path, device: torch.device, steps: int, warmup: int, workers: int, tiny: bool,
+                    on_step=None) -> dict:
     """``src/train.py``'s loop, model in float32 (see the module doc)."""
     from accelerate import Accelerator
     from diffusers.optimization import get_scheduler
@@ -172,6 +177,8 @@ def original_recipe(dataset: Path, device: torch.device, steps: int, warmup: int
             logs = {"loss_l2": terms.l2.item(), "loss_lpips": terms.lpips.item(), "loss_rgb": terms.rgb.item()}
             losses.append(sum(logs.values()))
             step += 1
+            if on_step is not None:
+                on_step(step)
             if step == warmup:
                 sync(accelerator.device)
                 start = time.perf_counter()
@@ -188,14 +195,17 @@ def original_recipe(dataset: Path, device: torch.device, steps: int, warmup: int
 
 
 def ours(dataset: Path, out: Path, device: torch.device, steps: int, workers: int, tiny: bool,
-         compile: bool = False, batch_size: int = 1, log_every: int = 10) -> dict:
-    """``train_enhancer`` with its defaults (plus ``compile``) on random SD-Turbo parts."""
+         compile: bool = False, batch_size: int = 1, log_every: int = 10, channels_last: bool = False,
+         on_step=None) -> dict:
+    """``train_enhancer`` with its defaults (plus ``compile`` / ``channels_last``) on random SD-Turbo parts."""
     from splatent_train import loss_curve, train_enhancer
 
     model, codec, lpips = build_parts(device, tiny)
     config = bench_config(dataset, out, device, steps, workers, compile, batch_size, log_every)
+    config.channels_last = channels_last
     began = time.perf_counter()
-    result = train_enhancer(config, model=model, codec=codec, lpips_model=lpips)
+    result = train_enhancer(config, model=model, codec=codec, lpips_model=lpips,
+                            step_callback=None if on_step is None else lambda state: on_step(state.step))
     total = time.perf_counter() - began
     curve = loss_curve(out)
     del model, codec, lpips
@@ -266,6 +276,44 @@ def environment(device: torch.device) -> dict:
             "cpu_count": os.cpu_count(), "gpus": torch.cuda.device_count() if device.type == "cuda" else 0}
 
 
+RECIPES = ("original", "ours", "ours-nhwc", "ours-compile")
+
+
+def run_recipe(recipe: str, dataset: Path, root: Path, device: torch.device, args, on_step=None) -> dict:
+    if recipe == "original":
+        return original_recipe(dataset, device, args.steps, args.warmup, args.workers, args.tiny, on_step=on_step)
+    if recipe in RECIPES:
+        return ours(dataset, root / recipe, device, args.steps, args.workers, args.tiny,
+                    compile=recipe == "ours-compile", channels_last=recipe == "ours-nhwc", on_step=on_step)
+    raise SystemExit(f"unknown recipe {recipe!r}; use {', '.join(RECIPES)}")
+
+
+def profile(recipe: str, dataset: Path, root: Path, device: torch.device, args, rows: int = 25) -> dict:
+    """Kernels of ``recipe`` by total device time over 5 steps after its warm-up."""
+    from torch.profiler import ProfilerActivity, schedule
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    warm = max(args.warmup, args.steps - 6)
+    prof = torch.profiler.profile(activities=activities, schedule=schedule(wait=warm - 1, warmup=1, active=5, repeat=1))
+    prof.start()
+    try:
+        run_recipe(recipe, dataset, root / f"profile-{recipe}", device, args, on_step=lambda step: prof.step())
+    finally:
+        prof.stop()
+    key = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    events = list(prof.key_averages())
+    if device.type == "cuda":  # kernels only: operator rows repeat the time of the kernels they launch
+        events = [e for e in events if e.device_type == torch.autograd.DeviceType.CUDA]
+    events.sort(key=lambda e: getattr(e, key, 0.0), reverse=True)
+    total = sum(getattr(e, key, 0.0) for e in events) or 1.0
+    table = [{"name": e.key[:90], "calls": e.count, "ms_per_step": getattr(e, key, 0.0) / 1e3 / 5,
+              "share": getattr(e, key, 0.0) / total} for e in events[:rows]]
+    print(f"[train bench] profile of {recipe}: {total / 1e3 / 5:.1f} ms of kernels per step")
+    for row in table:
+        print(f"  {row['ms_per_step']:8.2f} ms {row['share']:6.1%} {row['calls']:6d}  {row['name']}")
+    return {"recipe": recipe, "kernel_ms_per_step": total / 1e3 / 5, "top": table}
+
+
 def run(args: argparse.Namespace) -> dict:
     args.warmup = args.warmup if args.warmup is not None else min(10, max(1, args.steps // 5))
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
@@ -276,24 +324,20 @@ def run(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         dataset = make_dataset(root / "data", size, args.count, 3)
-        if args.gpus == 1:
+        if args.profile:
+            report["profiles"] = [profile(r, dataset, root, device, args) for r in args.profile.split(",")]
+        if args.gpus == 1 and args.recipes:
             report["recipes"] = {}
             for recipe in args.recipes.split(","):
                 free(device)
                 print(f"[train bench] {recipe} ...", flush=True)
-                if recipe == "original":
-                    r = original_recipe(dataset, device, args.steps, args.warmup, args.workers, args.tiny)
-                elif recipe in ("ours", "ours-compile"):
-                    r = ours(dataset, root / recipe, device, args.steps, args.workers, args.tiny,
-                             compile=recipe == "ours-compile")
-                else:
-                    raise SystemExit(f"unknown recipe {recipe!r}; use original, ours, ours-compile")
+                r = run_recipe(recipe, dataset, root, device, args)
                 report["recipes"][recipe] = r
                 print(f"[train bench] {recipe}: {r['steps_per_s']:.2f} steps/s", flush=True)
             base = report["recipes"].get("original", {}).get("steps_per_s")
             if base:
                 report["speedup"] = {k: v["steps_per_s"] / base for k, v in report["recipes"].items()}
-        else:
+        elif args.gpus > 1:
             free(device)
             runs = {}
             print("[train bench] 1 process, batch 2 (loss curve) ...", flush=True)
@@ -337,6 +381,10 @@ def table(report: dict) -> str:
         if best is not None:
             lines += ["", f"- Best of ours: {best:.2f}× the original recipe's steps/s "
                           f"(goal ≥ {GOAL_SPEEDUP}×: {'met' if best >= GOAL_SPEEDUP else 'NOT met'})."]
+    for prof in report.get("profiles", []):
+        lines += ["", f"Profile of `{prof['recipe']}`: {prof['kernel_ms_per_step']:.1f} ms of device kernels per step; "
+                      "the largest:", "", "| kernel | ms / step | share |", "|---|---:|---:|"]
+        lines += [f"| `{r['name'][:70]}` | {r['ms_per_step']:.2f} | {r['share']:.1%} |" for r in prof["top"][:8]]
     if "runs" in report:
         lines += ["| run | samples/s | peak GiB (main process) |", "|---|---:|---:|"]
         for name, r in report["runs"].items():
@@ -367,7 +415,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="JSON file to write.")
     parser.add_argument("--device", default="auto", help="auto, cuda or cpu.")
     parser.add_argument("--gpus", type=int, default=1, help="1: recipes compared; N > 1: multi-GPU curves and scaling.")
-    parser.add_argument("--recipes", default="original,ours,ours-compile", help="Comma-separated (1-GPU mode).")
+    parser.add_argument("--recipes", default="original,ours,ours-nhwc,ours-compile",
+                        help="Comma-separated (1-GPU mode); empty: none.")
+    parser.add_argument("--profile", default="", help="Comma-separated recipes to profile first (kernel table).")
     parser.add_argument("--steps", type=int, default=60, help="Optimizer steps per run.")
     parser.add_argument("--warmup", type=int, default=None, help="Steps not timed (default, as train_enhancer: min(10, steps/5)).")
     parser.add_argument("--count", type=int, default=16, help="Dataset entries.")

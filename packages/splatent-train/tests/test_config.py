@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
+import torch
 
 from splatent_train import TrainConfig, TrainError
+from splatent_train.config import COMPILE_MIN_STEPS
 
 
 def config(tmp_path, **kw) -> TrainConfig:
@@ -38,3 +42,13 @@ def test_json_round_trip_and_crops(tmp_path):
     assert TrainConfig.from_json(c.to_json()) == c
     assert c.crop == 32 and c.eval_crop == 0
     assert config(tmp_path).eval_crop == 64
+
+
+def test_compile_defaults_to_cuda_runs_long_enough_to_repay_it(tmp_path):
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    long_run = TrainConfig(dataset_path=tmp_path, output_dir=tmp_path, max_train_steps=COMPILE_MIN_STEPS)
+    short_run = TrainConfig(dataset_path=tmp_path, output_dir=tmp_path, max_train_steps=COMPILE_MIN_STEPS - 1)
+    assert long_run.compile is None and long_run.use_compile(cuda) and not long_run.use_compile(cpu)
+    assert not short_run.use_compile(cuda)
+    assert not dataclasses.replace(long_run, compile=False).use_compile(cuda)
+    assert dataclasses.replace(short_run, compile=True).use_compile(cpu)

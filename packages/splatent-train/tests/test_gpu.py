@@ -1,4 +1,4 @@
-"""The CUDA path: bf16 autocast, fused AdamW, NHWC, frozen modules in bf16, torch.compile, resume."""
+"""The CUDA path: bf16 autocast, fused AdamW, frozen modules in bf16, torch.compile, resume."""
 
 from __future__ import annotations
 

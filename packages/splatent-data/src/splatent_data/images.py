@@ -69,15 +69,19 @@ def load_rgb(path: Path) -> np.ndarray:
         raise SceneError(f"cannot decode image {path}: {exc}; re-export the file or remove it") from None
 
 
-def save_rgb(path: Path, image: np.ndarray) -> None:
-    """Write ``[H, W, 3]`` uint8 (or float in [0, 1]) RGB atomically (temp file + rename)."""
+def save_rgb(path: Path, image: np.ndarray, png_compress_level: int = 6) -> None:
+    """Write ``[H, W, 3]`` uint8 (or float in [0, 1]) RGB atomically (temp file + rename).
+
+    ``png_compress_level`` 1 writes a PNG about 4x faster and 20-40% larger: for intermediate files."""
     path = Path(path)
     arr = np.asarray(image)
     if arr.dtype != np.uint8:
         arr = (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    Image.fromarray(arr).save(tmp, format=_pil_format(path))
+    fmt = _pil_format(path)
+    options = {"compress_level": png_compress_level} if fmt == "PNG" else {}
+    Image.fromarray(arr).save(tmp, format=fmt, **options)
     tmp.replace(path)
 
 

@@ -96,10 +96,13 @@ def configure_for_training(model: SplatentEnhancer, config: TrainConfig, device:
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True  # crops keep shapes fixed: tune each convolution once
-        model.unet.to(memory_format=torch.channels_last)
-        model.channels_last = True
+        if config.channels_last:
+            model.unet.to(memory_format=torch.channels_last)
+            model.channels_last = True
     model.to(device)
-    if config.compile:
+    if config.use_compile(device):
+        logger.info("compiling the UNet and the VAE decoder with torch.compile: minutes of warm-up, then faster "
+                    "steps (--no-compile to skip)")
         model.unet.compile()
     return model
 
@@ -134,8 +137,8 @@ def build_lr_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, nu
 
 
 def prepare_frozen(codec: Any, lpips: torch.nn.Module | None, device: torch.device, dtype: torch.dtype,
-                   compile: bool = False) -> torch.nn.Module | None:
-    """Put the codec (float32 for ``pca``) and LPIPS on ``device`` in the compute dtype, NHWC on CUDA;
+                   compile: bool = False, channels_last: bool = False) -> torch.nn.Module | None:
+    """Put the codec (float32 for ``pca``) and LPIPS on ``device`` in the compute dtype, NHWC on CUDA with ``channels_last``;
     ``compile`` also compiles a VAE decoder (the loss back-propagates through it every step)."""
     codec.to(device, dtype if codec.name != "pca" else torch.float32)
     vae = getattr(codec, "vae", None)
@@ -143,6 +146,6 @@ def prepare_frozen(codec: Any, lpips: torch.nn.Module | None, device: torch.devi
         vae.decoder.compile()
     if lpips is not None:
         lpips = lpips.to(device, dtype).eval().requires_grad_(False)
-        if device.type == "cuda":
+        if device.type == "cuda" and channels_last:
             lpips = lpips.to(memory_format=torch.channels_last)
     return lpips

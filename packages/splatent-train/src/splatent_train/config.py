@@ -10,16 +10,20 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from splatent_model import SD_TURBO
 
 from .errors import TrainError
 
+if TYPE_CHECKING:
+    import torch
+
 LR_SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup")
 MIXED_PRECISION = ("no", "fp16", "bf16")
 LOGGERS = ("tensorboard", "none")
 LPIPS_NETS = ("vgg", "alex")
+COMPILE_MIN_STEPS = 2000  # compiling costs about 3.5 minutes on an H100; 2000 eager steps take about 9
 
 
 @dataclass
@@ -56,8 +60,12 @@ class TrainConfig:
     Optimisation: AdamW (``adam_*``; fused on CUDA unless ``fused_adam`` is False), diffusers'
     ``lr_scheduler`` (warmup and length counted in optimizer steps), ``max_grad_norm`` clipping (0: off),
     ``gradient_accumulation_steps``, ``gradient_checkpointing``, ``mixed_precision`` (``None``: what
-    ``accelerate launch`` says, else ``no``), ``seed``, ``compile`` (``torch.compile`` the UNet and a VAE decoder),
-    ``allow_tf32``, ``enable_xformers_memory_efficient_attention`` (falls back to PyTorch SDPA when
+    ``accelerate launch`` says, else ``no``), ``seed``, ``compile`` (``torch.compile`` the UNet and a VAE decoder;
+    ``None``: on CUDA for runs of at least ``COMPILE_MIN_STEPS`` steps, where its minutes of warm-up pay off: on an
+    H100 it trains 1.38× faster than eager, see ``benchmarks/RESULTS.md``),
+    ``channels_last`` (NHWC UNet and LPIPS on CUDA; off: no faster for training on an H100, slower for encoding
+    and enhancing), ``allow_tf32``,
+    ``enable_xformers_memory_efficient_attention`` (falls back to PyTorch SDPA when
     xformers is not installed), ``cpu`` (train on the CPU even with a GPU), ``num_threads`` (CPU threads
     for the run, restored afterwards; 1 is fastest for tiny models on a busy machine).
 
@@ -114,7 +122,8 @@ class TrainConfig:
     mixed_precision: str | None = None
     seed: int = 0
     fused_adam: bool | None = None
-    compile: bool = False
+    compile: bool | None = None
+    channels_last: bool = False
     allow_tf32: bool = True
     enable_xformers_memory_efficient_attention: bool = False
     cpu: bool = False
@@ -139,6 +148,12 @@ class TrainConfig:
         self.output_dir = Path(self.output_dir).expanduser()
         if self.rgb_root is not None:
             self.rgb_root = Path(self.rgb_root).expanduser()
+
+    def use_compile(self, device: "torch.device") -> bool:
+        """Whether to ``torch.compile``: as asked, or (``compile=None``) on CUDA for long runs."""
+        if self.compile is not None:
+            return self.compile
+        return device.type == "cuda" and self.max_train_steps >= COMPILE_MIN_STEPS
 
     def check(self) -> "TrainConfig":
         """Refuse impossible values, one line naming the option; returns ``self``."""
