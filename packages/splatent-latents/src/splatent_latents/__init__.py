@@ -11,6 +11,7 @@ from .errors import LatentError
 from .extract import DEFAULT_OUTPUT, ExtractResult, extract_latents
 from .files import load_latent, save_latent
 from .manifest import LatentManifest, codec_from_manifest, read_manifest
+from .metrics import latent_psnr, psnr, ssim
 from .pca import PCACodec
 from .vae import DEFAULT_MODEL, VaeCodec, sd_vae_config, tiny_vae_config
 
@@ -19,5 +20,6 @@ __version__ = "0.1.0"
 __all__ = [
     "CODEC_NAMES", "DEFAULT_MODEL", "DEFAULT_OUTPUT", "DecodeResult", "ExtractResult", "LatentCodec", "LatentError",
     "LatentManifest", "PCACodec", "VaeCodec", "codec_from_manifest", "decode_latents", "extract_latents",
-    "load_codec", "load_latent", "read_manifest", "save_latent", "sd_vae_config", "tiny_vae_config",
+    "latent_psnr", "load_codec", "load_latent", "psnr", "read_manifest", "save_latent", "sd_vae_config", "ssim",
+    "tiny_vae_config",
 ]

@@ -192,8 +192,8 @@ def evaluate(
         target = view.target[None].to(pred)
         if channel == "rgb" or gaussians.feature_kind == "rgb":
             pred = pred.clamp(0.0, 1.0)
-        per_view[view.stem] = psnr(pred, target, data_range)
-        ssims.append(float(ssim(pred, target, data_range=data_range)))
+        per_view[view.stem] = float(psnr(pred, target, data_range)[0])
+        ssims.append(float(ssim(pred, target, data_range=data_range)[0]))
     if not per_view:
         return {"psnr": None, "ssim": None, "per_view": {}}
     finite = [v for v in per_view.values() if math.isfinite(v)]

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from splatent_model import latent_psnr, psnr, ssim
+from splatent_latents.metrics import latent_psnr, psnr, ssim
 
 
 def test_psnr_known_values():
