@@ -7,8 +7,8 @@ from __future__ import annotations
 import typer
 
 from . import __version__
-from .commands import convert_ckpt, dataset, decode, enhance, evaluate, extract, fit, pipeline, render, scene, train
-from .errors import EXIT_UNAVAILABLE, fail, setup_logging
+from .commands import convert_ckpt, dataset, decode, demo, enhance, evaluate, extract, fit, pipeline, render, scene, train
+from .errors import setup_logging
 
 app = typer.Typer(
     name="splatent",
@@ -34,17 +34,6 @@ def _root(
     setup_logging(verbose)
 
 
-def _not_yet(name: str, summary: str) -> None:
-    """Register a command whose issue has not landed: it says so and exits 2."""
-
-    @app.command(
-        name, help=f"{summary} (not available yet)",
-        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-    )
-    def _command(ctx: typer.Context) -> None:
-        raise fail(name, "not available yet", EXIT_UNAVAILABLE)
-
-
 app.command("dataset", help="Pair rendered views with their top-k nearest training views in a dataset JSON.")(dataset.dataset)
 app.add_typer(scene.app, name="scene", help="Inspect, undistort or reconstruct a scene.")
 app.command("extract", help="Encode a scene's images into 4-channel, 1/8-resolution latents (sd-vae, pca).")(extract.extract)
@@ -56,11 +45,7 @@ app.command("fit", help="Fit latent-feature 3D Gaussians to a scene's latents (g
 app.command("pipeline", help="Run undistort, extract, fit, render, dataset, enhance and eval on one scene (resumable).")(pipeline.pipeline)
 app.command("eval", help="Score renders and enhanced renders against ground truth; write a report.")(evaluate.evaluate)
 app.command("render", help="Render a fitted model's latents at test and training views (nvs/, nvs_gt/, train/, train_gt/).")(render.render)
-
-for _name, _summary in (
-    ("demo", "Run the whole method offline on an embedded synthetic scene."),
-):
-    _not_yet(_name, _summary)
+app.command("demo", help="Run the whole method offline on an embedded procedural scene and report PSNR (resumable).")(demo.demo)
 
 
 def main() -> None:

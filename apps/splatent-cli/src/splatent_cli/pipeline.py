@@ -4,7 +4,8 @@ The original ``unified_pipeline.py`` chained scripts as subprocesses; here each
 stage is a function call, and ``OUTPUT/pipeline.json`` records, per stage, a key
 (a hash of the options it depends on and of the stages before it). A re-run
 skips a stage whose key is unchanged and whose outputs exist; ``--from STAGE``
-runs that stage and every later one again. Layout of ``OUTPUT``::
+runs that stage and every later one again; ``stop_after`` (API only) ends the run
+after that stage. Layout of ``OUTPUT``::
 
     undistorted/        pinhole copy of a distorted scene (skipped for pinhole scenes)
     latents/            extract: <stem>.pt + manifest.json
@@ -54,7 +55,10 @@ class PipelineConfig:
     device: str = "auto"
     lpips: bool = True
     start_from: str | None = None
+    stop_after: str | None = None
     benchmark: bool = False
+    report_title: str | None = None
+    report_notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.scene_path, self.output_dir = Path(self.scene_path), Path(self.output_dir)
@@ -68,7 +72,7 @@ class PipelineConfig:
             "render": {"save_images": self.save_images},
             "dataset": {"top_k": self.top_k, "benchmark": self.benchmark},
             "enhance": {"model": self.model_splatent_path},
-            "eval": {"lpips": self.lpips},
+            "eval": {"lpips": self.lpips, "title": self.report_title, "notes": list(self.report_notes)},
         }[stage]
 
 
@@ -78,7 +82,7 @@ class PipelineResult:
     ran: list[str]
     skipped: list[str]
     seconds: dict[str, float]
-    stopped_before: str | None = None
+    stopped_before: str | None = None  # the first stage not run (no enhancer, or ``stop_after``)
     report: Path | None = None
     means: dict[str, Any] | None = None
 
@@ -111,6 +115,8 @@ def run_pipeline(cfg: PipelineConfig, say: Callable[[str], None] = print) -> Pip
     """Run (or resume) every stage on ``cfg.scene_path``; see the module doc."""
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if cfg.stop_after is not None and cfg.stop_after not in STAGES:
+        raise SplatentError(f"stop_after must be one of {', '.join(STAGES)}, got {cfg.stop_after!r}")
     record = _Record(out / "pipeline.json", cfg.start_from)
     record.data["config"] = json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
     scene = load_scene(cfg.scene_path, images=cfg.images)
@@ -125,6 +131,10 @@ def run_pipeline(cfg: PipelineConfig, say: Callable[[str], None] = print) -> Pip
 
     def stage(name_: str, run: Callable[[], dict[str, Any]], outputs: Path) -> None:
         nonlocal previous
+        if result.stopped_before is None and cfg.stop_after and STAGES.index(name_) > STAGES.index(cfg.stop_after):
+            result.stopped_before = name_
+        if result.stopped_before is not None:
+            return
         key = _key(cfg.stage_options(name_), previous)
         previous = key
         if record.done(name_, key) and outputs.exists():
@@ -182,6 +192,9 @@ def run_pipeline(cfg: PipelineConfig, say: Callable[[str], None] = print) -> Pip
 
     stage("dataset", dataset, paths["dataset"])
 
+    if cfg.stop_after in STAGES[:STAGES.index("dataset") + 1]:
+        result.stopped_before = result.stopped_before or "enhance"
+        return result
     if not cfg.model_splatent_path:
         result.stopped_before = "enhance"
         say(f"no enhancer checkpoint: renders are in {paths['renders'] / name} and the dataset in {paths['dataset']}. "
@@ -195,8 +208,11 @@ def run_pipeline(cfg: PipelineConfig, say: Callable[[str], None] = print) -> Pip
 
         model = load_enhancer(cfg.model_splatent_path)
         codec = codec_from_manifest(paths["latents"])
+        # The stage only runs when its inputs changed (or --from asked): views that
+        # enhance_dataset would resume from were made from other renders or weights.
         r = enhance_dataset(paths["dataset"], paths["enhanced"].parent, model, codec, split="test",
-                            options=RuntimeOptions(device=cfg.device), model_source=str(cfg.model_splatent_path))
+                            options=RuntimeOptions(device=cfg.device), model_source=str(cfg.model_splatent_path),
+                            overwrite=True)
         return {"views": getattr(r, "count", None)}
 
     stage("enhance", enhance, paths["enhanced"])
@@ -205,12 +221,13 @@ def run_pipeline(cfg: PipelineConfig, say: Callable[[str], None] = print) -> Pip
         from splatent_train.evaluate import evaluate_results
 
         ev = evaluate_results(paths["renders"] / name, paths["eval"], enhanced=paths["enhanced"],
-                              dataset=paths["dataset"], lpips=cfg.lpips, device=cfg.device)
+                              dataset=paths["dataset"], lpips=cfg.lpips, device=cfg.device,
+                              title=cfg.report_title, notes=tuple(cfg.report_notes))
         result.report, result.means = ev.report, ev.means
         return {"means": ev.means}
 
     stage("eval", evaluate, paths["eval"] / "report.html")
-    if result.report is None and (paths["eval"] / "report.html").is_file():
+    if result.report is None and result.stopped_before is None and (paths["eval"] / "report.html").is_file():
         result.report = paths["eval"] / "report.html"
         result.means = record.data["stages"]["eval"].get("means")
     return result

@@ -1,0 +1,403 @@
+"""``splatent demo``: the whole method, offline, on the embedded procedural scene.
+
+Every stage is the real one (``run_pipeline`` and the packages' stage functions);
+only the sizes are small enough for a CPU. Layout of ``OUTPUT``::
+
+    scenes/synthetic/          images/, transforms.json, sparse_pc.ply (every 8th view is a test view)
+    latents/ model/ renders/synthetic/ data/dataset.json      pipeline stages on it
+    holdout/scenes/fold<i>/    the training views again (the same image files), split in
+                               transforms_train.json / transforms_test.json
+    holdout/models/fold<i>/    a fit on all training views but fold i's
+    holdout/renders/fold<i>/   its renders of fold i's views: novel views with ground truth
+    data/enhancer_train.json   the enhancer's training pairs: those renders, their ground truth
+                               and references among the fold fit's own training views
+    enhancer/enhancer/         the trained enhancer (config.json + unet.safetensors)
+    enhanced/ eval/            pipeline stages: enhanced test views, metrics, report.html
+    demo.json                  config, stage keys and seconds, the mean metrics
+
+Why the folds: a fit reproduces its own training views almost exactly, so renders
+of them teach an enhancer the identity. Each fold fit leaves out every ``folds``-th
+training view (a different quarter each), so its renders of those views carry
+the blur and view-dependent errors of real novel views while their ground-truth
+latents exist, at a density of training views close to the main fit's. The
+enhancer trains on those pairs only. The scene's test views are seen by neither
+the Gaussians, nor the enhancer, nor the pca codec (fitted on the training views),
+nor the sparse points (cast from training views); they are what ``eval`` scores.
+
+The sparse points stand in for the structure-from-motion points a captured scene
+comes with: rays through random pixels of the training views, intersected with
+the procedural geometry, coloured by those pixels.
+
+Re-running on the same folder skips every stage whose options are unchanged and
+whose outputs exist (``pipeline.json`` and ``demo.json`` record the stages).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from splatent_data import Camera, PointCloud, SplatentError, atomic_write_json
+
+from .pipeline import PipelineConfig, _key, _Record, run_pipeline
+
+SCENE_NAME = "synthetic"
+KINDS = ("render", "enhanced", "ceiling")
+
+
+@dataclass
+class DemoConfig:
+    """Sizes and steps of the demo. The defaults take about 4 minutes on 2 CPU cores.
+
+    Attributes:
+        output_dir: Result folder.
+        seed: Seeds the scene's layout, its points, every fit and the enhancer.
+        views, width, height: The procedural scene (latents are ``width/8 x height/8``);
+            every 8th view (sorted by name) is a test view.
+        points: Sparse points cast from the training views (each fit's initial Gaussians).
+        fit_steps: Steps of the main fit and of each fold fit.
+        folds: Fold fits for the enhancer's training pairs; fold ``i`` holds out the
+            training views at positions ``i, i + folds, ...``.
+        top_k: Reference views per target.
+        train_steps, batch_size, learning_rate: Enhancer training.
+        crop: Square training crop side in pixels (0: whole views).
+        device: ``auto``, ``cpu``, ``cuda``.
+        threads: CPU threads; ``None``: 1 for the fits (their small kernels run slower on
+            more) and up to 2 for the enhancer (measured fastest on a 2-core machine).
+        lpips: Score LPIPS; ``None``: when the backbone weights are already cached (no download).
+    """
+
+    output_dir: Path = Path("splatent-demo")
+    seed: int = 0
+    views: int = 40
+    width: int = 256
+    height: int = 192
+    points: int = 3000
+    fit_steps: int = 800
+    folds: int = 4
+    top_k: int = 3
+    train_steps: int = 300
+    batch_size: int = 2
+    learning_rate: float = 1e-3
+    crop: int = 0
+    device: str = "auto"
+    threads: int | None = None
+    lpips: bool | None = None
+
+    def __post_init__(self) -> None:
+        self.output_dir = Path(self.output_dir)
+
+    @classmethod
+    def quick(cls, output_dir: str | Path = Path("splatent-demo"), seed: int = 0, **overrides: Any) -> "DemoConfig":
+        """The reduced demo of the tests (about 30 s on 2 cores): every stage, a smaller scene, fewer steps
+        (and one thread: its 16x12 latents train faster on one)."""
+        settings = dict(views=24, width=128, height=96, points=1500, fit_steps=300, folds=3, train_steps=100, threads=1)
+        return cls(output_dir=Path(output_dir), seed=seed, **{**settings, **overrides})
+
+    def check(self) -> "DemoConfig":
+        """Refuse impossible values, one line naming the setting; returns ``self``."""
+        if self.views < 16:
+            raise SplatentError(f"the demo needs at least 16 views (2 test views), got {self.views}")
+        if self.width % 8 or self.height % 8 or self.width < 64 or self.height < 48:
+            raise SplatentError(f"width and height must be multiples of 8, >= 64x48; got {self.width}x{self.height}")
+        if not 2 <= self.folds <= self.views // 4:
+            raise SplatentError(f"folds must be between 2 and views/4 = {self.views // 4}, got {self.folds}")
+        for name in ("points", "fit_steps", "train_steps", "batch_size", "top_k"):
+            if getattr(self, name) < 1:
+                raise SplatentError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.crop < 0 or self.crop % 8:
+            raise SplatentError(f"crop must be 0 (whole views) or a positive multiple of 8 pixels, got {self.crop}")
+        if self.threads is not None and self.threads < 1:
+            raise SplatentError(f"threads must be at least 1, got {self.threads}")
+        return self
+
+
+@dataclass
+class DemoResult:
+    """What ``run_demo`` produced.
+
+    Attributes:
+        report: ``eval/report.html``; ``metrics``: ``eval/metrics.json``; ``enhancer``: the checkpoint.
+        views: Test views scored.
+        psnr: Mean PSNR (dB) over the test views of ``render``, ``enhanced`` and ``ceiling``
+            (the codec's reconstruction of the ground truth).
+        means: Every mean metric of ``metrics.json`` (kind -> metric -> value).
+        seconds: Seconds of each stage that ran this time (skipped stages are absent).
+    """
+
+    output_dir: Path
+    report: Path
+    metrics: Path
+    enhancer: Path
+    views: int
+    psnr: dict[str, float]
+    means: dict[str, dict[str, float]]
+    seconds: dict[str, float] = field(default_factory=dict)
+    ran: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    total_seconds: float = 0.0
+
+    def summary(self) -> str:
+        """``render 21.30 dB, enhanced 22.10 dB (+0.80), codec ceiling 27.00 dB`` (what the report shows)."""
+        p = self.psnr
+        return (f"render {p['render']:.2f} dB, enhanced {p['enhanced']:.2f} dB "
+                f"({p['enhanced'] - p['render']:+.2f}), codec ceiling {p['ceiling']:.2f} dB")
+
+
+def surface_points(cameras: list[Camera], seed: int, count: int, draw: int = 0) -> PointCloud:
+    """``count`` points of the procedural scene of layout ``seed`` seen by ``cameras``: rays through
+    random pixels (drawn from ``draw``), intersected with the geometry as
+    :func:`splatent_data.render_synthetic` does, coloured by the pixel each ray went through."""
+    from splatent_data import load_rgb
+    from splatent_data.synthetic import _hit_boxes, _hit_spheres, _layout
+
+    spheres, boxes = _layout(np.random.default_rng(seed))
+    rng = np.random.default_rng([seed, draw])
+    images = {cam.name: load_rgb(cam.image_path) for cam in cameras}
+    per_view = -(-count // len(cameras))
+    xyz, rgb, found = [], [], 0
+    for _ in range(16):  # rays into the sky hit nothing: draw again until there are enough
+        for cam in cameras:
+            u, v = rng.uniform(0, cam.width, per_view), rng.uniform(0, cam.height, per_view)
+            d = np.stack([(u - cam.cx) / cam.fx, (v - cam.cy) / cam.fy, np.ones_like(u)], -1) @ cam.camtoworld[:3, :3].T
+            d /= np.linalg.norm(d, axis=1, keepdims=True)
+            o = np.broadcast_to(cam.center, d.shape)
+            down = d[:, 2] < -1e-6
+            t_floor = np.where(down, -o[:, 2] / np.where(down, d[:, 2], -1.0), np.inf)
+            on_floor = o + np.where(np.isfinite(t_floor), t_floor, 0.0)[:, None] * d
+            t_floor = np.where((np.abs(on_floor[:, 0]) < 3.5) & (np.abs(on_floor[:, 1]) < 3.5), t_floor, np.inf)
+            t = np.minimum(np.minimum(t_floor, _hit_spheres(o, d, spheres)[0]), _hit_boxes(o, d, boxes)[0])
+            hit = np.isfinite(t)
+            xyz.append(o[hit] + t[hit, None] * d[hit])
+            rgb.append(images[cam.name][v[hit].astype(int), u[hit].astype(int)])
+            found += int(hit.sum())
+        if found >= count:
+            break
+    else:
+        raise SplatentError(f"the {len(cameras)} cameras see too little of the procedural scene for {count} points")
+    keep = rng.permutation(found)[:count]
+    return PointCloud(xyz=np.concatenate(xyz)[keep], rgb=np.concatenate(rgb)[keep].astype(np.uint8))
+
+
+def run_demo(cfg: DemoConfig, say: Callable[[str], None] = print) -> DemoResult:
+    """Run (or resume) the demo into ``cfg.output_dir``; see the module doc."""
+    cfg.check()
+    if cfg.output_dir.exists() and not cfg.output_dir.is_dir():
+        raise SplatentError(f"{cfg.output_dir} is a file; pass a folder as --output-dir")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(cfg.threads or 1)
+    try:
+        return _run(cfg, say)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fit_options(cfg: DemoConfig) -> dict[str, Any]:
+    return {"seed": cfg.seed, "eval_every": cfg.fit_steps, "tensorboard": False}
+
+
+def _backend(cfg: DemoConfig) -> str:
+    return "torch" if cfg.device == "cpu" else "auto"
+
+
+def _lpips(cfg: DemoConfig) -> bool:
+    if cfg.lpips is not None:
+        return cfg.lpips
+    from splatent_train import lpips_available
+
+    return lpips_available("vgg")
+
+
+def _run(cfg: DemoConfig, say: Callable[[str], None]) -> DemoResult:
+    from splatent_data import build_dataset, load_scene, make_synthetic_scene, split_scene, write_dataset_json, \
+        write_transforms
+    from splatent_splat import FitConfig, fit_scene, render_model
+
+    t_start = time.perf_counter()
+    out = cfg.output_dir
+    out.mkdir(parents=True, exist_ok=True)
+    record = _Record(out / "demo.json", None)
+    record.data["config"] = json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
+    scene_dir = out / "scenes" / SCENE_NAME
+    folds_dir = out / "holdout"
+    train_json = out / "data" / "enhancer_train.json"
+    run_dir = out / "enhancer"
+    enhancer_dir = run_dir / "enhancer"
+    seconds: dict[str, float] = {}
+    ran: list[str] = []
+    skipped: list[str] = []
+    previous = ""
+
+    def stage(name: str, options: dict[str, Any], run: Callable[[], dict[str, Any]], outputs: Path) -> bool:
+        """Run ``name`` unless it finished with these options (and the stages before it); True if it ran."""
+        nonlocal previous
+        key = _key(options, previous)
+        previous = key
+        if record.done(name, key) and outputs.exists():
+            skipped.append(name)
+            say(f"[{name}] up to date, skipped")
+            return False
+        say(f"[{name}] running")
+        t0 = time.perf_counter()
+        info = run()
+        seconds[name] = time.perf_counter() - t0
+        record.finish(name, key, seconds[name], info)
+        ran.append(name)
+        say(f"[{name}] done in {seconds[name]:.1f} s")
+        return True
+
+    def make_scene() -> dict[str, Any]:
+        shutil.rmtree(scene_dir, ignore_errors=True)
+        scene = make_synthetic_scene(scene_dir, n_views=cfg.views, width=cfg.width, height=cfg.height, seed=cfg.seed)
+        split = split_scene(scene)
+        points = surface_points([scene.camera(s) for s in split.train], cfg.seed, cfg.points)
+        write_transforms(scene.cameras, scene_dir / "transforms.json", points=points)
+        return {"views": len(scene.cameras), "train": len(split.train), "test": len(split.test), "points": len(points)}
+
+    scene_options = {k: getattr(cfg, k) for k in ("views", "width", "height", "seed", "points")}
+    new_scene = stage("scene", scene_options, make_scene, scene_dir / "transforms.json")
+
+    # The pipeline's keys do not cover the scene's pixels: a new scene runs it again from extract.
+    pipeline = PipelineConfig(
+        scene_path=scene_dir, output_dir=out, codec="pca", images="images", top_k=cfg.top_k, steps=cfg.fit_steps,
+        fit_options=_fit_options(cfg), backend=_backend(cfg), device=cfg.device, lpips=_lpips(cfg),
+        start_from="extract" if new_scene else None, stop_after="dataset",
+    )
+    first = run_pipeline(pipeline, say=say)
+    seconds.update(first.seconds)
+    ran += first.ran
+    skipped += first.skipped
+    latents = (out / "latents").resolve()
+    scene = load_scene(scene_dir)
+    train_views = list(split_scene(scene).train)
+
+    def fold_fit(i: int) -> Callable[[], dict[str, Any]]:
+        def run() -> dict[str, Any]:
+            held = train_views[i::cfg.folds]
+            kept = [s for s in train_views if s not in held]
+            root = folds_dir / "scenes" / f"fold{i}"
+            shutil.rmtree(root, ignore_errors=True)
+            cams = [scene.camera(s) for s in kept]
+            points = surface_points(cams, cfg.seed, cfg.points, draw=1 + i)
+            write_transforms(cams, root / "transforms_train.json", points=points)
+            write_transforms([scene.camera(s) for s in held], root / "transforms_test.json")
+            fcfg = FitConfig(steps=cfg.fit_steps, latents=str(latents), backend=_backend(cfg), device=cfg.device,
+                             **_fit_options(cfg))
+            r = fit_scene(root, folds_dir / "models" / f"fold{i}", fcfg, overwrite=True)
+            return {"held_out": held, "gaussians": r.num_gaussians, "psnr": r.test.get("psnr")}
+        return run
+
+    def fold_render(i: int) -> Callable[[], dict[str, Any]]:
+        def run() -> dict[str, Any]:
+            r = render_model(folds_dir / "models" / f"fold{i}", folds_dir / "renders" / f"fold{i}",
+                             backend=_backend(cfg), device=cfg.device)
+            return {"counts": r.counts}
+        return run
+
+    # The folds continue the chain from the scene's key and the pipeline's fit key (codec, fit options).
+    fit_key = json.loads((out / "pipeline.json").read_text())["stages"]["fit"]["key"]
+    previous = _key({"pipeline_fit": fit_key}, previous)
+    for i in range(cfg.folds):
+        model = folds_dir / "models" / f"fold{i}"
+        stage(f"fold{i}-fit", {"folds": cfg.folds, "fold": i}, fold_fit(i), model / "fit.json")
+        stage(f"fold{i}-render", {}, fold_render(i), folds_dir / "renders" / f"fold{i}" / "manifest.json")
+
+    def pairs() -> dict[str, Any]:
+        renders = [folds_dir / "renders" / f"fold{i}" for i in range(cfg.folds)]
+        stale = sorted(p.name for p in (folds_dir / "renders").iterdir() if p not in renders)
+        for name in stale:  # folds of an earlier, larger --folds
+            shutil.rmtree(folds_dir / "renders" / name)
+        entries = build_dataset(folds_dir / "renders", folds_dir / "scenes", top_k=cfg.top_k, test_scenes=[],
+                                train_renders=False)
+        write_dataset_json(train_json, entries)
+        return {"entries": len(entries)}
+
+    stage("pairs", {"top_k": cfg.top_k}, pairs, train_json)
+
+    def train() -> dict[str, Any]:
+        # Enhanced views and their scores belong to the previous enhancer: removed first, so that
+        # an interrupted run cannot leave them looking current (the pipeline redoes missing stages).
+        for stale in (run_dir, out / "enhanced", out / "eval"):
+            shutil.rmtree(stale, ignore_errors=True)
+        r = _train_enhancer(cfg, train_json, run_dir)
+        return {"steps": r.steps, "steps_per_second": r.steps_per_second, "losses": r.losses}
+
+    train_options = {k: getattr(cfg, k) for k in ("train_steps", "batch_size", "learning_rate", "crop", "seed")}
+    stage("train", train_options, train, enhancer_dir / "config.json")
+
+    pipeline.start_from = None
+    pipeline.stop_after = None
+    pipeline.model_splatent_path = str(enhancer_dir.resolve())
+    pipeline.report_title = f"Splatent demo: procedural scene (seed {cfg.seed}), held-out test views"
+    pipeline.report_notes = _notes(cfg, train_json, pipeline.lpips)
+    just_ran = {f"[{name}] up to date, skipped" for name in first.ran}
+    second = run_pipeline(pipeline, say=lambda line: None if line in just_ran else say(line))
+    if second.report is None or not second.means:
+        raise SplatentError(f"the eval stage left no report in {out / 'eval'}; run the demo again")
+    seconds.update(second.seconds)
+    ran += second.ran
+    skipped += [name for name in second.skipped if name not in first.ran + first.skipped]
+    metrics = json.loads((out / "eval" / "metrics.json").read_text())
+    means = metrics["mean"]
+    result = DemoResult(
+        output_dir=out, report=second.report, metrics=out / "eval" / "metrics.json", enhancer=enhancer_dir,
+        views=len(metrics["views"]), psnr={k: float(means[k]["psnr"]) for k in KINDS}, means=means,
+        seconds={k: round(v, 2) for k, v in seconds.items()}, ran=ran, skipped=skipped,
+        total_seconds=time.perf_counter() - t_start,
+    )
+    record.data.update(
+        report=str(result.report), views=result.views, psnr=result.psnr, means=means,
+        last_run={"seconds": result.seconds, "total_seconds": round(result.total_seconds, 2), "ran": ran,
+                  "skipped": skipped},
+    )
+    atomic_write_json(out / "demo.json", record.data)
+    return result
+
+
+def _train_enhancer(cfg: DemoConfig, dataset: Path, output_dir: Path):
+    """The tiny enhancer on the fold pairs, with a progress bar. With the pca codec the decoded
+    ground-truth latent stands in for the photo: the decoder is linear and orthonormal, so the
+    RGB loss against either differs by a constant."""
+    from splatent_train import TrainConfig, train_enhancer
+
+    from .progress import progress_bar
+
+    config = TrainConfig(
+        dataset_path=dataset, output_dir=output_dir, base_model="tiny", top_k=cfg.top_k, gt_from_latents=True,
+        resolution=cfg.crop, eval_resolution=0, lambda_lpips=0.0, lambda_rgb=1.0, learning_rate=cfg.learning_rate,
+        lr_warmup_steps=0, train_batch_size=cfg.batch_size, max_train_steps=cfg.train_steps, seed=cfg.seed,
+        checkpointing_steps=0, eval_freq=0, viz_freq=0, logger="none",
+        num_threads=cfg.threads or min(2, os.cpu_count() or 1), cpu=cfg.device == "cpu",
+    )
+    with progress_bar("train", total=cfg.train_steps) as advance:
+        done = 0
+
+        def progress(step: int, total: int) -> None:
+            nonlocal done
+            advance(step - done)
+            done = step
+
+        return train_enhancer(config, progress=progress)
+
+
+def _notes(cfg: DemoConfig, train_json: Path, lpips: bool) -> tuple[str, ...]:
+    pairs = len(json.loads(train_json.read_text())["train"])
+    off = () if lpips or cfg.lpips is False else (
+        "LPIPS is off: torchvision's VGG weights are not in the torch hub cache, and the demo downloads nothing.",)
+    return (
+        f"Procedural scene: {cfg.views} views of {cfg.width}x{cfg.height}; every 8th view is a test view. Latents from "
+        f"the pca codec fitted on the training views; {cfg.points} sparse points cast from the training views.",
+        f"Gaussians: {cfg.fit_steps} steps on the training views only.",
+        f"Enhancer: the tiny UNet trained from scratch, {cfg.train_steps} steps on {pairs} pairs rendered by "
+        f"{cfg.folds} fold fits, each holding out 1/{cfg.folds} of the training views. No test view was seen by "
+        f"the Gaussians, the sparse points, the codec or the enhancer.",
+    ) + off
