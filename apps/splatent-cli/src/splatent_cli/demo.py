@@ -339,8 +339,8 @@ def _run(cfg: DemoConfig, say: Callable[[str], None]) -> DemoResult:
     pipeline.model_splatent_path = str(enhancer_dir.resolve())
     pipeline.report_title = f"Splatent demo: procedural scene (seed {cfg.seed}), held-out test views"
     pipeline.report_notes = _notes(cfg, train_json, pipeline.lpips)
-    just_ran = {f"[{name}] up to date, skipped" for name in first.ran}
-    second = run_pipeline(pipeline, say=lambda line: None if line in just_ran else say(line))
+    said = {f"[{name}] up to date, skipped" for name in first.ran + first.skipped}  # by the first pass
+    second = run_pipeline(pipeline, say=lambda line: None if line in said else say(line))
     if second.report is None or not second.means:
         raise SplatentError(f"the eval stage left no report in {out / 'eval'}; run the demo again")
     seconds.update(second.seconds)
