@@ -19,9 +19,10 @@ from splatent_data import load_scene, read_dataset_json, read_points_ply, split_
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
+    """The reduced demo, pinned to the CPU (and the PyTorch rasteriser) even where a GPU is."""
     out = tmp_path_factory.mktemp("demo") / "run"
     lines: list[str] = []
-    return DemoConfig.quick(out), run_demo(DemoConfig.quick(out), say=lines.append), lines
+    return DemoConfig.quick(out, device="cpu"), run_demo(DemoConfig.quick(out, device="cpu"), say=lines.append), lines
 
 
 def test_every_stage_leaves_its_artefacts(demo):
@@ -91,7 +92,7 @@ def test_report_numbers(demo):
 
 def test_command_resumes_and_prints_report_and_psnrs(demo):
     cfg, result, _ = demo
-    res = CliRunner().invoke(app, ["demo", "--quick", "--output_dir", str(cfg.output_dir)])
+    res = CliRunner().invoke(app, ["demo", "--quick", "--output_dir", str(cfg.output_dir), "--device", "cpu"])
     assert res.exit_code == 0, res.output
     assert "[train] up to date, skipped" in res.output and "demo: ran 0 stages" in res.output
     assert f"report: {result.report.resolve()}" in res.output
