@@ -8,11 +8,10 @@ import json
 import math
 import re
 
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from splatent_cli.demo import DemoConfig, run_demo, surface_points
+from splatent_cli.demo import DemoConfig, run_demo
 from splatent_cli.main import app
 from splatent_data import load_scene, read_dataset_json, read_points_ply, split_scene
 
@@ -115,16 +114,3 @@ def test_config_refuses_impossible_sizes(tmp_path):
     for bad in (dict(views=8), dict(width=100), dict(folds=1), dict(crop=12)):
         with pytest.raises(SplatentError):
             DemoConfig(output_dir=tmp_path, **bad).check()
-
-
-def test_surface_points_lie_on_the_scene(tmp_path):
-    from splatent_data import make_synthetic_scene
-
-    scene = make_synthetic_scene(tmp_path / "s", n_views=8, width=64, height=48, seed=3)
-    cloud = surface_points(scene.cameras[:4], seed=3, count=500)
-    assert len(cloud) == 500 and cloud.rgb.dtype == np.uint8 and np.isfinite(cloud.xyz).all()
-    on_floor = np.abs(cloud.xyz[:, 2]) < 1e-6
-    assert 0.2 < on_floor.mean() < 0.95  # the rest sit on the spheres and the box, above the floor
-    assert (np.abs(cloud.xyz[:, :2]) <= 3.5).all() and (cloud.xyz[:, 2] > -1e-6).all() and (cloud.xyz[:, 2] < 2).all()
-    again = surface_points(scene.cameras[:4], seed=3, count=500)
-    assert np.array_equal(cloud.xyz, again.xyz)

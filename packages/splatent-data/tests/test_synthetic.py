@@ -1,6 +1,6 @@
 import numpy as np
 
-from splatent_data import load_rgb, make_synthetic_scene, render_synthetic
+from splatent_data import load_rgb, make_synthetic_scene, render_synthetic, synthetic_points
 
 
 def test_synthetic_scene_is_deterministic_and_loadable(tmp_path):
@@ -22,3 +22,14 @@ def test_centre_pixel_sees_the_central_sphere(tmp_path):
         sky = img[0, 16]
         centre = img[12, 16]
         assert np.abs(centre - sky).sum() > 0.2  # the sphere, not the sky
+
+
+def test_synthetic_points_lie_on_the_scene(tmp_path):
+    scene = make_synthetic_scene(tmp_path / "s", n_views=8, width=64, height=48, seed=3)
+    cloud = synthetic_points(scene.cameras[:4], seed=3, count=500)
+    assert len(cloud) == 500 and cloud.rgb.dtype == np.uint8 and np.isfinite(cloud.xyz).all()
+    on_floor = np.abs(cloud.xyz[:, 2]) < 1e-6
+    assert 0.2 < on_floor.mean() < 0.95  # the rest sit on the spheres and the box, above the floor
+    assert (np.abs(cloud.xyz[:, :2]) <= 3.5).all() and (cloud.xyz[:, 2] > -1e-6).all() and (cloud.xyz[:, 2] < 2).all()
+    again = synthetic_points(scene.cameras[:4], seed=3, count=500)
+    assert np.array_equal(cloud.xyz, again.xyz)

@@ -43,10 +43,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import torch
 
-from splatent_data import Camera, PointCloud, SplatentError, atomic_write_json
+from splatent_data import SplatentError, atomic_write_json, synthetic_points
 
 from .pipeline import PipelineConfig, _key, _Record, run_pipeline
 
@@ -153,41 +152,6 @@ class DemoResult:
                 f"({p['enhanced'] - p['render']:+.2f}), codec ceiling {p['ceiling']:.2f} dB")
 
 
-def surface_points(cameras: list[Camera], seed: int, count: int, draw: int = 0) -> PointCloud:
-    """``count`` points of the procedural scene of layout ``seed`` seen by ``cameras``: rays through
-    random pixels (drawn from ``draw``), intersected with the geometry as
-    :func:`splatent_data.render_synthetic` does, coloured by the pixel each ray went through."""
-    from splatent_data import load_rgb
-    from splatent_data.synthetic import _hit_boxes, _hit_spheres, _layout
-
-    spheres, boxes = _layout(np.random.default_rng(seed))
-    rng = np.random.default_rng([seed, draw])
-    images = {cam.name: load_rgb(cam.image_path) for cam in cameras}
-    per_view = -(-count // len(cameras))
-    xyz, rgb, found = [], [], 0
-    for _ in range(16):  # rays into the sky hit nothing: draw again until there are enough
-        for cam in cameras:
-            u, v = rng.uniform(0, cam.width, per_view), rng.uniform(0, cam.height, per_view)
-            d = np.stack([(u - cam.cx) / cam.fx, (v - cam.cy) / cam.fy, np.ones_like(u)], -1) @ cam.camtoworld[:3, :3].T
-            d /= np.linalg.norm(d, axis=1, keepdims=True)
-            o = np.broadcast_to(cam.center, d.shape)
-            down = d[:, 2] < -1e-6
-            t_floor = np.where(down, -o[:, 2] / np.where(down, d[:, 2], -1.0), np.inf)
-            on_floor = o + np.where(np.isfinite(t_floor), t_floor, 0.0)[:, None] * d
-            t_floor = np.where((np.abs(on_floor[:, 0]) < 3.5) & (np.abs(on_floor[:, 1]) < 3.5), t_floor, np.inf)
-            t = np.minimum(np.minimum(t_floor, _hit_spheres(o, d, spheres)[0]), _hit_boxes(o, d, boxes)[0])
-            hit = np.isfinite(t)
-            xyz.append(o[hit] + t[hit, None] * d[hit])
-            rgb.append(images[cam.name][v[hit].astype(int), u[hit].astype(int)])
-            found += int(hit.sum())
-        if found >= count:
-            break
-    else:
-        raise SplatentError(f"the {len(cameras)} cameras see too little of the procedural scene for {count} points")
-    keep = rng.permutation(found)[:count]
-    return PointCloud(xyz=np.concatenate(xyz)[keep], rgb=np.concatenate(rgb)[keep].astype(np.uint8))
-
-
 def run_demo(cfg: DemoConfig, say: Callable[[str], None] = print) -> DemoResult:
     """Run (or resume) the demo into ``cfg.output_dir``; see the module doc."""
     cfg.check()
@@ -259,7 +223,7 @@ def _run(cfg: DemoConfig, say: Callable[[str], None]) -> DemoResult:
         shutil.rmtree(scene_dir, ignore_errors=True)
         scene = make_synthetic_scene(scene_dir, n_views=cfg.views, width=cfg.width, height=cfg.height, seed=cfg.seed)
         split = split_scene(scene)
-        points = surface_points([scene.camera(s) for s in split.train], cfg.seed, cfg.points)
+        points = synthetic_points([scene.camera(s) for s in split.train], cfg.seed, cfg.points)
         write_transforms(scene.cameras, scene_dir / "transforms.json", points=points)
         return {"views": len(scene.cameras), "train": len(split.train), "test": len(split.test), "points": len(points)}
 
@@ -287,7 +251,7 @@ def _run(cfg: DemoConfig, say: Callable[[str], None]) -> DemoResult:
             root = folds_dir / "scenes" / f"fold{i}"
             shutil.rmtree(root, ignore_errors=True)
             cams = [scene.camera(s) for s in kept]
-            points = surface_points(cams, cfg.seed, cfg.points, draw=1 + i)
+            points = synthetic_points(cams, cfg.seed, cfg.points, draw=1 + i)
             write_transforms(cams, root / "transforms_train.json", points=points)
             write_transforms([scene.camera(s) for s in held], root / "transforms_test.json")
             fcfg = FitConfig(steps=cfg.fit_steps, latents=str(latents), backend=_backend(cfg), device=cfg.device,

@@ -14,7 +14,6 @@ from splatent_data import SplatentError
 F = TypeVar("F", bound=Callable)
 
 EXIT_BAD_INPUT = 1
-EXIT_UNAVAILABLE = 2
 
 
 def fail(command: str, message: str, code: int = EXIT_BAD_INPUT) -> "typer.Exit":

@@ -20,7 +20,7 @@ from .references import camera_radius, reference_scores, select_references
 from .sfm import SfmResult, run_sfm
 from .splits import Split, llff_split, read_split_file, split_scene
 from .summary import scene_summary
-from .synthetic import make_synthetic_scene, render_synthetic, ring_of_cameras
+from .synthetic import make_synthetic_scene, render_synthetic, ring_of_cameras, synthetic_points
 from .undistort import undistort_image, undistort_scene
 
 __version__ = "0.1.0"
@@ -32,6 +32,6 @@ __all__ = [
     "load_rgb", "load_scene", "look_at", "make_synthetic_scene", "render_synthetic", "ring_of_cameras",
     "opengl_to_opencv", "parse_colmap", "parse_transforms", "read_dataset_json", "read_image_size",
     "read_points_ply", "read_split_file", "reference_scores", "run_sfm", "SfmResult", "resolve_image_path",
-    "save_rgb", "scene_summary", "select_references", "split_scene", "undistort_image", "undistort_points",
+    "save_rgb", "scene_summary", "select_references", "split_scene", "synthetic_points", "undistort_image", "undistort_points",
     "undistort_scene", "write_colmap", "write_dataset_json", "write_points_ply", "write_transforms",
 ]

@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from .camera import Camera, look_at
-from .images import save_rgb
+from .errors import SceneError
+from .images import load_rgb, save_rgb
 from .nerf import write_transforms
-from .scene import Scene, load_scene
+from .scene import PointCloud, Scene, load_scene
 
 LIGHT = np.array([0.4, -0.3, 0.87]) / np.linalg.norm([0.4, -0.3, 0.87])
 
@@ -74,6 +75,22 @@ def _hit_boxes(o, d, boxes):
     return t_best, idx
 
 
+def _hit_floor(o: np.ndarray, d: np.ndarray) -> np.ndarray:  # [N, 3] x2 -> [N] distance, inf for a miss
+    down = d[:, 2] < -1e-6
+    t = np.where(down, -o[:, 2] / np.where(down, d[:, 2], -1.0), np.inf)
+    p = o + np.where(np.isfinite(t), t, 0.0)[:, None] * d
+    return np.where((np.abs(p[:, 0]) < 3.5) & (np.abs(p[:, 1]) < 3.5), t, np.inf)
+
+
+def _first_hit(o: np.ndarray, d: np.ndarray, spheres, boxes):
+    """Distance ``[N]`` (inf: sky) to the nearest surface, which kind (0 floor, 1 sphere, 2 box) and
+    the index of the sphere and box hit."""
+    t_sph, i_sph = _hit_spheres(o, d, spheres)
+    t_box, i_box = _hit_boxes(o, d, boxes)
+    t_all = np.stack([_hit_floor(o, d), t_sph, t_box])
+    return np.min(t_all, axis=0), np.argmin(t_all, axis=0), i_sph, i_box
+
+
 def render_synthetic(camera: Camera, seed: int = 0) -> np.ndarray:
     """``[H, W, 3]`` float image in [0, 1] of the procedural scene seen by ``camera``."""
     spheres, boxes = _layout(np.random.default_rng(seed))
@@ -85,14 +102,7 @@ def render_synthetic(camera: Camera, seed: int = 0) -> np.ndarray:
 
     # sky: a vertical gradient
     color = (0.55 + 0.35 * d[:, 2:3]) * np.array([0.55, 0.7, 0.95])
-    t_floor = np.where(d[:, 2] < -1e-6, -o[:, 2] / np.where(d[:, 2] < -1e-6, d[:, 2], -1.0), np.inf)
-    p_floor = o + t_floor[:, None] * d
-    t_floor = np.where((np.abs(p_floor[:, 0]) < 3.5) & (np.abs(p_floor[:, 1]) < 3.5), t_floor, np.inf)
-    t_sph, i_sph = _hit_spheres(o, d, spheres)
-    t_box, i_box = _hit_boxes(o, d, boxes)
-    t_all = np.stack([t_floor, t_sph, t_box])
-    which = np.argmin(t_all, axis=0)
-    t = np.min(t_all, axis=0)
+    t, which, i_sph, i_box = _first_hit(o, d, spheres, boxes)
     hit = np.isfinite(t)
     p = o + np.where(hit, t, 0.0)[:, None] * d
 
@@ -133,6 +143,35 @@ def ring_of_cameras(n: int, width: int, height: int, radius: float = 4.5, seed: 
         cams.append(Camera(path.name, path, width, height, f, f, width / 2, height / 2,
                            look_at(center, [0.0, 0.0, 0.5])))
     return cams
+
+
+def synthetic_points(cameras: list[Camera], seed: int, count: int, draw: int = 0) -> PointCloud:
+    """``count`` surface points of the procedural scene of layout ``seed``, as structure from motion
+    would give for the photos of ``cameras``: rays through random pixels (drawn from ``draw``)
+    intersected with the geometry, coloured by the pixel each ray went through (read from the
+    cameras' image files). Only what those cameras see is sampled, so test views can be left out."""
+    spheres, boxes = _layout(np.random.default_rng(seed))
+    rng = np.random.default_rng([seed, draw])
+    images = {cam.name: load_rgb(cam.image_path) for cam in cameras}
+    per_view = -(-count // len(cameras))
+    xyz, rgb, found = [], [], 0
+    for _ in range(16):  # rays into the sky hit nothing: draw again until there are enough
+        for cam in cameras:
+            u, v = rng.uniform(0, cam.width, per_view), rng.uniform(0, cam.height, per_view)
+            d = np.stack([(u - cam.cx) / cam.fx, (v - cam.cy) / cam.fy, np.ones_like(u)], -1) @ cam.camtoworld[:3, :3].T
+            d /= np.linalg.norm(d, axis=1, keepdims=True)
+            o = np.broadcast_to(cam.center, d.shape)
+            t = _first_hit(o, d, spheres, boxes)[0]
+            hit = np.isfinite(t)
+            xyz.append(o[hit] + t[hit, None] * d[hit])
+            rgb.append(images[cam.name][v[hit].astype(int), u[hit].astype(int)])
+            found += int(hit.sum())
+        if found >= count:
+            break
+    else:
+        raise SceneError(f"the {len(cameras)} cameras see too little of the procedural scene for {count} points")
+    keep = rng.permutation(found)[:count]
+    return PointCloud(xyz=np.concatenate(xyz)[keep], rgb=np.concatenate(rgb)[keep].astype(np.uint8))
 
 
 def make_synthetic_scene(root: str | Path, n_views: int = 24, width: int = 128, height: int = 96,
