@@ -6,16 +6,12 @@ import json
 
 import torch
 
-from splatent_cli.pipeline import PipelineConfig, run_pipeline
-from splatent_data import make_synthetic_scene
+from splatent_cli.pipeline import run_pipeline
 
 
-def test_pipeline_end_to_end_and_resume(tmp_path):
+def test_pipeline_end_to_end_and_resume(tmp_path, tiny_pipeline):
     torch.set_num_threads(1)
-    make_synthetic_scene(tmp_path / "scene", n_views=10, width=64, height=48)
-    cfg = PipelineConfig(scene_path=tmp_path / "scene", output_dir=tmp_path / "out", codec="pca", steps=40,
-                         top_k=3, model_splatent_path="tiny", lpips=False, device="cpu", backend="torch",
-                         fit_options={"init_points": 2000, "eval_every": 1000, "tensorboard": False})
+    cfg = tiny_pipeline(tmp_path)
     lines = []
     result = run_pipeline(cfg, say=lines.append)
     out = tmp_path / "out"

@@ -10,8 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from splatent_cli.pipeline import PipelineConfig, run_pipeline
-from splatent_data import make_synthetic_scene
+from splatent_cli.pipeline import run_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("screenshot", ROOT / "tools" / "screenshot.py")
@@ -23,14 +22,10 @@ pytestmark = pytest.mark.skipif(screenshot_tool.find_chromium() is None,
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory) -> Path:
+def report(tmp_path_factory, tiny_pipeline) -> Path:
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("browser")
-    make_synthetic_scene(root / "scene", n_views=10, width=64, height=48)
-    cfg = PipelineConfig(scene_path=root / "scene", output_dir=root / "out", codec="pca", steps=40, top_k=3,
-                         model_splatent_path="tiny", lpips=False, device="cpu", backend="torch",
-                         fit_options={"init_points": 2000, "eval_every": 1000, "tensorboard": False})
-    run_pipeline(cfg, say=lambda line: None)
+    run_pipeline(tiny_pipeline(root), say=lambda line: None)
     return root / "out" / "eval"
 
 

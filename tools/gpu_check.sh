@@ -10,11 +10,12 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-gpu-out}; mkdir -p "$OUT"
+SITE=${SITE:-${TMPDIR:-/tmp}/splatent-site}  # where the carried wheels are installed
 export PYTHONUNBUFFERED=1 MAX_JOBS=16 TORCH_CUDA_ARCH_LIST=9.0
 if [ -d .whl ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" .whl/*.whl || exit 1
 fi
-export PYTHONPATH="/tmp/site:$(ls -d packages/*/src apps/*/src | tr '\n' ':')"
+export PYTHONPATH="$SITE:$(ls -d packages/*/src apps/*/src | tr '\n' ':')"
 FOX=${FOX:-.device/fox}
 status=0
 step() { echo "=== $* ($(date +%T))"; "$@" || { echo "FAILED: $*"; status=1; }; }

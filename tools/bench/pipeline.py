@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import platform
+import tempfile
 import time
 from pathlib import Path
 
@@ -90,7 +91,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, help="JSON file to write.")
     parser.add_argument("--fox", type=Path, default=DEFAULT_FOX, help="The fox capture (transforms.json + images/).")
-    parser.add_argument("--work", type=Path, default=Path("/tmp/splatent_pipeline_bench"), help="Scratch folder.")
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "splatent_pipeline_bench", help="Scratch folder.")
     parser.add_argument("--codecs", default="pca,tiny-random")
     parser.add_argument("--steps", type=int, default=10_000, help="Fit steps.")
     parser.add_argument("--device", default="auto")

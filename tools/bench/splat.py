@@ -34,6 +34,7 @@ import json
 import logging
 import os
 import platform
+import re
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -204,13 +205,18 @@ def _f(value, fmt: str) -> str:
     return "" if value is None else format(value, fmt)
 
 
+def _home_relative(path: str) -> str:
+    """``/root/.cache/x`` -> ``~/.cache/x``: the device's home folder means nothing to a reader."""
+    return re.sub(r"^/(?:root|home/[^/]+)(?=/)", "~", str(path))
+
+
 def table(report: dict) -> str:
     lines = [f"Date: {report.get('date', '?')} · device: {report.get('device')} · torch {report.get('torch')} "
              f"(CUDA {report.get('cuda')}) · gsplat {report.get('gsplat')} · scene: {report.get('scene')}", ""]
     build = report.get("build")
     if build and "status" in build:
         lines += [f"- gsplat CUDA extension: {build['status']} in {build['seconds']:.1f} s "
-                  f"(MAX_JOBS={build.get('max_jobs')}, TORCH_CUDA_ARCH_LIST={build.get('arch_list')}); cached at `{build['path']}`", ""]
+                  f"(MAX_JOBS={build.get('max_jobs')}, TORCH_CUDA_ARCH_LIST={build.get('arch_list')}); cached at `{_home_relative(build['path'])}`", ""]
     agree = report.get("agree")
     if agree and "rows" in agree:
         tol = agree["tolerances"]

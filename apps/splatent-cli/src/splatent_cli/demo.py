@@ -47,7 +47,7 @@ import torch
 
 from splatent_data import SplatentError, atomic_write_json, synthetic_points
 
-from .pipeline import PipelineConfig, _key, _Record, run_pipeline
+from .pipeline import PipelineConfig, StageRecord, run_pipeline, stage_key
 
 SCENE_NAME = "synthetic"
 KINDS = ("render", "enhanced", "ceiling")
@@ -189,7 +189,7 @@ def _run(cfg: DemoConfig, say: Callable[[str], None]) -> DemoResult:
     t_start = time.perf_counter()
     out = cfg.output_dir
     out.mkdir(parents=True, exist_ok=True)
-    record = _Record(out / "demo.json", None)
+    record = StageRecord(out / "demo.json", None)
     record.data["config"] = json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
     scene_dir = out / "scenes" / SCENE_NAME
     folds_dir = out / "holdout"
@@ -204,19 +204,13 @@ def _run(cfg: DemoConfig, say: Callable[[str], None]) -> DemoResult:
     def stage(name: str, options: dict[str, Any], run: Callable[[], dict[str, Any]], outputs: Path) -> bool:
         """Run ``name`` unless it finished with these options (and the stages before it); True if it ran."""
         nonlocal previous
-        key = _key(options, previous)
-        previous = key
-        if record.done(name, key) and outputs.exists():
+        previous = stage_key(options, previous)
+        took = record.run(name, previous, run, outputs, say)
+        if took is None:
             skipped.append(name)
-            say(f"[{name}] up to date, skipped")
             return False
-        say(f"[{name}] running")
-        t0 = time.perf_counter()
-        info = run()
-        seconds[name] = time.perf_counter() - t0
-        record.finish(name, key, seconds[name], info)
+        seconds[name] = took
         ran.append(name)
-        say(f"[{name}] done in {seconds[name]:.1f} s")
         return True
 
     def make_scene() -> dict[str, Any]:
@@ -269,7 +263,7 @@ def _run(cfg: DemoConfig, say: Callable[[str], None]) -> DemoResult:
 
     # The folds continue the chain from the scene's key and the pipeline's fit key (codec, fit options).
     fit_key = json.loads((out / "pipeline.json").read_text())["stages"]["fit"]["key"]
-    previous = _key({"pipeline_fit": fit_key}, previous)
+    previous = stage_key({"pipeline_fit": fit_key}, previous)
     for i in range(cfg.folds):
         model = folds_dir / "models" / f"fold{i}"
         stage(f"fold{i}-fit", {"folds": cfg.folds, "fold": i}, fold_fit(i), model / "fit.json")

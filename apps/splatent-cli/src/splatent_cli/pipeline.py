@@ -87,12 +87,14 @@ class PipelineResult:
     means: dict[str, Any] | None = None
 
 
-def _key(options: dict[str, Any], previous: str) -> str:
+def stage_key(options: dict[str, Any], previous: str) -> str:
+    """A stage's cache key: its options chained to the key of the stage before it."""
     return hashlib.sha256((previous + json.dumps(options, sort_keys=True, default=str)).encode()).hexdigest()[:16]
 
 
-class _Record:
-    """``pipeline.json``: which stages finished with which key, and how long they took."""
+class StageRecord:
+    """A JSON file (``pipeline.json``, ``demo.json``) of which stages finished with which key, and how long
+    they took; :meth:`run` runs a stage unless it is up to date."""
 
     def __init__(self, path: Path, start_from: str | None) -> None:
         self.path = path
@@ -110,6 +112,20 @@ class _Record:
         self.data["stages"][stage] = {"key": key, "seconds": round(seconds, 3), **info}
         atomic_write_json(self.path, self.data)
 
+    def run(self, stage: str, key: str, run: Callable[[], dict[str, Any] | None], outputs: Path,
+            say: Callable[[str], None]) -> float | None:
+        """Run ``stage`` unless it finished with ``key`` and ``outputs`` exist; its seconds, ``None`` if skipped."""
+        if self.done(stage, key) and outputs.exists():
+            say(f"[{stage}] up to date, skipped")
+            return None
+        say(f"[{stage}] running")
+        t0 = time.perf_counter()
+        info = run() or {}
+        seconds = time.perf_counter() - t0
+        self.finish(stage, key, seconds, info)
+        say(f"[{stage}] done in {seconds:.1f} s")
+        return seconds
+
 
 def run_pipeline(cfg: PipelineConfig, say: Callable[[str], None] = print) -> PipelineResult:
     """Run (or resume) every stage on ``cfg.scene_path``; see the module doc."""
@@ -117,7 +133,7 @@ def run_pipeline(cfg: PipelineConfig, say: Callable[[str], None] = print) -> Pip
     out.mkdir(parents=True, exist_ok=True)
     if cfg.stop_after is not None and cfg.stop_after not in STAGES:
         raise SplatentError(f"stop_after must be one of {', '.join(STAGES)}, got {cfg.stop_after!r}")
-    record = _Record(out / "pipeline.json", cfg.start_from)
+    record = StageRecord(out / "pipeline.json", cfg.start_from)
     record.data["config"] = json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
     scene = load_scene(cfg.scene_path, images=cfg.images)
     name = Path(cfg.scene_path).resolve().name
@@ -135,20 +151,13 @@ def run_pipeline(cfg: PipelineConfig, say: Callable[[str], None] = print) -> Pip
             result.stopped_before = name_
         if result.stopped_before is not None:
             return
-        key = _key(cfg.stage_options(name_), previous)
-        previous = key
-        if record.done(name_, key) and outputs.exists():
+        previous = stage_key(cfg.stage_options(name_), previous)
+        seconds = record.run(name_, previous, run, outputs, say)
+        if seconds is None:
             result.skipped.append(name_)
-            say(f"[{name_}] up to date, skipped")
-            return
-        say(f"[{name_}] running")
-        t0 = time.perf_counter()
-        info = run() or {}
-        seconds = time.perf_counter() - t0
-        record.finish(name_, key, seconds, info)
-        result.ran.append(name_)
-        result.seconds[name_] = seconds
-        say(f"[{name_}] done in {seconds:.1f} s")
+        else:
+            result.ran.append(name_)
+            result.seconds[name_] = seconds
 
     if not scene.is_pinhole:
         from splatent_data import undistort_scene
@@ -160,7 +169,7 @@ def run_pipeline(cfg: PipelineConfig, say: Callable[[str], None] = print) -> Pip
 
         r = extract_latents(paths["scene"], output=paths["latents"].resolve(), codec=cfg.codec, model=cfg.vae_model,
                             images=None if not scene.is_pinhole else cfg.images, device=cfg.device, progress=True)
-        return {"done": r.done if hasattr(r, "done") else None}
+        return {"written": len(r.written), "skipped": len(r.skipped)}
 
     stage("extract", extract, paths["latents"])
 

@@ -23,7 +23,7 @@ from .summary import scene_summary
 from .synthetic import make_synthetic_scene, render_synthetic, ring_of_cameras, synthetic_points
 from .undistort import undistort_image, undistort_scene
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "Camera", "DEFAULT_PROMPT", "DISTORTION_PARAMS", "DatasetEntry", "DatasetFormatError", "DatasetSpec",

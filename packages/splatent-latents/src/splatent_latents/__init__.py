@@ -15,7 +15,7 @@ from .metrics import latent_psnr, psnr, ssim
 from .pca import PCACodec
 from .vae import DEFAULT_MODEL, VaeCodec, sd_vae_config, tiny_vae_config
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "CODEC_NAMES", "DEFAULT_MODEL", "DEFAULT_OUTPUT", "DecodeResult", "ExtractResult", "LatentCodec", "LatentError",

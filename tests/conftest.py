@@ -1,0 +1,20 @@
+from pathlib import Path
+
+import pytest
+from splatent_cli.pipeline import PipelineConfig
+from splatent_data import make_synthetic_scene
+
+
+def _tiny_pipeline(root: Path) -> PipelineConfig:
+    """A 10-view synthetic scene in ``root/scene`` and a CPU pipeline over it that takes seconds: pca codec,
+    torch rasteriser, 40 fit steps, the untrained tiny enhancer, no LPIPS."""
+    make_synthetic_scene(root / "scene", n_views=10, width=64, height=48)
+    return PipelineConfig(scene_path=root / "scene", output_dir=root / "out", codec="pca", steps=40, top_k=3,
+                          model_splatent_path="tiny", lpips=False, device="cpu", backend="torch",
+                          fit_options={"init_points": 2000, "eval_every": 1000, "tensorboard": False})
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline():
+    """``tiny_pipeline(root) -> PipelineConfig``: see :func:`_tiny_pipeline`."""
+    return _tiny_pipeline
