@@ -177,3 +177,60 @@ def test_base_model_folder_loads_through_the_hub_path(tmp_path, base_folder, lat
         assert torch.equal(reloaded(latents), expected)
     with pytest.raises(WeightsUnavailableError, match="has no unet/ folder"):
         load_enhancer(tmp_path / "delta", base_model=str(tmp_path))
+
+
+# --------------------------------------------------------------------------- codecs of other channel counts
+
+
+def _latents(channels: int) -> torch.Tensor:  # [B=2, V=4, C, 8, 8]
+    return torch.randn(2, 4, channels, 8, 8, generator=torch.Generator().manual_seed(1))
+
+
+def test_tiny_enhancer_for_32_channel_latents_records_them(tmp_path):
+    model = SplatentEnhancer.tiny(channels=32).eval()
+    assert model.channels == 32
+    out = _outputs(model, _latents(32))
+    assert out.shape == (2, 32, 8, 8) and torch.isfinite(out).all()
+    save_enhancer(model, tmp_path / "c32")
+    config = json.loads((tmp_path / "c32" / "config.json").read_text())
+    assert config["unet_config"]["in_channels"] == 32 and config["unet_config"]["out_channels"] == 32
+    loaded = load_enhancer(tmp_path / "c32")
+    assert loaded.channels == 32
+    assert torch.equal(_outputs(loaded, _latents(32)), out)
+
+
+def test_base_unet_adapted_to_32_channels_keeps_its_pretrained_middle(tmp_path, base_folder):
+    base = load_enhancer(base_folder)
+    model = SplatentEnhancer.from_base(str(base_folder), channels=32)
+    assert model.channels == 32 and model.unet.conv_in.in_channels == 32 and model.unet.conv_out.out_channels == 32
+    assert torch.count_nonzero(model.unet.conv_out.weight) == 0  # zero-initialised output projection
+    for name, weight in base.unet.state_dict().items():
+        if not name.startswith(("conv_in.", "conv_out.")):
+            assert torch.equal(model.unet.state_dict()[name], weight), name
+    x = _latents(32)
+    with torch.no_grad():
+        model.unet.conv_out.weight.normal_(0, 0.01)
+        expected = model(x)
+    # a delta stores the new convolutions (their shapes differ from the base's) and loads back exactly
+    model.save_pretrained(tmp_path / "delta32", delta=True)
+    stored = load_file(str(tmp_path / "delta32" / "unet.safetensors"))
+    assert {"conv_in.weight", "conv_in.bias", "conv_out.weight", "conv_out.bias"} <= set(stored)
+    reloaded = load_enhancer(tmp_path / "delta32")
+    with torch.no_grad():
+        assert torch.equal(reloaded(x), expected)
+
+
+class _Codec:
+    name, channels = "taef2", 32
+
+
+def test_a_4_channel_enhancer_refuses_32_channel_latents_in_one_line():
+    from splatent_model import EnhanceInputError
+
+    model = SplatentEnhancer.tiny()
+    with pytest.raises(EnhanceInputError) as info:
+        model.check_codec(_Codec(), source="checkpoint ckpt/enhancer")
+    message = str(info.value)
+    assert "\n" not in message and "4-channel" in message and "32-channel" in message and "taef2" in message
+    with pytest.raises(EnhanceInputError, match="32 channels but the enhancer's UNet takes 4"):
+        model(_latents(32))

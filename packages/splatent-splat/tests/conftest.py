@@ -34,9 +34,10 @@ def ring(n: int, width: int, height: int, radius: float = 3.0, distortion: tuple
     return cams
 
 
-def ground_truth(num: int = 300, seed: int = 0) -> FeatureGaussians:
+def ground_truth(num: int = 300, seed: int = 0, channels: int = 4) -> FeatureGaussians:
     """Anisotropic, fairly opaque Gaussians in a unit ball with latent-like features
-    (channel offsets and spreads of a few units, as unscaled VAE latents have) and an RGB head."""
+    (channel offsets and spreads of a few units, as unscaled VAE latents have) and an RGB head.
+    ``channels`` other than 4 mixes the four base features into that many (a 32-channel codec's latents)."""
     g = torch.Generator().manual_seed(seed)
     xyz = torch.randn(num, 3, generator=g)
     xyz = xyz / xyz.norm(dim=1, keepdim=True) * torch.rand(num, 1, generator=g) ** (1 / 3)
@@ -47,8 +48,13 @@ def ground_truth(num: int = 300, seed: int = 0) -> FeatureGaussians:
         xyz[:, 0] * xyz[:, 2] * 2, torch.sin(4 * xyz[:, 2]),
     ], dim=1))
     rgb = torch.sigmoid(feats[:, :3] / 3)
+    mean, scale = offsets, 4 * spreads / 2
+    if channels != 4:
+        mix = torch.randn(4, channels, generator=g) / 2
+        feats = feats @ mix
+        mean, scale = feats.mean(0), 4 * feats.std(0)
     model = FeatureGaussians.create(xyz, feats, sh_degree=0, rgb=rgb, rgb_sh_degree=0,
-                                    feature_mean=offsets, feature_scale=4 * spreads / 2, init_opacity=0.8)
+                                    feature_mean=mean, feature_scale=scale, init_opacity=0.8)
     with torch.no_grad():
         model.params["scales"].copy_(torch.log(0.06 + 0.1 * torch.rand(num, 3, generator=g)))
         model.params["quats"].copy_(torch.randn(num, 4, generator=g))
@@ -57,7 +63,7 @@ def ground_truth(num: int = 300, seed: int = 0) -> FeatureGaussians:
 
 def build_scene(
     root: Path, n_views: int = 16, latent_size: tuple[int, int] = LATENT_SIZE, distortion: tuple = (),
-    codec: str = "tiny-random", seed: int = 0, points: bool = True, photos: bool = True,
+    codec: str = "tiny-random", seed: int = 0, points: bool = True, photos: bool = True, channels: int = 4,
 ) -> Path:
     """A scene with 8x-latent-size photos and ``features_sd_turbo/`` latents: a transforms.json
     with nerfstudio's ``sparse_pc.ply`` (the ground-truth centres, jittered, as SfM would give)
@@ -67,7 +73,7 @@ def build_scene(
     from splatent_latents import LatentManifest, save_latent
 
     w, h = latent_size
-    gt = ground_truth(seed=seed)
+    gt = ground_truth(seed=seed, channels=channels)
     cams = ring(n_views, 8 * w, 8 * h, distortion=distortion)
     latents_dir = root / "features_sd_turbo"
     written = []
@@ -93,7 +99,7 @@ def build_scene(
     write_transforms(written, root / "transforms.json", points=cloud)
     LatentManifest(
         codec=codec, codec_config={"name": codec, "seed": 0}, dtype="float32", count=n_views,
-        sizes={c.stem: [8 * h, 8 * w] for c in cams}, images="images",
+        sizes={c.stem: [8 * h, 8 * w] for c in cams}, images="images", channels=channels,
     ).save(latents_dir)
     return root
 

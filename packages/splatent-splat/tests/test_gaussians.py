@@ -88,6 +88,18 @@ def test_random_points_lie_in_two_frustums_and_are_reproducible(make_ring):
     assert pts.norm(dim=1).max() < 7
 
 
+def test_random_points_keep_to_a_known_depth_range(make_ring):
+    """LLFF scenes carry near/far bounds: the initial points lie between them in the cameras that see them."""
+    cams = make_ring(8, 32, 24)
+    pts = random_points_in_frustums(cams, 400, generator=torch.Generator().manual_seed(2), depth_range=(2.5, 3.5))
+    viewmats, _ = camera_tensors(cams)
+    z = (torch.einsum("cij,nj->cni", viewmats[:, :3, :3], pts) + viewmats[:, None, :3, 3])[..., 2]
+    in_range = (z > 2.5) & (z < 3.5)
+    assert (in_range.sum(0) >= 2).all()  # every point: inside the depth range of at least two cameras
+    with pytest.raises(SplatentError, match="near < far"):
+        random_points_in_frustums(cams, 10, depth_range=(3.0, 1.0))
+
+
 def test_features_from_views_samples_what_each_point_projects_to(make_ring):
     cams = make_ring(4, 16, 12)
     maps = [torch.full((2, 12, 16), float(i)) for i in range(4)]

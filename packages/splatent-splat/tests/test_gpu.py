@@ -17,6 +17,7 @@ def test_kernels_build_and_report_their_cache():
 
 @pytest.mark.parametrize("channels,sh_degree,mode,packed", [
     (4, None, "classic", True), (4, None, "antialiased", False), (3, 3, "classic", True), (4, 2, "classic", True),
+    (32, None, "classic", True), (32, 1, "antialiased", False),  # taef2's 32-channel latents (gsplat N-D features)
 ])
 def test_torch_backend_agrees_with_gsplat(channels, sh_degree, mode, packed):
     scene = random_scene(num_gaussians=3000, channels=channels, sh_degree=sh_degree, seed=channels + (sh_degree or 0))

@@ -187,8 +187,11 @@ def _load_folder(folder: Path, base_model: str | None) -> SplatentEnhancer:
         raise CheckpointError(f"cannot read {folder / WEIGHTS_FILE}: {exc}; the file is damaged, re-save it") from None
     if weights.get("delta", False):
         base = kwargs.get("base_model", SD_TURBO)
-        model = SplatentEnhancer.tiny(**_without(kwargs, "unet_config", "base_model")) if is_tiny(base) else \
-            SplatentEnhancer.from_base(base, **_without(kwargs, "unet_config", "base_model"))
+        settings = _without(kwargs, "unet_config", "base_model")
+        channels = (kwargs.get("unet_config") or {}).get("in_channels")
+        if channels is not None:  # a base UNet adapted to another codec's channel count
+            settings["channels"] = int(channels)
+        model = SplatentEnhancer.tiny(**settings) if is_tiny(base) else SplatentEnhancer.from_base(base, **settings)
         _load_unet_state(model, state, folder / WEIGHTS_FILE, partial=True)
     else:
         with _on_meta():

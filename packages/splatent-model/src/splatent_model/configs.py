@@ -81,12 +81,13 @@ def sd_turbo_scheduler_config() -> dict[str, Any]:
     }
 
 
-def tiny_unet_config() -> dict[str, Any]:
-    """A two-level UNet with self- and cross-attention at full resolution (~0.2M parameters)."""
+def tiny_unet_config(channels: int = 4) -> dict[str, Any]:
+    """A two-level UNet with self- and cross-attention at full resolution (~0.2M parameters) for
+    ``channels``-channel latents (4 for SD's VAE, 32 for ``taef2``)."""
     return {
         "sample_size": 8,
-        "in_channels": 4,
-        "out_channels": 4,
+        "in_channels": int(channels),
+        "out_channels": int(channels),
         "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"],
         "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D"],
         "block_out_channels": [32, 64],

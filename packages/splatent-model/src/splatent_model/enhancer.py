@@ -35,7 +35,10 @@ TINY_SEED = 0
 
 
 class SplatentEnhancer(ModelMixin, ConfigMixin):
-    """The single-step enhancer. Call it on ``[B, 1 + k, 4, h, w]`` latents, target first.
+    """The single-step enhancer. Call it on ``[B, 1 + k, C, h, w]`` latents, target first.
+
+    ``C`` is the codec's latent channel count (4 for SD's VAE, 32 for ``taef2``); the UNet's
+    ``in_channels`` / ``out_channels`` equal it and the config records it (:attr:`channels`).
 
     Args:
         unet_config: ``UNet2DConditionModel`` config (default: SD-Turbo's).
@@ -84,11 +87,18 @@ class SplatentEnhancer(ModelMixin, ConfigMixin):
     # ----------------------------------------------------------------- construction
 
     @classmethod
-    def from_base(cls, base_model: str = SD_TURBO, torch_dtype: torch.dtype | None = None, **config: Any) -> "SplatentEnhancer":
-        """An untrained enhancer: the base model's pretrained UNet and schedule (``tiny``: seeded random)."""
+    def from_base(cls, base_model: str = SD_TURBO, torch_dtype: torch.dtype | None = None, channels: int | None = None,
+                  **config: Any) -> "SplatentEnhancer":
+        """An untrained enhancer: the base model's pretrained UNet and schedule (``tiny``: seeded random).
+
+        ``channels`` other than the base UNet's (a 32-channel codec on SD-Turbo's 4-channel UNet) replaces
+        its input and output convolutions (see :func:`adapt_unet_channels`); the rest stays pretrained.
+        """
         if is_tiny(base_model):
-            return cls.tiny(**config)
+            return cls.tiny(**({"channels": channels} if channels is not None else {}), **config)
         unet = load_base_unet(base_model, torch_dtype=torch_dtype)
+        if channels is not None:
+            adapt_unet_channels(unet, int(channels))
         scheduler = config.pop("scheduler_config", None) or load_base_scheduler_config(base_model) \
             or sd_turbo_scheduler_config()
         with _on_meta():
@@ -97,18 +107,20 @@ class SplatentEnhancer(ModelMixin, ConfigMixin):
         return model
 
     @classmethod
-    def tiny(cls, seed: int = TINY_SEED, **config: Any) -> "SplatentEnhancer":
-        """The CPU-test preset: a ~0.8M-parameter UNet, seeded, with the SD-Turbo schedule."""
+    def tiny(cls, seed: int = TINY_SEED, channels: int = 4, **config: Any) -> "SplatentEnhancer":
+        """The CPU-test preset: a ~0.8M-parameter UNet for ``channels``-channel latents, seeded, with the
+        SD-Turbo schedule."""
         config.setdefault("codec", {"name": "tiny-random"})
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            return cls(unet_config=tiny_unet_config(), base_model=TINY, **config)
+            return cls(unet_config=tiny_unet_config(channels), base_model=TINY, **config)
 
     def base_unet_state(self) -> dict[str, Tensor]:
-        """The base model's UNet weights, which a delta checkpoint is stored against."""
+        """The base model's UNet weights, which a delta checkpoint is stored against (adapted input and output
+        convolutions differ in shape, so a delta always stores them)."""
         base = self.config.base_model
         if is_tiny(base):
-            return SplatentEnhancer.tiny().unet.state_dict()
+            return SplatentEnhancer.tiny(channels=self.channels).unet.state_dict()
         return load_base_unet(base).state_dict()
 
     # ----------------------------------------------------------------- properties
@@ -121,6 +133,21 @@ class SplatentEnhancer(ModelMixin, ConfigMixin):
     @property
     def num_views(self) -> int:
         return int(self.config.top_k) + 1
+
+    @property
+    def channels(self) -> int:
+        """Latent channels the UNet takes and returns (the codec's)."""
+        return int(self.unet.config.in_channels)
+
+    def check_codec(self, codec: Any, source: str = "the enhancer") -> None:
+        """Refuse a codec whose latents have another channel count than the UNet was built for."""
+        codec_channels = int(getattr(codec, "channels", self.channels))
+        if codec_channels != self.channels:
+            trained = (self.config.codec or {}).get("name", "another codec")
+            raise EnhanceInputError(
+                f"{source} takes {self.channels}-channel latents ({trained}) but codec {getattr(codec, 'name', '?')} "
+                f"gives {codec_channels}-channel ones; use an enhancer trained on {getattr(codec, 'name', 'this')} "
+                f"latents (`splatent train` records the codec) or the codec it was trained with")
 
     # ----------------------------------------------------------------- prompts
 
@@ -189,7 +216,7 @@ class SplatentEnhancer(ModelMixin, ConfigMixin):
 
     def forward(
         self,
-        latents: Tensor,  # [B, V, 4, h, w] unscaled codec latents, view 0 the target
+        latents: Tensor,  # [B, V, C, h, w] unscaled codec latents, view 0 the target
         prompt_embeds: Tensor | None = None,  # [1 or B, L, D]; default: the config prompt's
         timestep: int | None = None,
         all_views: bool = False,
@@ -202,14 +229,15 @@ class SplatentEnhancer(ModelMixin, ConfigMixin):
         cut into tiles.
 
         Returns:
-            ``[B, 4, h, w]`` the enhanced target in unscaled codec latents (float32), or
-            ``[B, V, 4, h, w]`` every tile with ``all_views``.
+            ``[B, C, h, w]`` the enhanced target in unscaled codec latents (float32), or
+            ``[B, V, C, h, w]`` every tile with ``all_views``.
         """
         if latents.ndim != 5:
             raise EnhanceInputError(f"latents must be [B, V, C, h, w], got shape {tuple(latents.shape)}")
         if latents.shape[2] != self.unet.config.in_channels:
             raise EnhanceInputError(
-                f"latents have {latents.shape[2]} channels; the UNet takes {self.unet.config.in_channels}")
+                f"latents have {latents.shape[2]} channels but the enhancer's UNet takes {self.channels}; "
+                f"use an enhancer trained on latents of this codec")
         if prompt_embeds is None:
             prompt_embeds = self.prompt_embeds()
         num_views = latents.shape[1]
@@ -235,6 +263,31 @@ class SplatentEnhancer(ModelMixin, ConfigMixin):
         from .checkpoint import load_enhancer
 
         return load_enhancer(pretrained_model_name_or_path, base_model=base_model, torch_dtype=torch_dtype, **overrides)
+
+
+def adapt_unet_channels(unet: UNet2DConditionModel, channels: int) -> UNet2DConditionModel:
+    """Give a pretrained UNet ``channels``-channel input and output convolutions, in place.
+
+    SD-Turbo's UNet reads and writes SD's 4 latent channels; another codec's latents (``taef2``: 32)
+    need new first and last convolutions. Everything between stays pretrained. The new input
+    convolution keeps PyTorch's default initialisation; the new output convolution starts at zero
+    (as ControlNet's zero convolutions), so the untrained model predicts no noise and its one-step x0
+    is the input over sqrt(ᾱ_t) rather than random output from an untrained projection.
+    """
+    if int(unet.config.in_channels) == channels and int(unet.config.out_channels) == channels:
+        return unet
+    old_in, old_out = unet.conv_in, unet.conv_out
+    conv_in = torch.nn.Conv2d(channels, old_in.out_channels, old_in.kernel_size, padding=old_in.padding,
+                              device=old_in.weight.device, dtype=old_in.weight.dtype)
+    conv_out = torch.nn.Conv2d(old_out.in_channels, channels, old_out.kernel_size, padding=old_out.padding,
+                               device=old_out.weight.device, dtype=old_out.weight.dtype)
+    torch.nn.init.zeros_(conv_out.weight)
+    torch.nn.init.zeros_(conv_out.bias)
+    unet.conv_in, unet.conv_out = conv_in, conv_out
+    unet.register_to_config(in_channels=channels, out_channels=channels)
+    logger.info("the base UNet takes %d-channel latents: its input and output convolutions were replaced for "
+                "%d channels (trained from scratch, the rest stays pretrained)", old_in.in_channels, channels)
+    return unet
 
 
 @contextlib.contextmanager

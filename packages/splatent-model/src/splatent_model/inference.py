@@ -79,8 +79,8 @@ class WorkItem:
 @dataclass
 class LoadedItem:
     item: WorkItem
-    views: Tensor  # [V, 4, h, w] unscaled, target first
-    target_latent: Tensor | None = None  # [4, h, w] ground truth
+    views: Tensor  # [V, C, h, w] unscaled, target first
+    target_latent: Tensor | None = None  # [C, h, w] ground truth
     gt_image: Tensor | None = None  # [3, H, W] in [0, 1]
 
 
@@ -108,7 +108,7 @@ class EnhanceResult:
 # --------------------------------------------------------------------------- loading
 
 
-def load_any_latent(path: Path) -> Tensor:  # [4, h, w] float32
+def load_any_latent(path: Path) -> Tensor:  # [C, h, w] float32
     """A latent from ``.pt``/``.pth`` (``splatent_latents.load_latent``: weights only, shape-checked) or ``.npy``."""
     from splatent_latents import load_latent
 
@@ -120,7 +120,7 @@ def load_any_latent(path: Path) -> Tensor:  # [4, h, w] float32
         if value.ndim == 4 and value.shape[0] == 1:
             value = value[0]
         if value.ndim != 3:
-            raise EnhanceInputError(f"latent {path} has shape {tuple(value.shape)}, expected (4, h, w)")
+            raise EnhanceInputError(f"latent {path} has shape {tuple(value.shape)}, expected (C, h, w)")
         return value
     return load_latent(path)
 
@@ -289,6 +289,7 @@ def run_enhancement(
     """
     from splatent_latents import save_latent
 
+    model.check_codec(codec)
     output_dir.mkdir(parents=True, exist_ok=True)
     model.encode_prompts(sorted({it.prompt for it in items}))
     loader = ViewLoader(codec, workers=workers, with_ground_truth=metrics)

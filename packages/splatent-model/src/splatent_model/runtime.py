@@ -154,11 +154,11 @@ def mark_step() -> None:
 @torch.inference_mode()
 def enhance_latents(
     model: SplatentEnhancer,
-    latents: Tensor,  # [B, V, 4, h, w] unscaled, view 0 the target
+    latents: Tensor,  # [B, V, C, h, w] unscaled, view 0 the target
     prompt_embeds: Tensor | None = None,  # [1 or B, L, D]
     timestep: int | None = None,
     pad_to: int | None = None,
-) -> Tensor:  # [B, 4, h, w] float32, on the model's device
+) -> Tensor:  # [B, C, h, w] float32, on the model's device
     """The enhanced targets of a batch; pads to ``pad_to`` samples (for one compiled graph) and crops back."""
     b = latents.shape[0]
     latents = latents.to(model.device, non_blocking=True)
@@ -171,7 +171,7 @@ def enhance_latents(
 
 
 @torch.inference_mode()
-def decode_images(codec: Any, latents: Tensor) -> Tensor:  # [B, 4, h, w] unscaled -> [B, 3, 8h, 8w] float32 in [0, 1]
+def decode_images(codec: Any, latents: Tensor) -> Tensor:  # [B, C, h, w] unscaled -> [B, 3, 8h, 8w] float32 in [0, 1]
     """The codec's decode in its own dtype, on its device."""
     return codec.decode(latents.to(codec.device, codec.dtype)).float()
 

@@ -215,9 +215,13 @@ def _initial_gaussians(scene: Scene, targets: _Targets, cfg: FitConfig, device: 
                      else torch.tensor(scene.points.rgb, dtype=torch.float32) / 255.0)
         logger.info("initialising %d Gaussians from the scene's sparse points", len(xyz))
     else:
-        xyz = random_points_in_frustums([v.camera for v in targets.train], cfg.init_points, generator=generator)
+        depths = [scene.bounds[v.camera.name] for v in targets.train if v.camera.name in (scene.bounds or {})]
+        depth_range = (min(d[0] for d in depths), max(d[1] for d in depths)) if depths else None
+        xyz = random_points_in_frustums([v.camera for v in targets.train], cfg.init_points, generator=generator,
+                                        depth_range=depth_range)
         point_rgb = None
-        logger.info("initialising %d Gaussians at random in the cameras' frustums (the scene has no points)", len(xyz))
+        logger.info("initialising %d Gaussians at random in the cameras' frustums%s (the scene has no points)", len(xyz),
+                    f" between depths {depth_range[0]:.3g} and {depth_range[1]:.3g}" if depth_range else "")
     xyz = xyz.to(device)
     cams = [v.camera for v in targets.train]
     if cfg.target == "rgb":

@@ -300,13 +300,16 @@ def random_points_in_frustums(
     num_points: int,
     min_views: int = 2,
     generator: torch.Generator | None = None,
+    depth_range: tuple[float, float] | None = None,
 ) -> Tensor:
     """``[num_points, 3]`` uniform points in the bounding box of the cameras' frustums,
     kept only where at least ``min_views`` cameras see them.
 
-    The frustums are cut at a far depth of twice the median distance from the
-    cameras to the point nearest all optical axes (the object the capture
-    circles), or, for outward-looking captures, twice the cameras' spread.
+    The frustums span ``depth_range`` (``(near, far)`` along each camera's axis) when
+    the scene knows it (LLFF's bounds); otherwise they are cut at a far depth of twice
+    the median distance from the cameras to the point nearest all optical axes (the
+    object the capture circles), or, for outward-looking and forward-facing captures
+    (whose axes meet nowhere ahead), twice the cameras' spread, and start at 2% of it.
     """
     centres = np.stack([c.center for c in cameras])
     forwards = np.stack([c.forward for c in cameras])
@@ -314,11 +317,16 @@ def random_points_in_frustums(
     focus = np.linalg.lstsq(proj.sum(0), np.einsum("cij,cj->i", proj, centres), rcond=None)[0]
     ahead = np.einsum("ci,ci->c", focus[None] - centres, forwards) > 0
     spread = float(np.linalg.norm(centres - centres.mean(0), axis=1).max()) or 1.0
-    if ahead.mean() >= 0.5:
-        far = 2.0 * float(np.median(np.linalg.norm(centres - focus, axis=1)))
+    if depth_range is not None:
+        near, far = float(depth_range[0]), float(depth_range[1])
+        if not 0.0 < near < far:
+            raise SplatentError(f"depth range must be 0 < near < far, got {depth_range}")
     else:
-        far = 2.0 * spread
-    near = 0.02 * far
+        if ahead.mean() >= 0.5:
+            far = 2.0 * float(np.median(np.linalg.norm(centres - focus, axis=1)))
+        else:
+            far = 2.0 * spread
+        near = 0.02 * far
     corners = []
     for cam in cameras:
         for depth in (near, far):

@@ -1,7 +1,7 @@
 """The render stage: latents of a fitted model at test and training views.
 
 ``render_model(model_dir, output)`` writes the layout the dataset stage reads,
-file stems equal to image stems, ``.pt`` tensors ``[4, h, w]`` float32 unscaled
+file stems equal to image stems, ``.pt`` tensors ``[C, h, w]`` float32 unscaled (``C`` the codec's channels)
 (``splatent_latents.save_latent``) at each view's latent size:
 
 * ``nvs/``: rendered test views; ``nvs_gt/``: their extracted latents;
@@ -136,7 +136,7 @@ def render_model(
         "counts": counts,
         "images": save_images or rgb_model,
         "video": video.name if video else None,
-        "format": "png [3, H, W]" if rgb_model else "pt float32 [4, h, w] unscaled",
+        "format": "png [3, H, W]" if rgb_model else f"pt float32 [{gaussians.feature_dim}, h, w] unscaled",
     }
     atomic_write_json(output / "manifest.json", manifest)
     return RenderResult(output=output, counts=counts, video=video)

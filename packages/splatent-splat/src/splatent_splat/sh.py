@@ -1,6 +1,6 @@
 """Real spherical harmonics for view-dependent features of any channel count.
 
-gsplat evaluates SH only for 3-channel colours; latents have 4 channels, so the
+gsplat evaluates SH only for 3-channel colours; latents have 4 (SD's VAE) or 32 (taef2) channels, so the
 bases are evaluated here in PyTorch (same constants and ordering as gsplat and
 the original 3DGS, degree 0-3) and contracted with ``[..., K, D]`` coefficients.
 """

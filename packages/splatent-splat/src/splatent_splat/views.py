@@ -55,7 +55,7 @@ def load_latent_views(scene: Scene, latents_dir: Path, stems: list[str], device:
         raise SceneError(
             f"no latents at {latents_dir}; run `splatent extract {scene.root}` first (or pass --latents DIR)"
         )
-    read_manifest(latents_dir)
+    channels = read_manifest(latents_dir).channels
     views = []
     for stem in stems:
         path = latents_dir / f"{stem}.pt"
@@ -64,7 +64,7 @@ def load_latent_views(scene: Scene, latents_dir: Path, stems: list[str], device:
                 f"{path} is missing: the latents in {latents_dir} do not cover view {stem}; "
                 f"re-run `splatent extract {scene.root}` with the same --images"
             )
-        latent = load_latent(path).float()
+        latent = load_latent(path, channels=channels).float()
         h, w = latent.shape[-2:]
         cam = scene.camera(stem)
         if abs(cam.width / cam.height - w / h) > 1.5 / min(h, w):

@@ -59,12 +59,15 @@ def codec_config(codec: Any, output_dir: Path) -> dict[str, Any]:
 def build_enhancer(config: TrainConfig, codec: Any) -> SplatentEnhancer:
     """The enhancer to fine-tune: ``init_from`` a checkpoint, else the base model (``tiny``: seeded random)."""
     settings = dict(timestep=config.timestep, top_k=config.top_k, scale=config.scale)
+    channels = int(codec.channels)  # the UNet reads and writes the codec's latents
     if config.init_from:
         model = load_enhancer(config.init_from, **settings)
     elif config.base_model == TINY:
-        model = SplatentEnhancer.tiny(seed=config.seed, scaling_factor=float(codec.scaling_factor), **settings)
+        model = SplatentEnhancer.tiny(seed=config.seed, channels=channels, scaling_factor=float(codec.scaling_factor),
+                                      **settings)
     else:
-        model = SplatentEnhancer.from_base(config.base_model, scaling_factor=float(codec.scaling_factor), **settings)
+        model = SplatentEnhancer.from_base(config.base_model, channels=channels,
+                                           scaling_factor=float(codec.scaling_factor), **settings)
     return model
 
 

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from splatent_data import atomic_write_json, read_dataset_json
+from splatent_model import EnhanceInputError
 
 from .build import (
     adopt_codec, build_enhancer, build_lr_scheduler, build_optimizer, compute_dtype, configure_for_training,
@@ -165,6 +166,10 @@ class Run:
         device = accelerator.device
         with accelerator.main_process_first():
             model = model if model is not None else build_enhancer(config, self.codec)
+        try:
+            model.check_codec(self.codec, source=f"--init_from {config.init_from}" if config.init_from else "the enhancer")
+        except EnhanceInputError as exc:
+            raise TrainError(str(exc)) from None
         if self.main:
             out.mkdir(parents=True, exist_ok=True)
         adopt_codec(model, self.codec, out)
