@@ -65,3 +65,32 @@ def test_dataset_command_both_spellings(cli, tmp_path):
     res = cli("dataset", "--out-path", tmp_path / "r", "--original-path", tmp_path / "scene",
               "--output", out, "--top-k", "0")
     assert res.returncode == 1 and res.stderr.strip() == "splatent dataset: --top_k must be at least 1, got 0"
+
+
+def test_inspect_llff_scene(cli, tmp_path):
+    from splatent_data import write_llff
+
+    cams = _scene(tmp_path, n=3)
+    (tmp_path / "transforms.json").unlink()
+    # poses_bounds.npy for the original 64x48 photos; the files beside it are 16x12
+    write_llff([c.scaled(64, 48) for c in cams], tmp_path, bounds=(0.5, 12.0))
+    res = cli("scene", "inspect", tmp_path, "--json")
+    assert res.returncode == 0, res.stderr
+    info = json.loads(res.stdout)
+    assert info["format"] == "llff" and info["resolutions"] == {"16x12": 3}
+    assert info["original_resolutions"] == {"64x48": 3} and info["near_far"] == {"near": [0.5, 0.5], "far": [12.0, 12.0]}
+    res = cli("scene", "inspect", tmp_path)
+    assert res.returncode == 0, res.stderr
+    table = " ".join(res.stdout.replace("│", " ").split())  # cells wrap: join their lines
+    assert "llff" in table and "describe the original photos (64x48)" in table and "near_far" in table
+
+
+def test_photos_without_poses_point_to_sfm(cli, tmp_path):
+    _scene(tmp_path, n=2)
+    (tmp_path / "transforms.json").unlink()
+    for args in ([], ["--json"]):
+        res = cli("scene", "inspect", tmp_path, *args)
+        assert res.returncode == 1 and "Traceback" not in res.stderr and res.stdout == ""
+        assert len(res.stderr.strip().splitlines()) == 1
+        assert "no poses found" in res.stderr and "poses_bounds.npy" in res.stderr
+        assert f"splatent scene sfm {tmp_path / 'images'} --output" in res.stderr

@@ -13,6 +13,7 @@ from .distortion import distort_points, undistort_points
 from .errors import DatasetFormatError, SceneError, SplatentError
 from .fileio import atomic_write_bytes, atomic_write_json
 from .images import IMAGE_EXTENSIONS, find_image, list_images, load_rgb, read_image_size, save_rgb
+from .llff import find_poses_bounds, parse_llff, write_llff
 from .nerf import parse_transforms, write_transforms
 from .points_ply import read_points_ply, write_points_ply
 from .scene import PointCloud, Scene, load_scene
@@ -23,15 +24,16 @@ from .summary import scene_summary
 from .synthetic import make_synthetic_scene, render_synthetic, ring_of_cameras, synthetic_points
 from .undistort import undistort_image, undistort_scene
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "Camera", "DEFAULT_PROMPT", "DISTORTION_PARAMS", "DatasetEntry", "DatasetFormatError", "DatasetSpec",
     "IMAGE_EXTENSIONS", "PointCloud", "Scene", "SceneError", "Split", "SplatentError", "atomic_write_bytes",
-    "atomic_write_json", "build_dataset", "camera_radius", "distort_points", "find_image", "list_images", "llff_split",
+    "atomic_write_json", "build_dataset", "camera_radius", "distort_points", "find_image", "find_poses_bounds",
+    "list_images", "llff_split",
     "load_rgb", "load_scene", "look_at", "make_synthetic_scene", "render_synthetic", "ring_of_cameras",
-    "opengl_to_opencv", "parse_colmap", "parse_transforms", "read_dataset_json", "read_image_size",
+    "opengl_to_opencv", "parse_colmap", "parse_llff", "parse_transforms", "read_dataset_json", "read_image_size",
     "read_points_ply", "read_split_file", "reference_scores", "run_sfm", "SfmResult", "resolve_image_path",
     "save_rgb", "scene_summary", "select_references", "split_scene", "synthetic_points", "undistort_image", "undistort_points",
-    "undistort_scene", "write_colmap", "write_dataset_json", "write_points_ply", "write_transforms",
+    "undistort_scene", "write_colmap", "write_dataset_json", "write_llff", "write_points_ply", "write_transforms",
 ]

@@ -1,10 +1,11 @@
 """The ``Scene``: every input format parsed into one list of :class:`Camera`.
 
-``load_scene`` picks the parser from what the folder holds (``transforms.json``
-or a COLMAP model), or takes ``fmt`` to force one. Parsers produce cameras
-with the *declared* image size; :func:`attach_images` then finds each image
-file (``images_4`` and other downscaled folders included), reads its real size
-and scales the intrinsics to it, so nothing downstream assumes a size.
+``load_scene`` picks the parser from what the folder holds (``transforms.json``,
+a COLMAP model, or LLFF's ``poses_bounds.npy``, in that order), or takes ``fmt``
+to force one. Parsers produce cameras with the *declared* image size;
+:func:`attach_images` then finds each image file (``images_4`` and other
+downscaled folders included), reads its real size and scales the intrinsics to
+it, so nothing downstream assumes a size.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from .images import find_image, read_image_size
 
 logger = logging.getLogger("splatent")
 
-SCENE_FORMATS = ("auto", "transforms", "colmap")
+SCENE_FORMATS = ("auto", "transforms", "colmap", "llff")
 
 
 @dataclass(frozen=True)
@@ -43,13 +44,18 @@ class Scene:
 
     Attributes:
         root: The scene folder.
-        format: ``"transforms"`` or ``"colmap"``.
+        format: ``"transforms"``, ``"colmap"`` or ``"llff"``.
         source: The pose file or COLMAP model folder that was parsed.
         cameras: Usable cameras (image present), sorted by name.
         points: Sparse points, when the scene has them (COLMAP; ``ply_file_path`` of a transforms.json).
         missing: Names listed by the pose file whose image file does not exist.
         split_hint: A train/test split the format itself carries (Blender's
             ``transforms_train.json`` / ``transforms_test.json``), else ``None``.
+        bounds: ``(near, far)`` scene depth bounds per camera name, when the format
+            stores them (LLFF), else ``None``.
+        declared_sizes: ``(width, height)`` per camera name that the pose file's
+            intrinsics describe, when these are other photos than the files (LLFF's
+            ``h, w, f`` are those of the original photos), else ``None``.
     """
 
     root: Path
@@ -59,6 +65,8 @@ class Scene:
     points: PointCloud | None = None
     missing: list[str] = field(default_factory=list)
     split_hint: dict[str, list[str]] | None = None
+    bounds: dict[str, tuple[float, float]] | None = None
+    declared_sizes: dict[str, tuple[int, int]] | None = None
 
     def __len__(self) -> int:
         return len(self.cameras)
@@ -103,30 +111,41 @@ def load_scene(
     images: str | None = None,
     strict: bool = False,
 ) -> Scene:
-    """Parse a scene folder (or a ``transforms.json`` / COLMAP model path).
+    """Parse a scene folder (or a ``transforms.json`` / ``poses_bounds.npy`` / COLMAP model path).
+
+    With ``fmt="auto"`` the first of these that the folder holds is read:
+    ``transforms.json``, a COLMAP model, ``poses_bounds.npy``. COLMAP comes before
+    LLFF because LLFF scenes often ship the model their poses were computed from,
+    and the model also holds the exact intrinsics, distortion and sparse points.
 
     Args:
         path: Scene folder, pose file, or COLMAP model folder.
-        fmt: ``"auto"``, ``"transforms"`` or ``"colmap"``.
+        fmt: ``"auto"``, ``"transforms"``, ``"colmap"`` or ``"llff"``.
         images: Image folder name relative to the scene root (``images_4``), to
             read downscaled copies; intrinsics follow the files' real size.
         strict: Refuse a scene whose pose file lists images that do not exist
             (by default they are reported once and the scene goes on without them).
     """
-    from . import colmap, nerf  # parsers import this module for Scene
+    from . import colmap, llff, nerf  # parsers import this module for Scene
 
     path = Path(path).expanduser()
     if not path.exists():
-        raise SceneError(f"scene path {path} does not exist; pass a folder with transforms.json or a COLMAP model")
+        raise SceneError(
+            f"scene path {path} does not exist; pass a folder with transforms.json, a COLMAP model or poses_bounds.npy"
+        )
     if fmt not in SCENE_FORMATS:
         raise SceneError(f"unknown scene format {fmt!r}; use one of {', '.join(SCENE_FORMATS)}")
     if fmt == "transforms" or (fmt == "auto" and nerf.find_transforms(path) is not None):
         return nerf.parse_transforms(path, images=images, strict=strict)
     if fmt == "colmap" or (fmt == "auto" and colmap.find_model(path) is not None):
         return colmap.parse_colmap(path, images=images, strict=strict)
+    if fmt == "llff" or (fmt == "auto" and llff.find_poses_bounds(path) is not None):
+        return llff.parse_llff(path, images=images, strict=strict)
+    photos = path / "images" if (path / "images").is_dir() else path
     raise SceneError(
-        f"no poses found in {path}: expected transforms.json or a COLMAP model "
-        f"(sparse/0/cameras.bin, images.bin, points3D.bin); for photos without poses run `splatent scene sfm`"
+        f"no poses found in {path}: expected transforms.json, a COLMAP model "
+        f"(sparse/0/cameras.bin, images.bin, points3D.bin) or LLFF's poses_bounds.npy; "
+        f"for photos without poses run `splatent scene sfm {photos} --output NEW_SCENE`"
     )
 
 

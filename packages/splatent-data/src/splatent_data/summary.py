@@ -5,16 +5,23 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+import numpy as np
+
 from .scene import Scene
 from .splits import split_scene
 
 
 def scene_summary(scene: Scene, split_mode: str = "llff", every: int = 8) -> dict[str, Any]:
-    """A JSON-able description of ``scene``: format, counts, sizes, camera models, split, points."""
+    """A JSON-able description of ``scene``: format, counts, sizes, camera models, split, points.
+
+    LLFF scenes add ``original_resolutions`` (the photos that ``h, w, f`` describe),
+    an ``intrinsics_note`` saying they were scaled to the files, and ``near_far``: the range
+    of the per-camera near and far bounds.
+    """
     split = split_scene(scene, split_mode, every)
     models = Counter(c.model for c in scene.cameras)
     distortions = sorted({(c.model, c.distortion) for c in scene.cameras if not c.is_pinhole})
-    return {
+    info = {
         "path": str(scene.root),
         "format": scene.format,
         "source": str(scene.source),
@@ -30,3 +37,18 @@ def scene_summary(scene: Scene, split_mode: str = "llff", every: int = 8) -> dic
         "split": {"mode": split_mode, "train": len(split.train), "test": len(split.test)},
         "points": len(scene.points) if scene.points is not None else 0,
     }
+    if scene.declared_sizes:
+        declared = Counter(scene.declared_sizes.get(c.name, (c.width, c.height)) for c in scene.cameras)
+        scaled = sum(scene.declared_sizes.get(c.name, (c.width, c.height)) != (c.width, c.height) for c in scene.cameras)
+        listing = ", ".join(f"{w}x{h}" for w, h in list(declared)[:5]) + (", ..." if len(declared) > 5 else "")
+        info["original_resolutions"] = {f"{w}x{h}": n for (w, h), n in declared.most_common()}
+        info["intrinsics_note"] = (
+            f"h, w, f in {scene.source.name} describe the original photos ({listing}); "
+            + (f"fx, fy, cx, cy were scaled to each image file's own size ({scaled} of {len(scene.cameras)} images)"
+               if scaled else "the image files have that size")
+        )
+    if scene.bounds:
+        near, far = np.array([scene.bounds[c.name] for c in scene.cameras if c.name in scene.bounds]).T
+        info["near_far"] = {"near": [round(float(near.min()), 4), round(float(near.max()), 4)],
+                            "far": [round(float(far.min()), 4), round(float(far.max()), 4)]}
+    return info

@@ -14,7 +14,7 @@ from ..progress import progress_bar
 
 app = typer.Typer(no_args_is_help=True, help="Inspect, undistort or reconstruct a scene.")
 
-FORMAT_HELP = "Pose format: auto, transforms or colmap."
+FORMAT_HELP = "Pose format: auto (transforms.json, then COLMAP, then poses_bounds.npy), transforms, colmap or llff."
 
 
 @app.command("inspect", help="Report format, image count, sizes, camera models, distortion, split and points.")
