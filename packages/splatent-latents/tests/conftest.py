@@ -48,18 +48,29 @@ def as_tensor_fixture():
     return as_tensor
 
 
-@pytest.fixture(scope="session")
-def fox_eighth() -> dict[str, torch.Tensor]:
-    """Fox's 50 photos at 1/8 size (JPEG draft decoding), cropped to 128x240: stem -> [3, 240, 128]."""
+def _fox(scale: int, height: int, width: int) -> dict[str, torch.Tensor]:
+    """Fox's 50 photos (1080x1920) at 1/``scale`` size (JPEG draft decoding), cropped: stem -> [3, height, width]."""
     if not (FOX / "transforms.json").is_file():
         pytest.skip(f"the fox capture is not at {FOX} (it ships with the CI machine's shared/ folder)")
     images = {}
     for path in sorted((FOX / "images").glob("*.jpg")):
         with Image.open(path) as img:
-            img.draft("RGB", (img.width // 8, img.height // 8))
-            rgb = np.array(img.convert("RGB"))[:240, :128]
+            img.draft("RGB", (img.width // scale, img.height // scale))
+            rgb = np.array(img.convert("RGB"))[:height, :width]
         images[path.stem] = torch.from_numpy(rgb).permute(2, 0, 1).float() / 255.0
     return images
+
+
+@pytest.fixture(scope="session")
+def fox_eighth() -> dict[str, torch.Tensor]:
+    """Fox's 50 photos at 1/8 size, cropped to 128x240: stem -> [3, 240, 128]."""
+    return _fox(8, 240, 128)
+
+
+@pytest.fixture(scope="session")
+def fox_quarter() -> dict[str, torch.Tensor]:
+    """Fox's 50 photos at 1/4 size, cropped to 264x480 (``images_4`` as encoded): stem -> [3, 480, 264]."""
+    return _fox(4, 480, 264)
 
 
 @pytest.fixture(scope="session")
@@ -67,3 +78,11 @@ def tiny_codec():
     from splatent_latents import load_codec
 
     return load_codec("tiny-random")
+
+
+@pytest.fixture(scope="session")
+def taef2_codec():
+    """The taef2 codec with its packaged weights (CPU, float32); tests must not move or cast it."""
+    from splatent_latents import load_codec
+
+    return load_codec("taef2")

@@ -6,9 +6,9 @@ from splatent_latents.codec import parse_dtype, resolve_device, resolve_dtype
 
 
 def test_unknown_codec_lists_the_names():
-    with pytest.raises(LatentError, match="unknown codec 'vqgan'; use one of sd-vae, pca, tiny-random"):
+    with pytest.raises(LatentError, match="unknown codec 'vqgan'; use one of sd-vae, pca, taef2, tiny-random"):
         load_codec("vqgan")
-    assert CODEC_NAMES == ("sd-vae", "pca", "tiny-random")
+    assert CODEC_NAMES == ("sd-vae", "pca", "taef2", "tiny-random")
 
 
 def test_unknown_option_is_named():
@@ -47,3 +47,4 @@ def test_auto_dtype():
     assert resolve_dtype("auto", cpu, "sd-vae") is torch.float32
     assert resolve_dtype("auto", cuda, "pca") is torch.float32
     assert resolve_dtype("bf16", cpu, "pca") is torch.bfloat16
+    assert resolve_dtype("auto", cpu, "taef2") is torch.float32

@@ -26,8 +26,8 @@ def test_leading_batch_axis_of_one_is_accepted(tmp_path):
 
 
 @pytest.mark.parametrize("value,match", [
-    (torch.zeros(3, 8, 8), r"has shape \(3, 8, 8\), expected \(4, h, w\)"),
     (torch.zeros(2, 4, 8, 8), r"has shape \(2, 4, 8, 8\)"),
+    (torch.zeros(8, 8), r"has shape \(8, 8\), expected \(C, h, w\)"),
     (torch.zeros(4, 8, 8, dtype=torch.int64), "holds torch.int64 values"),
     (torch.full((4, 2, 2), float("nan")), "NaN or infinite"),
     ({"latent": torch.zeros(4, 8, 8)}, "holds a dict, not a tensor"),
@@ -37,6 +37,14 @@ def test_bad_contents_are_named(tmp_path, value, match):
     with pytest.raises(LatentError, match=match) as err:
         load_latent(tmp_path / "bad.pt")
     assert str(tmp_path / "bad.pt") in str(err.value)
+
+
+def test_the_channel_count_is_the_callers(tmp_path):
+    save_latent(tmp_path / "a.pt", torch.zeros(32, 6, 8))  # taef2's 32 channels
+    assert load_latent(tmp_path / "a.pt").shape == (32, 6, 8)  # any count unless one is asked for
+    assert load_latent(tmp_path / "a.pt", channels=32).shape == (32, 6, 8)
+    with pytest.raises(LatentError, match=r"has shape \(32, 6, 8\), expected \(4, h, w\)"):
+        load_latent(tmp_path / "a.pt", channels=4)
 
 
 def test_expected_shape_is_checked(tmp_path):

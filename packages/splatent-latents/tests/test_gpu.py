@@ -40,3 +40,14 @@ def test_sd_vae_architecture_encodes_a_bf16_batch(channels_last):
     with torch.inference_mode():
         z = codec.encode(torch.rand(2, 3, 512, 512, device="cuda"))
     assert z.shape == (2, 4, 64, 64) and z.dtype == torch.bfloat16 and torch.isfinite(z).all()
+
+
+def test_taef2_on_cuda_in_bf16_matches_cpu(tmp_path, make_images):
+    make_images(tmp_path / "images", 4)
+    gpu = extract_latents(tmp_path, output="gpu", codec="taef2", device="cuda", workers=2)
+    cpu = extract_latents(tmp_path, output="cpu", codec="taef2", device="cpu", workers=0)
+    assert read_manifest(gpu.output).dtype == "bfloat16" and read_manifest(gpu.output).channels == 32
+    for stem in gpu.written:
+        a, b = load_latent(gpu.output / f"{stem}.pt"), load_latent(cpu.output / f"{stem}.pt")
+        assert a.shape == (32, 6, 8) and torch.allclose(a, b, atol=0.05 * float(b.abs().max()) + 1e-3)
+    assert decode_latents(gpu.output, tmp_path / "png", device="cuda").written == gpu.written

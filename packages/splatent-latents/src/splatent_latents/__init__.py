@@ -1,8 +1,9 @@
-"""splatent-latents: images <-> 4-channel, 1/8-resolution latents, and the ``extract`` / ``decode`` stages.
+"""splatent-latents: images <-> 1/8-resolution latents, and the ``extract`` / ``decode`` stages.
 
-Latents on disk are unscaled float32 ``[4, H/8, W/8]`` tensors, one
+Latents on disk are unscaled float32 ``[C, H/8, W/8]`` tensors (``C`` is the
+codec's channel count: 4 for ``sd-vae`` and ``pca``, 32 for ``taef2``), one
 ``<stem>.pt`` per image, next to a ``manifest.json`` naming the codec that
-wrote them (and, for ``pca``, its ``pca_basis.safetensors``).
+wrote them and its channels (and, for ``pca``, its ``pca_basis.safetensors``).
 """
 
 from .codec import CODEC_NAMES, LatentCodec, load_codec
@@ -13,13 +14,14 @@ from .files import load_latent, save_latent
 from .manifest import LatentManifest, codec_from_manifest, read_manifest
 from .metrics import latent_psnr, psnr, ssim
 from .pca import PCACodec
+from .taef2 import Taef2Codec
 from .vae import DEFAULT_MODEL, VaeCodec, sd_vae_config, tiny_vae_config
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "CODEC_NAMES", "DEFAULT_MODEL", "DEFAULT_OUTPUT", "DecodeResult", "ExtractResult", "LatentCodec", "LatentError",
-    "LatentManifest", "PCACodec", "VaeCodec", "codec_from_manifest", "decode_latents", "extract_latents",
+    "LatentManifest", "PCACodec", "Taef2Codec", "VaeCodec", "codec_from_manifest", "decode_latents", "extract_latents",
     "latent_psnr", "load_codec", "load_latent", "psnr", "read_manifest", "save_latent", "sd_vae_config", "ssim",
     "tiny_vae_config",
 ]

@@ -1,4 +1,7 @@
-"""``LatentCodec``: images in [0, 1] to 4-channel, 1/8-resolution latents and back.
+"""``LatentCodec``: images in [0, 1] to 1/8-resolution latents and back.
+
+A codec says its channel count (:attr:`LatentCodec.channels`: 4 for ``sd-vae``
+and ``pca``, 32 for ``taef2``); manifests record it and readers take it from there.
 
 Latents are always handled *unscaled* (what the encoder emits). A diffusion
 model multiplies them by :attr:`LatentCodec.scaling_factor` to reach roughly
@@ -10,6 +13,8 @@ Codecs, by name (:func:`load_codec`):
   ``model`` names another hub id or local folder.
 * ``pca``: the first 4 principal components of 8x8 RGB patches; weight-free and
   exact up to truncation once fitted (see :mod:`splatent_latents.pca`).
+* ``taef2``: TAEF2, a tiny learned autoencoder (32 channels) whose MIT-licensed
+  weights ship in this package, so it works offline (see :mod:`splatent_latents.taef2`).
 * ``tiny-random``: a tiny ``AutoencoderKL`` with a fixed seed, for tests of the
   diffusers code path.
 """
@@ -24,7 +29,9 @@ from torch import Tensor
 
 from .errors import LatentError
 
-CODEC_NAMES = ("sd-vae", "pca", "tiny-random")
+CODEC_NAMES = ("sd-vae", "pca", "taef2", "tiny-random")
+# Codecs without a posterior: ``sample=True`` is refused.
+DETERMINISTIC_CODECS = ("pca", "taef2")
 DEFAULT_CODEC = "sd-vae"
 
 DTYPES = {
@@ -44,7 +51,7 @@ class LatentCodec(ABC):
     """
 
     name: str
-    channels: int = 4
+    channels: int = 4  # latent channels; implementations set their own (taef2: 32)
     downsample: int = 8
 
     @property
@@ -66,11 +73,13 @@ class LatentCodec(ABC):
         images: Tensor,  # [B, 3, H, W] float in [0, 1], H and W multiples of 8
         sample: bool = False,
         generator: torch.Generator | list[torch.Generator] | None = None,
-    ) -> Tensor:  # [B, 4, H/8, W/8] unscaled
-        """Latents of ``images``: the posterior mean, or a draw when ``sample`` (one generator per image)."""
+    ) -> Tensor:  # [B, channels, H/8, W/8] unscaled
+        """Latents of ``images``: the posterior mean, or a draw when ``sample`` (one generator per image).
+
+        Codecs without a posterior (``pca``, ``taef2``) raise :class:`LatentError` when ``sample`` is set."""
 
     @abstractmethod
-    def decode(self, latents: Tensor) -> Tensor:  # [B, 4, h, w] unscaled -> [B, 3, 8h, 8w] in [0, 1]
+    def decode(self, latents: Tensor) -> Tensor:  # [B, channels, h, w] unscaled -> [B, 3, 8h, 8w] in [0, 1]
         """Images of ``latents``, clamped to [0, 1]."""
 
     @abstractmethod
@@ -108,6 +117,8 @@ def load_codec(name: str = DEFAULT_CODEC, **options: Any) -> LatentCodec:
       ``revision``, ``compile`` (``torch.compile`` the encoder).
     * ``pca``: ``basis`` (a ``pca_basis.safetensors`` file); without it the codec
       must be fitted (:meth:`PCACodec.fit`) before use.
+    * ``taef2``: ``weights`` (a folder holding ``taef2_encoder.pth`` and
+      ``taef2_decoder.pth``; default: the copy shipped in this package), ``compile``.
     * ``tiny-random``: ``seed``.
     """
     if name == "sd-vae":
@@ -119,6 +130,10 @@ def load_codec(name: str = DEFAULT_CODEC, **options: Any) -> LatentCodec:
 
         basis = _options(name, options, ("basis",)).get("basis")
         return PCACodec.load(basis) if basis is not None else PCACodec()
+    if name == "taef2":
+        from .taef2 import Taef2Codec
+
+        return Taef2Codec.load(**_options(name, options, ("weights", "compile")))
     if name == "tiny-random":
         from .vae import tiny_random_vae
 
@@ -166,7 +181,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 def resolve_dtype(dtype: str | torch.dtype, device: torch.device, codec_name: str) -> torch.dtype:
-    """``"auto"``: bfloat16 for VAEs on CUDA (float16 where bf16 is unsupported), else float32.
+    """``"auto"``: bfloat16 for VAEs and taef2 on CUDA (float16 where bf16 is unsupported), else float32.
 
     bf16 keeps fp32's range, so the encoder cannot overflow; its latents differ
     from fp32 by well under the noise of any later stage. PCA is a few

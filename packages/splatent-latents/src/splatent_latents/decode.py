@@ -2,7 +2,8 @@
 
 The codec comes from the folder's ``manifest.json``. Latents written by other
 tools (the original scripts write no manifest) decode with an explicit
-``codec`` (``sd-vae`` and ``model``). Every PNG is written atomically; a
+``codec`` (``sd-vae`` and ``model``, or ``taef2`` with its packaged weights).
+Each latent must have the codec's channel count. Every PNG is written atomically; a
 re-run rewrites them all, so the output always matches the latents.
 """
 
@@ -145,7 +146,7 @@ def _codec_for(folder: Path, codec: str | LatentCodec | None, model: str | None,
         return codec_from_manifest(folder)
     if codec is None:
         raise LatentError(f"no {MANIFEST_NAME} in {folder}, so the codec is unknown; pass --codec sd-vae "
-                          f"(and --model) for latents written by the original scripts")
+                          f"(and --model) for latents written by the original scripts, or --codec taef2")
     if codec == "pca":
         raise LatentError(f"pca latents decode only with the basis in their folder's {MANIFEST_NAME}, and {folder} has none")
     options = {k: v for k, v in (("model", model), ("revision", revision)) if v is not None}

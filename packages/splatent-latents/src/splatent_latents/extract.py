@@ -2,7 +2,8 @@
 
 Compatible with the original ``scripts/extract_features.py``: images from
 ``SCENE/images_4`` (any folder with ``images``), one unscaled float32 latent
-``[4, H/8, W/8]`` per image, named by the image's stem. On top of it:
+``[C, H/8, W/8]`` per image, named by the image's stem (``C`` is the codec's
+channel count: 4 for ``sd-vae`` and ``pca``, 32 for ``taef2``). On top of it:
 
 * Speed: images of one size are batched; CPU workers decode the next batches
   while the device encodes (``torch.inference_mode``, bf16 on CUDA,
@@ -10,7 +11,7 @@ Compatible with the original ``scripts/extract_features.py``: images from
 * Resumable: each file is written to a temporary name and renamed. A re-run
   skips latents that exist with the shape their image needs; ``overwrite``
   re-encodes everything. ``manifest.json`` (written before the first latent)
-  records codec, model, dtype and sizes; a request that disagrees with it is
+  records codec, model, dtype, channels and sizes; a request that disagrees with it is
   an error rather than a folder of mixed latents. Options left unset
   (``codec``, ``model``, ``revision``, ``dtype``) follow the manifest.
 * Multi-GPU: under ``accelerate launch`` each process encodes its share of the
@@ -20,7 +21,10 @@ Compatible with the original ``scripts/extract_features.py``: images from
   the folder before any latent, and a resumed run reuses it.
 * ``sample``: latents are posterior draws, as the original script made them;
   image ``stem``'s draw is seeded from ``(seed, stem)``, so it does not depend
-  on batching, resumption or the number of processes.
+  on batching, resumption or the number of processes. ``pca`` and ``taef2``
+  have no posterior and refuse it.
+* ``compile``: ``torch.compile`` the encoder of ``sd-vae`` / ``tiny-random`` /
+  ``taef2``; ``pca`` is a single matrix product and refuses it.
 """
 
 from __future__ import annotations
@@ -39,13 +43,15 @@ import torch
 
 from splatent_data import Split
 
-from .codec import CODEC_NAMES, DEFAULT_CODEC, LatentCodec, dtype_name, load_codec, resolve_device, resolve_dtype
+from .codec import (CODEC_NAMES, DEFAULT_CODEC, DETERMINISTIC_CODECS, LatentCodec, dtype_name, load_codec,
+                    resolve_device, resolve_dtype)
 from .errors import LatentError
 from .files import LATENT_SUFFIX, load_latent, save_latent
 from .images import ImageBatches, ImageItem, batches_by_size, find_image_dir, probe_images
 from .manifest import MANIFEST_NAME, LatentManifest
 from .pca import BASIS_FILENAME, PCACodec
 from .progress import progress_bar
+from .taef2 import Taef2Codec
 from .vae import VaeCodec
 
 logger = logging.getLogger("splatent")
@@ -105,7 +111,7 @@ def extract_latents(
         scene: Scene folder (with ``images_4/`` or ``images/``), or a folder of images.
         output: Latents folder name under ``scene``, or an absolute path.
         images: Image folder under ``scene`` (``images_4``) or a path; see :func:`find_image_dir`.
-        codec: ``sd-vae``, ``pca``, ``tiny-random`` or a built codec; None: the folder's manifest, else ``sd-vae``.
+        codec: ``sd-vae``, ``pca``, ``taef2``, ``tiny-random`` or a built codec; None: the folder's manifest, else ``sd-vae``.
         model, revision: The ``sd-vae`` weights (hub id or local folder); None: the manifest's, else SD-Turbo.
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` (under ``accelerate launch``, ``auto`` is the process's GPU).
         dtype: Encoder precision: ``auto`` (the manifest's; else bf16 for VAEs on CUDA, float32 otherwise) or a name.
@@ -115,7 +121,7 @@ def extract_latents(
         seed: Seeds the draws (with each image's stem).
         overwrite: Re-encode everything (and refit ``pca``), replacing what the folder holds.
         fail_fast: Stop at the first unreadable image instead of reporting all at the end.
-        compile: ``torch.compile`` the VAE encoder (worth it only for large scenes).
+        compile: ``torch.compile`` the encoder (VAEs and ``taef2``; worth it only for large scenes).
         split: The train/test split whose train views fit ``pca``; None: the scene's LLFF split.
         progress: Show a progress bar.
     """
@@ -131,8 +137,8 @@ def extract_latents(
 
     previous = _previous_manifest(out_dir, overwrite)
     name, config = _requested_codec(codec, model, revision, previous)
-    if sample and name == "pca":
-        raise LatentError("the pca codec is deterministic: it has no posterior to sample; drop --sample")
+    if sample and name in DETERMINISTIC_CODECS:
+        raise LatentError(f"the {name} codec is deterministic: it has no posterior to sample; drop --sample")
     if compile and name == "pca":
         raise LatentError("--compile applies to VAE codecs; pca is a single matrix product")
     dev = procs.device if (procs.count > 1 and device == "auto") else resolve_device(device)
@@ -159,21 +165,21 @@ def extract_latents(
     elif built is None:
         built = load_codec(name, **{k: v for k, v in config.items() if k != "name"})
     if compile:
-        if not isinstance(built, VaeCodec):
-            raise LatentError(f"--compile applies to VAE codecs, not {name}")
+        if not isinstance(built, (VaeCodec, Taef2Codec)):
+            raise LatentError(f"--compile applies to VAE codecs and taef2, not {name}")
         built.compile()
     built.to(dev, run_dtype)
     request.scaling_factor = built.scaling_factor
     request.channels, request.downsample = built.channels, built.downsample
-    if built.downsample != 8 or built.channels != 4:
-        raise LatentError(f"codec {name} makes {built.channels}-channel latents at 1/{built.downsample}; extraction needs 4 channels at 1/8")
+    if built.downsample != 8:  # images are cropped to multiples of 8 (images.py); any channel count is fine
+        raise LatentError(f"codec {name} makes latents at 1/{built.downsample}; extraction needs 1/8")
     if procs.is_main:
         request.count = len(request.sizes)
         request.save(out_dir)
     procs.barrier()
 
     mine = procs.split(items)
-    todo, skipped = _split_done(mine, out_dir, overwrite)
+    todo, skipped = _split_done(mine, out_dir, overwrite, built.channels)
     done_sizes = {item.stem: list(item.encoded_size) for item in skipped}
     written: list[str] = []
     start = time.perf_counter()
@@ -286,8 +292,9 @@ def _cudnn_benchmark(enabled: bool) -> Iterator[None]:
         torch.backends.cudnn.benchmark = before
 
 
-def _split_done(items: list[ImageItem], out_dir: Path, overwrite: bool) -> tuple[list[ImageItem], list[ImageItem]]:
-    """``(to encode, already done)``: a latent is done when it loads with the shape its image needs."""
+def _split_done(items: list[ImageItem], out_dir: Path, overwrite: bool, channels: int) -> tuple[list[ImageItem], list[ImageItem]]:
+    """``(to encode, already done)``: a latent is done when it loads with the shape its image needs
+    (``channels`` of the codec, the image's size over 8)."""
     if overwrite:
         return list(items), []
     todo, done, stale = [], [], 0
@@ -296,7 +303,7 @@ def _split_done(items: list[ImageItem], out_dir: Path, overwrite: bool) -> tuple
         if path.is_file():
             height, width = item.encoded_size
             try:
-                load_latent(path, shape=(4, height // 8, width // 8))
+                load_latent(path, shape=(channels, height // 8, width // 8))
                 done.append(item)
                 continue
             except LatentError as exc:
@@ -304,7 +311,8 @@ def _split_done(items: list[ImageItem], out_dir: Path, overwrite: bool) -> tuple
                 stale += 1
         todo.append(item)
     if stale:
-        logger.info("%d latent file(s) in %s do not match their image (size changed or unreadable) and are re-encoded", stale, out_dir)
+        logger.info("%d latent file(s) in %s do not match their image and codec (size or channels changed, or unreadable) "
+                    "and are re-encoded", stale, out_dir)
     return todo, done
 
 
@@ -344,6 +352,8 @@ def _requested_codec(codec: str | LatentCodec | None, model: str | None, revisio
         return name, {"name": name, "seed": base.get("seed", 0)}
     if name == "pca":
         return name, {"name": name, "basis": BASIS_FILENAME}
+    if name == "taef2":  # the packaged weights unless the folder was made with others
+        return name, {"name": name, **({"weights": base["weights"]} if base.get("weights") else {})}
     raise LatentError(f"unknown codec {name!r}; use one of {', '.join(CODEC_NAMES)}")
 
 

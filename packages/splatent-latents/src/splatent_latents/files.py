@@ -1,4 +1,7 @@
-"""One latent per file: ``<stem>.pt`` holding a float32 tensor ``[4, h, w]``.
+"""One latent per file: ``<stem>.pt`` holding a float32 tensor ``[C, h, w]``.
+
+``C`` is the codec's channel count (4 for ``sd-vae`` and ``pca``, 32 for
+``taef2``); a latents folder's manifest records it.
 
 Files are written atomically (temp file + rename) and read with
 ``torch.load(..., weights_only=True)``, which refuses pickled code.
@@ -20,7 +23,7 @@ from .errors import LatentError
 LATENT_SUFFIX = ".pt"
 
 
-def save_latent(path: str | Path, latent: Tensor) -> None:  # latent: [4, h, w]
+def save_latent(path: str | Path, latent: Tensor) -> None:  # latent: [C, h, w]
     """Write one latent as a standalone float32 tensor (never a view of a larger batch)."""
     if latent.ndim != 3:
         raise LatentError(f"a latent is [channels, h, w], got {list(latent.shape)} for {path}")
@@ -33,14 +36,14 @@ def save_latent(path: str | Path, latent: Tensor) -> None:  # latent: [4, h, w]
 def load_latent(
     path: str | Path,
     shape: tuple[int, int, int] | None = None,
-    channels: int = 4,
-) -> Tensor:  # [4, h, w] float32
-    """Read one latent; a leading batch axis of 1 (``[1, 4, h, w]``) is dropped.
+    channels: int | None = None,
+) -> Tensor:  # [C, h, w] float32
+    """Read one latent; a leading batch axis of 1 (``[1, C, h, w]``) is dropped.
 
     Args:
         path: A ``.pt`` file holding one tensor.
         shape: The exact ``(channels, h, w)`` expected, when known.
-        channels: The channel count expected otherwise.
+        channels: The channel count expected otherwise (the manifest's ``channels``); ``None`` takes any.
     """
     path = Path(path)
     try:
@@ -54,8 +57,9 @@ def load_latent(
         raise LatentError(f"latent file {path} holds a {type(value).__name__}, not a tensor; delete it and re-extract")
     if value.ndim == 4 and value.shape[0] == 1:
         value = value[0]
-    expected = f"({', '.join(map(str, shape))})" if shape else f"({channels}, h, w)"
-    if value.ndim != 3 or (tuple(value.shape) != tuple(shape) if shape else value.shape[0] != channels):
+    expected = f"({', '.join(map(str, shape))})" if shape else f"({channels or 'C'}, h, w)"
+    if value.ndim != 3 or (tuple(value.shape) != tuple(shape) if shape else
+                           channels is not None and value.shape[0] != channels):
         raise LatentError(f"latent file {path} has shape {tuple(value.shape)}, expected {expected}; "
                           f"it was written for another image size or by another tool: re-extract it")
     if not value.is_floating_point():

@@ -9,8 +9,11 @@ Example (``SCENE/features_sd_turbo/manifest.json``)::
      "count": 2, "sizes": {"0001": [480, 264], "0002": [480, 264]}}
 
 ``sizes`` maps each latent's stem to the ``[height, width]`` its image was
-encoded at (a multiple of 8; the latent is ``[4, height / 8, width / 8]``).
-For ``pca``, ``codec_config["basis"]`` names the basis file relative to the folder.
+encoded at (a multiple of 8; the latent is ``[channels, height / 8, width / 8]``,
+``channels`` being the codec's: 4 for ``sd-vae`` and ``pca``, 32 for ``taef2``).
+For ``pca``, ``codec_config["basis"]`` names the basis file relative to the folder;
+for ``taef2``, ``codec_config`` is ``{"name": "taef2"}`` (the packaged weights) or
+names a ``weights`` folder.
 """
 
 from __future__ import annotations
@@ -35,13 +38,14 @@ class LatentManifest:
     """The codec, precision and per-image sizes of a latents folder.
 
     Attributes:
-        codec: Codec name (``sd-vae``, ``pca``, ``tiny-random``).
+        codec: Codec name (``sd-vae``, ``pca``, ``taef2``, ``tiny-random``).
         codec_config: ``load_codec(**codec_config)`` rebuilds the codec (pca: basis path relative to the folder).
         dtype: Precision the encoder ran in (files are float32 regardless).
         count: Number of latents listed in ``sizes``.
         sizes: Stem -> ``[height, width]`` of the image as encoded.
         scaling_factor: Multiply latents by this for unit variance (files are unscaled).
-        channels, downsample: Latent channels and the image-to-latent size ratio.
+        channels, downsample: Latent channels (the codec's; 4 in manifests that predate the field) and the
+            image-to-latent size ratio.
         sample: Latents are posterior draws (``seed`` seeds them) rather than posterior means.
         images: The image folder they were encoded from (relative to the scene when inside it).
     """

@@ -48,6 +48,7 @@ class PCACodec(LatentCodec):
     """
 
     name = "pca"
+    channels = 4
 
     def __init__(
         self,

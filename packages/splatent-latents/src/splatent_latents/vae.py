@@ -101,12 +101,12 @@ class VaeCodec(LatentCodec):
         images: Tensor,  # [B, 3, H, W] in [0, 1]
         sample: bool = False,
         generator: torch.Generator | list[torch.Generator] | None = None,
-    ) -> Tensor:  # [B, 4, H/8, W/8]
+    ) -> Tensor:  # [B, channels, H/8, W/8]
         self.check_images(images)
         posterior = self.vae.encode(self._input(images) * 2.0 - 1.0).latent_dist
         return posterior.sample(generator=generator) if sample else posterior.mean
 
-    def decode(self, latents: Tensor) -> Tensor:  # [B, 4, h, w] -> [B, 3, 8h, 8w]
+    def decode(self, latents: Tensor) -> Tensor:  # [B, channels, h, w] -> [B, 3, 8h, 8w]
         self.check_latents(latents)
         images = self.vae.decode(self._input(latents)).sample
         return ((images + 1.0) / 2.0).clamp_(0.0, 1.0)
@@ -157,7 +157,8 @@ def _load_failure(model: str, revision: str | None, exc: BaseException) -> str:
     at = f" at revision {revision}" if revision else ""
     return (
         f"cannot load the VAE of {model!r}{at}: {reason}; pass a local model folder with --model PATH, "
-        f"download it once online so HF_HUB_OFFLINE=1 finds it in the cache, or use --codec pca (no weights needed)"
+        f"download it once online so HF_HUB_OFFLINE=1 finds it in the cache, or use --codec taef2 (weights shipped "
+        f"with splatent) or --codec pca (no weights needed)"
     )
 
 

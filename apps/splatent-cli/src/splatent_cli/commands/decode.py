@@ -14,7 +14,7 @@ from ..errors import fail, guarded
 def decode(
     latents: Path = typer.Argument(..., help="A latents folder (with manifest.json) or one .pt file in it."),
     output: Path = typer.Option(..., "--output", "-o", help="Folder for the PNG images."),
-    codec: str = typer.Option(None, "--codec", help="Only for latents without manifest.json (the original scripts'): sd-vae."),
+    codec: str = typer.Option(None, "--codec", help="Only for latents without manifest.json (the original scripts'): sd-vae, or taef2 (32 channels)."),
     model: str = typer.Option(None, "--model", help="With --codec sd-vae: hub id or local folder [default: stabilityai/sd-turbo]."),
     revision: str = typer.Option(None, "--revision", help="Hub revision of --model."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),

@@ -18,19 +18,19 @@ def extract(
     output: str = typer.Option("features_sd_turbo", "--output", "-o", help="Latents folder under the scene, or an absolute path."),
     images: str = typer.Option(None, "--res", "--images", help="Image folder under the scene [default: images_4, else images]."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N (under accelerate launch, auto is each process's GPU)."),
-    codec: str = typer.Option(None, "--codec", help="sd-vae, pca (no weights) or tiny-random [default: the folder's, else sd-vae]."),
+    codec: str = typer.Option(None, "--codec", help="sd-vae, pca (no weights), taef2 (packaged weights, 32 channels) or tiny-random [default: the folder's, else sd-vae]."),
     model: str = typer.Option(None, "--model", help="sd-vae weights: hub id or local folder [default: the folder's, else stabilityai/sd-turbo]."),
     revision: str = typer.Option(None, "--revision", help="Hub revision of --model."),
     dtype: str = typer.Option("auto", "--dtype", help="auto (bf16 on CUDA, float32 on CPU), float32, float16 or bfloat16."),
     batch_size: int = typer.Option(None, "--batch-size", "--batch_size", min=1, help="Images per batch [default: by image size]."),
     workers: int = typer.Option(None, "--workers", "--num-workers", "--num_workers", min=0, help="CPU processes decoding images."),
-    sample: bool = typer.Option(False, "--sample", help="Store posterior draws (as the original script) instead of the mean."),
+    sample: bool = typer.Option(False, "--sample", help="Store posterior draws (as the original script) instead of the mean (not pca or taef2: they have none)."),
     seed: int = typer.Option(0, "--seed", help="Seed of --sample draws (combined with each image's name)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Re-encode everything, replacing the folder's latents."),
     fail_fast: bool = typer.Option(False, "--fail-fast", "--fail_fast", help="Stop at the first unreadable image."),
-    compile: bool = typer.Option(False, "--compile", help="torch.compile the encoder (slow start; for large scenes)."),
+    compile: bool = typer.Option(False, "--compile", help="torch.compile the encoder of sd-vae or taef2 (slow start; for large scenes)."),
 ) -> None:
-    """Encode a scene's images into 4-channel, 1/8-resolution latents (SCENE/features_sd_turbo/<stem>.pt)."""
+    """Encode a scene's images into 1/8-resolution latents (SCENE/features_sd_turbo/<stem>.pt): 4 channels, 32 with taef2."""
     from splatent_latents import extract_latents
 
     if scene is not None and input_path is not None and scene != input_path:
