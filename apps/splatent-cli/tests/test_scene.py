@@ -94,3 +94,35 @@ def test_photos_without_poses_point_to_sfm(cli, tmp_path):
         assert len(res.stderr.strip().splitlines()) == 1
         assert "no poses found" in res.stderr and "poses_bounds.npy" in res.stderr
         assert f"splatent scene sfm {tmp_path / 'images'} --output" in res.stderr
+
+
+def test_inspect_colmap_scene_reports_unregistered_photos(cli, tmp_path):
+    from splatent_data import write_colmap
+
+    cams = _scene(tmp_path, n=6)
+    (tmp_path / "transforms.json").unlink()
+    write_colmap(cams[:4], tmp_path / "sparse" / "0")  # as SfM leaves 2 of 6 photos out
+    res = cli("scene", "inspect", tmp_path, "--json")
+    assert res.returncode == 0, res.stderr
+    info = json.loads(res.stdout)
+    assert (info["format"], info["images"], info["missing"], info["unregistered"]) == ("colmap", 4, 0, 2)
+    assert info["unregistered_names"] == ["04.png", "05.png"]
+    res = cli("scene", "inspect", tmp_path)
+    assert res.returncode == 0, res.stderr
+    table = " ".join(res.stdout.replace("│", " ").split())
+    assert "unregistered 2 of 6 photos" in table and 'unregistered_names ["04.png", "05.png"]' in table
+
+
+def test_sfm_matcher_choices(cli, tmp_path):
+    _scene(tmp_path, n=2)
+    res = cli("scene", "sfm", tmp_path / "images", "--output", tmp_path / "out", "--matcher", "fast")
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert res.stderr.strip() == ("splatent scene sfm: unknown matcher 'fast'; "
+                                  "use one of auto, sequential, exhaustive")
+    import inspect
+
+    from splatent_cli.commands.scene import sfm
+
+    option = inspect.signature(sfm).parameters["matcher"].default
+    assert option.default == "auto" and option.param_decls == ("--matcher",)
+    assert option.help.startswith("auto (exhaustive up to 200 photos, else sequential)")

@@ -99,3 +99,16 @@ def test_corrupt_model_file(tmp_path, make_ring):
     (tmp_path / "sparse" / "0" / "images.bin").write_bytes(b"\x05garbage")
     with pytest.raises(SceneError, match="cannot read COLMAP model"):
         load_scene(tmp_path)
+
+
+def test_photos_the_model_does_not_register_are_listed(tmp_path, make_ring):
+    cams = make_ring(tmp_path, n=8)
+    write_colmap(cams[:5], tmp_path / "sparse" / "0")  # as SfM would leave 3 photos out
+    scene = load_scene(tmp_path)
+    assert len(scene) == 5 and scene.missing == []
+    assert scene.unregistered == [c.name for c in cams[5:]]
+    cams[0].image_path.unlink()  # listed without a file: missing, not unregistered
+    scene = load_scene(tmp_path)
+    assert scene.missing == [cams[0].name] and scene.unregistered == [c.name for c in cams[5:]]
+    write_transforms(cams[:5], tmp_path / "transforms.json")
+    assert load_scene(tmp_path).unregistered is None  # only COLMAP scenes are checked

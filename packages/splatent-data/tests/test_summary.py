@@ -15,3 +15,15 @@ def test_fox_summary(fox):
     info = scene_summary(load_scene(fox))
     assert (info["images"], info["missing"], info["resolutions"]) == (50, 17, {"1080x1920": 50})
     assert info["camera_models"] == {"OPENCV"} or info["camera_models"] == {"OPENCV": 50}
+
+
+def test_summary_counts_unregistered_photos_of_colmap_scenes(tmp_path, make_ring):
+    from splatent_data import write_colmap
+
+    cams = make_ring(tmp_path, n=14)
+    write_colmap(cams[:2], tmp_path / "sparse" / "0")
+    info = scene_summary(load_scene(tmp_path))
+    assert (info["images"], info["missing"], info["unregistered"]) == (2, 0, 12)
+    assert info["unregistered_names"] == [c.name for c in cams[2:12]]  # the first ten
+    write_transforms(cams, tmp_path / "transforms.json")
+    assert "unregistered" not in scene_summary(load_scene(tmp_path))

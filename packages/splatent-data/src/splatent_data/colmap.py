@@ -3,8 +3,10 @@
 Reads binary or text models, the old layout (``cameras``/``images``/``points3D``)
 and the newer one with ``rigs``/``frames``, camera models ``SIMPLE_PINHOLE``,
 ``PINHOLE``, ``SIMPLE_RADIAL``, ``RADIAL``, ``OPENCV`` (and ``OPENCV_FISHEYE``,
-``FULL_OPENCV``), and keeps only registered images. COLMAP's cameras already
-use OpenCV axes and world-to-camera poses; we store their inverse.
+``FULL_OPENCV``), and keeps only registered images; the photos in the image
+folder that the model does not place are listed as ``Scene.unregistered``.
+COLMAP's cameras already use OpenCV axes and world-to-camera poses; we store
+their inverse.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 
 from .camera import Camera
 from .errors import SceneError
+from .images import list_images
 from .scene import PointCloud, Scene, attach_images
 
 MODEL_FILES = ("cameras", "images", "points3D")
@@ -77,11 +80,23 @@ def _root_of(model_dir: Path) -> Path:
     return model_dir
 
 
+def unregistered_photos(image_dir: Path, cameras: list[Camera]) -> list[str]:
+    """Names of the image files in ``image_dir`` that none of ``cameras`` uses.
+
+    For a model from structure from motion these are the photos it could not register.
+    """
+    if not Path(image_dir).is_dir():
+        return []
+    used = {c.image_path for c in cameras}
+    return [p.name for p in list_images(image_dir) if p not in used]
+
+
 def parse_colmap(path: Path, images: str | None = None, strict: bool = False) -> Scene:
     """Parse a COLMAP scene: ``path`` is the scene folder or the model folder itself.
 
     Images are read from ``<root>/images`` (or ``<root>/<images>``, e.g. ``images_4``,
-    with intrinsics scaled to the files' real size).
+    with intrinsics scaled to the files' real size). Image files there that the model
+    does not register become ``Scene.unregistered``.
     """
     import pycolmap
 
@@ -123,7 +138,8 @@ def parse_colmap(path: Path, images: str | None = None, strict: bool = False) ->
             xyz=np.array([p.xyz for p in pts], dtype=np.float64),
             rgb=np.array([p.color for p in pts], dtype=np.uint8),
         )
-    return Scene(root=root, format="colmap", source=model_dir, cameras=cameras, points=points, missing=missing)
+    return Scene(root=root, format="colmap", source=model_dir, cameras=cameras, points=points, missing=missing,
+                 unregistered=unregistered_photos(image_dir, cameras))
 
 
 def write_colmap(

@@ -49,6 +49,9 @@ class Scene:
         cameras: Usable cameras (image present), sorted by name.
         points: Sparse points, when the scene has them (COLMAP; ``ply_file_path`` of a transforms.json).
         missing: Names listed by the pose file whose image file does not exist.
+        unregistered: Image files in the image folder that the pose file does not place
+            (for a COLMAP model: the photos structure from motion could not register);
+            ``None`` where the format is not checked for them (transforms.json, LLFF).
         split_hint: A train/test split the format itself carries (Blender's
             ``transforms_train.json`` / ``transforms_test.json``), else ``None``.
         bounds: ``(near, far)`` scene depth bounds per camera name, when the format
@@ -64,6 +67,7 @@ class Scene:
     cameras: list[Camera]
     points: PointCloud | None = None
     missing: list[str] = field(default_factory=list)
+    unregistered: list[str] | None = None
     split_hint: dict[str, list[str]] | None = None
     bounds: dict[str, tuple[float, float]] | None = None
     declared_sizes: dict[str, tuple[int, int]] | None = None

@@ -14,6 +14,8 @@ from .splits import split_scene
 def scene_summary(scene: Scene, split_mode: str = "llff", every: int = 8) -> dict[str, Any]:
     """A JSON-able description of ``scene``: format, counts, sizes, camera models, split, points.
 
+    COLMAP scenes add ``unregistered`` (how many image files of the image folder the model
+    does not place: photos SfM could not register) and ``unregistered_names`` (the first ten).
     LLFF scenes add ``original_resolutions`` (the photos that ``h, w, f`` describe),
     an ``intrinsics_note`` saying they were scaled to the files, and ``near_far``: the range
     of the per-camera near and far bounds.
@@ -29,6 +31,8 @@ def scene_summary(scene: Scene, split_mode: str = "llff", every: int = 8) -> dic
         "frames_listed": len(scene.cameras) + len(scene.missing),
         "missing": len(scene.missing),
         "missing_names": scene.missing[:10],
+        **({"unregistered": len(scene.unregistered), "unregistered_names": scene.unregistered[:10]}
+           if scene.unregistered is not None else {}),
         "image_dir": str(scene.cameras[0].image_path.parent),
         "resolutions": {f"{w}x{h}": n for (w, h), n in scene.sizes.most_common()},
         "camera_models": dict(models),

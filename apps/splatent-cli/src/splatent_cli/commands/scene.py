@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.table import Table
+from splatent_data.sfm import EXHAUSTIVE_MAX_IMAGES
 
 from ..errors import guarded
 from ..progress import progress_bar
@@ -36,6 +37,8 @@ def inspect(
         return
     table = Table(title=f"scene {path}", show_header=False)
     for key, value in info.items():
+        if key == "unregistered":  # image files the COLMAP model does not place, of all in the folder
+            value = f"{value} of {info['images'] + value} photos"
         table.add_row(key, json.dumps(value) if isinstance(value, (dict, list)) else str(value))
     Console().print(table)
 
@@ -61,25 +64,34 @@ def undistort(
 def sfm(
     images_dir: Path = typer.Argument(..., help="Folder of photos."),
     output: Path = typer.Option(..., "--output", "-o", help="New scene folder."),
-    matcher: str = typer.Option("sequential", "--matcher", help="sequential (ordered captures) or exhaustive."),
+    matcher: str = typer.Option(
+        "auto", "--matcher",
+        help=f"auto (exhaustive up to {EXHAUSTIVE_MAX_IMAGES} photos, else sequential), "
+             f"sequential (ordered captures) or exhaustive (every pair).",
+    ),
     camera_model: str = typer.Option("OPENCV", "--camera_model", "--camera-model", help="COLMAP camera model."),
     max_image_size: int = typer.Option(1600, "--max_image_size", "--max-image-size", help="Longest side for SIFT."),
     undistort: bool = typer.Option(False, "--undistort", help="Also write a pinhole copy to OUTPUT/undistorted."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo an existing reconstruction."),
 ) -> None:
-    from rich.console import Console
-
     from splatent_data import list_images, load_scene, run_sfm, undistort_scene
 
     console = Console(stderr=True)
     total = len(list_images(images_dir))
-    with progress_bar("registered", total=total) as advance, console.status("structure from motion") as status:
+    shown = 0
+    with progress_bar("registered (largest model)", total=total) as advance, \
+            console.status("structure from motion") as status:
+        def registered(count: int) -> None:
+            # the largest model's count, not a sum over models; the kept model's may be lower at the end
+            nonlocal shown
+            advance(count - shown)
+            shown = count
+
         result = run_sfm(images_dir, output, matcher=matcher, camera_model=camera_model,
                          max_image_size=max_image_size, overwrite=overwrite,
                          on_stage=lambda name: status.update(f"structure from motion: {name}"),
-                         on_registered=lambda: advance(1))
-    print(f"registered {result.registered} of {result.images} images, {result.points} points, "
-          f"mean reprojection error {result.mean_reprojection_error:.3f} px -> {output}")
+                         on_registered=registered)
+    print(f"{result.summary()} -> {output}")
     if undistort:
         scene = undistort_scene(load_scene(output), output / "undistorted")
         print(f"undistorted {len(scene)} images into {output / 'undistorted'}")
