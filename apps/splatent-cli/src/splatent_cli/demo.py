@@ -21,7 +21,7 @@ training view (a different quarter each), so its renders of those views carry
 the blur and view-dependent errors of real novel views while their ground-truth
 latents exist, at a density of training views close to the main fit's. The
 enhancer trains on those pairs only. The scene's test views are seen by neither
-the Gaussians, nor the enhancer, nor the pca codec (fitted on the training views),
+the Gaussians, nor the enhancer, nor the codec (taef2 is pretrained elsewhere; pca is fitted on the training views),
 nor the sparse points (cast from training views); they are what ``eval`` scores.
 
 The sparse points stand in for the structure-from-motion points a captured scene
@@ -51,6 +51,7 @@ from .pipeline import PipelineConfig, StageRecord, run_pipeline, stage_key
 
 SCENE_NAME = "synthetic"
 KINDS = ("render", "enhanced", "ceiling")
+DEMO_CODECS = ("taef2", "pca")  # the codecs that need no download
 
 
 @dataclass
@@ -59,6 +60,8 @@ class DemoConfig:
 
     Attributes:
         output_dir: Result folder.
+        codec: ``taef2`` (a learned 32-channel latent space shipped with splatent-latents) or ``pca``
+            (a linear 4-channel basis fitted on the training views).
         seed: Seeds the scene's layout, its points, every fit and the enhancer.
         views, width, height: The procedural scene (latents are ``width/8 x height/8``);
             every 8th view (sorted by name) is a test view.
@@ -68,6 +71,9 @@ class DemoConfig:
             training views at positions ``i, i + folds, ...``.
         top_k: Reference views per target.
         train_steps, batch_size, learning_rate: Enhancer training.
+        lambda_rgb: Weight of the RGB loss (through the codec's decoder) beside the latent L2 loss; ``None``:
+            1 for pca, whose linear decoder costs nothing, 0 for taef2, whose decoder's backward pass costs
+            8x the tiny UNet's step on 2 CPU cores (measured 2.8 s against 0.33 s a step).
         crop: Square training crop side in pixels (0: whole views).
         device: ``auto``, ``cpu``, ``cuda``.
         threads: CPU threads; ``None``: 1 for the fits (their small kernels run slower on
@@ -76,6 +82,7 @@ class DemoConfig:
     """
 
     output_dir: Path = Path("splatent-demo")
+    codec: str = "taef2"
     seed: int = 0
     views: int = 40
     width: int = 256
@@ -87,6 +94,7 @@ class DemoConfig:
     train_steps: int = 300
     batch_size: int = 2
     learning_rate: float = 1e-3
+    lambda_rgb: float | None = None
     crop: int = 0
     device: str = "auto"
     threads: int | None = None
@@ -102,8 +110,17 @@ class DemoConfig:
         settings = dict(views=24, width=128, height=96, points=1500, fit_steps=300, folds=3, train_steps=100, threads=1)
         return cls(output_dir=Path(output_dir), seed=seed, **{**settings, **overrides})
 
+    @property
+    def rgb_weight(self) -> float:
+        """The RGB loss weight in force (see ``lambda_rgb``)."""
+        if self.lambda_rgb is not None:
+            return float(self.lambda_rgb)
+        return 1.0 if self.codec == "pca" else 0.0
+
     def check(self) -> "DemoConfig":
         """Refuse impossible values, one line naming the setting; returns ``self``."""
+        if self.codec not in DEMO_CODECS:
+            raise SplatentError(f"the demo runs offline with codec {' or '.join(DEMO_CODECS)}, got {self.codec!r}")
         if self.views < 16:
             raise SplatentError(f"the demo needs at least 16 views (2 test views), got {self.views}")
         if self.width % 8 or self.height % 8 or self.width < 64 or self.height < 48:
@@ -226,7 +243,7 @@ def _run(cfg: DemoConfig, say: Callable[[str], None]) -> DemoResult:
 
     # The pipeline's keys do not cover the scene's pixels: a new scene runs it again from extract.
     pipeline = PipelineConfig(
-        scene_path=scene_dir, output_dir=out, codec="pca", images="images", top_k=cfg.top_k, steps=cfg.fit_steps,
+        scene_path=scene_dir, output_dir=out, codec=cfg.codec, images="images", top_k=cfg.top_k, steps=cfg.fit_steps,
         fit_options=_fit_options(cfg), backend=_backend(cfg), device=cfg.device, lpips=_lpips(cfg),
         start_from="extract" if new_scene else None, stop_after="dataset",
     )
@@ -289,7 +306,8 @@ def _run(cfg: DemoConfig, say: Callable[[str], None]) -> DemoResult:
         r = _train_enhancer(cfg, train_json, run_dir)
         return {"steps": r.steps, "steps_per_second": r.steps_per_second, "losses": r.losses}
 
-    train_options = {k: getattr(cfg, k) for k in ("train_steps", "batch_size", "learning_rate", "crop", "seed")}
+    train_options = {**{k: getattr(cfg, k) for k in ("train_steps", "batch_size", "learning_rate", "crop", "seed")},
+                     "lambda_rgb": cfg.rgb_weight}
     stage("train", train_options, train, enhancer_dir / "config.json")
 
     pipeline.start_from = None
@@ -322,16 +340,16 @@ def _run(cfg: DemoConfig, say: Callable[[str], None]) -> DemoResult:
 
 
 def _train_enhancer(cfg: DemoConfig, dataset: Path, output_dir: Path):
-    """The tiny enhancer on the fold pairs, with a progress bar. With the pca codec the decoded
-    ground-truth latent stands in for the photo: the decoder is linear and orthonormal, so the
-    RGB loss against either differs by a constant."""
+    """The tiny enhancer on the fold pairs, with a progress bar. The decoded ground-truth latent
+    stands in for the photo in the RGB loss: it is the closest any latent can decode to (the codec's
+    ceiling), and with pca (linear, orthonormal) the loss against either differs by a constant."""
     from splatent_train import TrainConfig, train_enhancer
 
     from .progress import progress_bar
 
     config = TrainConfig(
         dataset_path=dataset, output_dir=output_dir, base_model="tiny", top_k=cfg.top_k, gt_from_latents=True,
-        resolution=cfg.crop, eval_resolution=0, lambda_lpips=0.0, lambda_rgb=1.0, learning_rate=cfg.learning_rate,
+        resolution=cfg.crop, eval_resolution=0, lambda_lpips=0.0, lambda_rgb=cfg.rgb_weight, learning_rate=cfg.learning_rate,
         lr_warmup_steps=0, train_batch_size=cfg.batch_size, max_train_steps=cfg.train_steps, seed=cfg.seed,
         checkpointing_steps=0, eval_freq=0, viz_freq=0, logger="none",
         num_threads=cfg.threads or min(2, os.cpu_count() or 1), cpu=cfg.device == "cpu",
@@ -351,11 +369,15 @@ def _notes(cfg: DemoConfig, train_json: Path, lpips: bool) -> tuple[str, ...]:
     pairs = len(json.loads(train_json.read_text())["train"])
     off = () if lpips or cfg.lpips is False else (
         "LPIPS is off: torchvision's VGG weights are not in the torch hub cache, and the demo downloads nothing.",)
+    loss = "latent L2" + (f" + {cfg.rgb_weight:g} x RGB through the decoder" if cfg.rgb_weight else
+                          " only: the RGB loss through taef2's decoder is left out on CPU for time")
+    codec = ("the taef2 codec (a learned tiny autoencoder, 32 channels at 1/8 resolution, trained elsewhere)"
+             if cfg.codec == "taef2" else "the pca codec (4 channels) fitted on the training views")
     return (
         f"Procedural scene: {cfg.views} views of {cfg.width}x{cfg.height}; every 8th view is a test view. Latents from "
-        f"the pca codec fitted on the training views; {cfg.points} sparse points cast from the training views.",
+        f"{codec}; {cfg.points} sparse points cast from the training views.",
         f"Gaussians: {cfg.fit_steps} steps on the training views only.",
-        f"Enhancer: the tiny UNet trained from scratch, {cfg.train_steps} steps on {pairs} pairs rendered by "
+        f"Enhancer: the tiny UNet trained from scratch ({loss}), {cfg.train_steps} steps on {pairs} pairs rendered by "
         f"{cfg.folds} fold fits, each holding out 1/{cfg.folds} of the training views. No test view was seen by "
         f"the Gaussians, the sparse points, the codec or the enhancer.",
     ) + off

@@ -36,7 +36,7 @@ def _root(
 
 app.command("dataset", help="Pair rendered views with their top-k nearest training views in a dataset JSON.")(dataset.dataset)
 app.add_typer(scene.app, name="scene", help="Inspect, undistort or reconstruct a scene.")
-app.command("extract", help="Encode a scene's images into 4-channel, 1/8-resolution latents (sd-vae, pca).")(extract.extract)
+app.command("extract", help="Encode a scene's images into 1/8-resolution latents (sd-vae, taef2, pca).")(extract.extract)
 app.command("decode", help="Decode latents back to PNG images with the codec that wrote them.")(decode.decode)
 app.command("enhance", help="Enhance rendered latents with reference views and decode them to images.")(enhance.enhance)
 app.command("convert-ckpt", help="Convert an original Splatent .pkl into a checkpoint folder (config.json + unet.safetensors).")(convert_ckpt.convert_ckpt)

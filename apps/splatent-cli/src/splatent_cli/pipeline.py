@@ -213,10 +213,13 @@ def run_pipeline(cfg: PipelineConfig, say: Callable[[str], None] = print) -> Pip
 
     def enhance() -> dict[str, Any]:
         from splatent_latents import codec_from_manifest
-        from splatent_model import RuntimeOptions, enhance_dataset, load_enhancer
+        from splatent_model import TINY, RuntimeOptions, SplatentEnhancer, enhance_dataset, load_enhancer
 
-        model = load_enhancer(cfg.model_splatent_path)
         codec = codec_from_manifest(paths["latents"])
+        # `tiny` (a mechanics check, untrained) is built for the codec's channel count; a trained checkpoint
+        # records its own, and enhance refuses one that does not match the codec.
+        model = SplatentEnhancer.tiny(channels=codec.channels, codec=codec.config()) \
+            if cfg.model_splatent_path == TINY else load_enhancer(cfg.model_splatent_path)
         # The stage only runs when its inputs changed (or --from asked): views that
         # enhance_dataset would resume from were made from other renders or weights.
         r = enhance_dataset(paths["dataset"], paths["enhanced"].parent, model, codec, split="test",

@@ -13,7 +13,7 @@ from .configs import (
     DEFAULT_PROMPT, DEFAULT_TIMESTEP, SD_SCALING_FACTOR, SD_TURBO, TINY, sd_turbo_scheduler_config,
     sd_turbo_text_config, sd_turbo_unet_config, tiny_text_config, tiny_unet_config,
 )
-from .enhancer import SplatentEnhancer
+from .enhancer import SplatentEnhancer, adapt_unet_channels
 from .errors import CheckpointError, EnhanceInputError, WeightsUnavailableError
 from .grid import grid_shape, tile_views, untile_views
 from .inference import EnhanceResult, codec_for, collect_inputs, enhance_dataset, enhance_files, match_references, write_video
@@ -22,12 +22,12 @@ from .prompt import PromptEncoder, tiny_prompt_encoder, tiny_tokenizer
 from .runtime import RuntimeOptions, decode_images, enhance_latents, prepare_codec, prepare_enhancer, to_uint8
 from .step import alpha_bar, make_scheduler, one_step_denoise
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "CheckpointError", "DEFAULT_PROMPT", "DEFAULT_TIMESTEP", "EnhanceInputError", "EnhanceResult", "PromptEncoder",
     "RuntimeOptions", "SD_SCALING_FACTOR", "SD_TURBO", "SplatentEnhancer", "TINY", "WeightsUnavailableError",
-    "alpha_bar", "apply_overrides", "codec_for", "collect_inputs", "convert_original_checkpoint", "decode_images",
+    "adapt_unet_channels", "alpha_bar", "apply_overrides", "codec_for", "collect_inputs", "convert_original_checkpoint", "decode_images",
     "enhance_dataset", "enhance_files", "enhance_latents", "grid_shape", "latent_psnr", "load_enhancer",
     "load_original_checkpoint", "make_scheduler", "match_references", "one_step_denoise", "prepare_codec",
     "prepare_enhancer", "psnr", "read_original_checkpoint", "read_prompt_embeds", "save_enhancer",

@@ -17,7 +17,7 @@ from .sh import eval_sh, rgb_to_sh, sh_bases
 from .torch_backend import rasterize_torch
 from .views import View, load_latent_views, load_rgb_views
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "BACKENDS", "FeatureGaussians", "FitConfig", "FitResult", "KernelBuild", "RenderResult", "View",

@@ -4,7 +4,7 @@ An entry of the dataset JSON (``splatent_data.read_dataset_json``) becomes a sam
 
 * ``views [V, 4, h, w]``: the render (view 0) and its ``top_k`` references
   (``ref_features[min_k : min_k + top_k]``), unscaled latents;
-* ``target [4, h, w]``: the ground-truth latent;
+* ``target [C, h, w]``: the ground-truth latent (C the codec's channels);
 * ``image [3, 8h, 8w]`` uint8: the ground-truth image, beside ``target_feature`` or
   under ``--rgb_root``, resized to the latent's size × 8 when its sides are not exactly
   that (as ``splatent extract`` resizes before encoding).

@@ -27,7 +27,7 @@ from splatent_data import atomic_write_json, build_dataset, load_scene, split_sc
 SCENE_NAME = "synth"
 
 
-def degrade(latent: torch.Tensor, generator: torch.Generator) -> torch.Tensor:  # [4, h, w] -> [4, h, w]
+def degrade(latent: torch.Tensor, generator: torch.Generator) -> torch.Tensor:  # [C, h, w] -> [C, h, w]
     """The stand-in for a 3DGS render: blurred (average-pool 2, bilinear back) with faint noise."""
     h, w = latent.shape[-2:]
     blurred = F.interpolate(F.avg_pool2d(latent[None], 2, ceil_mode=True), size=(h, w), mode="bilinear",

@@ -14,6 +14,8 @@ def demo(
     output_dir: Path = typer.Option(Path("splatent-demo"), "--output-dir", "--output_dir", "-o",
                                     help="Result folder; a re-run resumes it, skipping finished stages."),
     seed: int = typer.Option(0, "--seed", help="Seeds the scene's layout, the fits and the enhancer."),
+    codec: str = typer.Option("taef2", "--codec",
+                              help="taef2 (a learned 32-channel latent space, shipped) or pca (a linear 4-channel basis)."),
     quick: bool = typer.Option(False, "--quick", help="A reduced run (smaller scene, fewer steps; about 30 s on 2 cores)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     lpips: bool = typer.Option(None, "--lpips/--no-lpips", help="Score LPIPS (default: when its weights are cached)."),
@@ -21,7 +23,7 @@ def demo(
     """Run the whole method offline on a procedural scene and report render, enhanced and codec-ceiling PSNR."""
     from ..demo import DemoConfig, run_demo
 
-    settings = dict(output_dir=output_dir, seed=seed, device=device, lpips=lpips)
+    settings = dict(output_dir=output_dir, seed=seed, codec=codec, device=device, lpips=lpips)
     cfg = DemoConfig.quick(**settings) if quick else DemoConfig(**settings)
     result = run_demo(cfg)
     print(f"demo: ran {len(result.ran)} stages, skipped {len(result.skipped)}, in {result.total_seconds:.1f} s")

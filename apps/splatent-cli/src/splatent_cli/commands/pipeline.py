@@ -16,7 +16,7 @@ def pipeline(
     save_images: bool = typer.Option(False, "--save_images", "--save-images", help="Also decode renders to PNGs."),
     model_splatent_path: str = typer.Option(None, "--model_splatent_path", "--model-splatent-path",
                                             help="Enhancer checkpoint (folder, original .pkl, or 'tiny')."),
-    codec: str = typer.Option("sd-vae", "--codec", help="Latent codec: sd-vae, pca or tiny-random."),
+    codec: str = typer.Option("sd-vae", "--codec", help="Latent codec: sd-vae, taef2 (offline, learned), pca (offline, linear) or tiny-random."),
     vae_model: str = typer.Option(None, "--model", "--vae_model", "--vae-model", help="VAE weights for sd-vae (hub id or folder)."),
     images: str = typer.Option(None, "--images", "--res", help="Image folder inside the scene (e.g. images_4)."),
     top_k: int = typer.Option(3, "--top_k", "--top-k", help="Reference views per target."),
