@@ -34,7 +34,6 @@ import argparse
 import json
 import os
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -42,7 +41,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from results_md import write_section  # a sibling: tools/bench is on sys.path when its scripts run
+from results_md import recorded_command, write_section  # a sibling: tools/bench is on sys.path when its scripts run
 
 SECTION = "enhance"
 GOAL_RATE, GOAL_SPEEDUP = 50.0, 3.0
@@ -399,10 +398,7 @@ def main() -> None:
         report = json.loads(args.report.read_text())
     else:
         report = run(args)
-        argv = sys.argv[1:]
-        if "--out" in argv:  # the output path is the machine's, not part of the method
-            del argv[argv.index("--out"):argv.index("--out") + 2]
-        report["command"] = " ".join(["python tools/bench/enhance.py", *argv])
+        report["command"] = recorded_command("enhance.py")
         if args.out:
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(report, indent=2) + "\n")

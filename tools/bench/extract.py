@@ -31,7 +31,6 @@ import json
 import os
 import platform
 import shutil
-import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -40,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from results_md import write_section  # a sibling: tools/bench is on sys.path when its scripts run
+from results_md import recorded_command, write_section  # a sibling: tools/bench is on sys.path when its scripts run
 
 SECTION = "extract"
 GOAL_SPEEDUP, GOAL_RATE_512 = 5.0, 150.0
@@ -296,10 +295,7 @@ def main() -> None:
         report = json.loads(args.report.read_text())
     else:
         report = run(args)
-        argv = sys.argv[1:]
-        if "--out" in argv:  # the output path is the machine's, not part of the method
-            del argv[argv.index("--out"):argv.index("--out") + 2]
-        report["command"] = " ".join(["python tools/bench/extract.py", *argv])
+        report["command"] = recorded_command("extract.py")
         if args.out:
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(report, indent=2) + "\n")

@@ -34,14 +34,13 @@ import logging
 import os
 import platform
 import shutil
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
 
-from results_md import write_section  # a sibling: tools/bench is on sys.path when its scripts run
+from results_md import recorded_command, write_section  # a sibling: tools/bench is on sys.path when its scripts run
 
 SECTION = "real-scenes"
 TITLE = "real captures: LLFF poses (RGB 3DGS) and a taef2 latent fit of fox (`tools/bench/real_scenes.py`)"
@@ -260,11 +259,7 @@ def main() -> None:
     else:
         args.work.mkdir(parents=True, exist_ok=True)
         report = run(args)
-        argv = sys.argv[1:]
-        for flag in ("--out", "--fox", "--work", "--scenes"):  # this machine's paths, not part of the method
-            if flag in argv:
-                del argv[argv.index(flag):argv.index(flag) + 2]
-        report["command"] = " ".join(["python tools/bench/real_scenes.py", *argv])
+        report["command"] = recorded_command("real_scenes.py", ("--out", "--fox", "--work", "--scenes"))  # this machine's paths left out
         _save(report, args)
     print(table(report))
     if args.results:

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+
+
+def recorded_command(script: str, path_flags: tuple[str, ...] = ("--out",)) -> str:
+    """``python tools/bench/SCRIPT ARGS`` as run, without the options that name this machine's paths
+    (``path_flags`` and their values): the command a reader repeats, not where its files went."""
+    argv = sys.argv[1:]
+    for flag in path_flags:
+        if flag in argv:
+            del argv[argv.index(flag):argv.index(flag) + 2]
+    return " ".join([f"python tools/bench/{script}", *argv])
 
 
 def write_section(results: Path, section: str, title: str, command: str, body: str) -> None:

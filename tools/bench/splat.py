@@ -35,14 +35,13 @@ import logging
 import os
 import platform
 import re
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
 
-from results_md import write_section  # a sibling: tools/bench is on sys.path when its scripts run
+from results_md import recorded_command, write_section  # a sibling: tools/bench is on sys.path when its scripts run
 
 SECTION = "splat"
 TITLE = "fit: latent Gaussian splatting on gsplat (`tools/bench/splat.py`)"
@@ -307,11 +306,7 @@ def main() -> None:
             raise SystemExit(f"no fox capture at {args.fox}; pass --fox PATH (parts {', '.join(sorted(needs))} need it)")
         args.work.mkdir(parents=True, exist_ok=True)
         report = run(args)
-        argv = sys.argv[1:]
-        for flag in ("--out", "--fox", "--work"):  # this machine's paths, not part of the method
-            if flag in argv:
-                del argv[argv.index(flag):argv.index(flag) + 2]
-        report["command"] = " ".join(["python tools/bench/splat.py", *argv])
+        report["command"] = recorded_command("splat.py", ("--out", "--fox", "--work"))  # this machine's paths left out
         _save(report, args)
     print(table(report))
     if args.results:
