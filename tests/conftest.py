@@ -1,7 +1,7 @@
 from pathlib import Path
 
 import pytest
-from splatent_cli.pipeline import PipelineConfig
+from splatent_pipeline import PipelineConfig
 from splatent_data import make_synthetic_scene
 
 

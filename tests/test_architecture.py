@@ -9,14 +9,16 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-# Each package may import only the packages to its left (data <- latents/splat/model <- train <- cli).
+# Each package may import only the packages to its left (data <- latents/splat/model <- train <- pipeline <- cli).
 ALLOWED = {
     "splatent_data": set(),
     "splatent_latents": {"splatent_data"},
     "splatent_splat": {"splatent_data", "splatent_latents"},
     "splatent_model": {"splatent_data", "splatent_latents"},
     "splatent_train": {"splatent_data", "splatent_latents", "splatent_model"},
-    "splatent_cli": {"splatent_data", "splatent_latents", "splatent_splat", "splatent_model", "splatent_train"},
+    "splatent_pipeline": {"splatent_data", "splatent_latents", "splatent_splat", "splatent_model", "splatent_train"},
+    "splatent_cli": {"splatent_data", "splatent_latents", "splatent_splat", "splatent_model", "splatent_train",
+                     "splatent_pipeline"},
 }
 
 

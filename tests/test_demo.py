@@ -11,7 +11,7 @@ import re
 import pytest
 from typer.testing import CliRunner
 
-from splatent_cli.demo import DemoConfig, run_demo
+from splatent_pipeline import DemoConfig, run_demo
 from splatent_cli.main import app
 from splatent_data import load_scene, read_dataset_json, read_points_ply, split_scene
 

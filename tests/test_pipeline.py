@@ -6,7 +6,7 @@ import json
 
 import torch
 
-from splatent_cli.pipeline import run_pipeline
+from splatent_pipeline import run_pipeline
 
 
 def test_pipeline_end_to_end_and_resume(tmp_path, tiny_pipeline):

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from splatent_cli.pipeline import run_pipeline
+from splatent_pipeline import run_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("screenshot", ROOT / "tools" / "screenshot.py")

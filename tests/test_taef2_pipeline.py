@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from splatent_cli.pipeline import run_pipeline
+from splatent_pipeline import run_pipeline
 from splatent_data import SplatentError, build_dataset, write_dataset_json
 
 

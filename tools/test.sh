@@ -24,7 +24,7 @@ suite() {  # suite NAME CMD...
 
 suite splatent-data uv run --isolated --no-project --with ./packages/splatent-data --with 'pytest>=8' \
   pytest packages/splatent-data/tests -q
-for pkg in splatent-latents splatent-splat splatent-model splatent-train; do
+for pkg in splatent-latents splatent-splat splatent-model splatent-train splatent-pipeline; do
   suite "$pkg" uv run --locked --package "$pkg" pytest "packages/$pkg/tests" -q
 done
 suite splatent-cli uv run --locked --package splatent-cli pytest apps/splatent-cli/tests -q

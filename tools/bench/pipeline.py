@@ -54,7 +54,7 @@ def summarise(record: dict) -> dict:
 
 
 def run(args: argparse.Namespace) -> dict:
-    from splatent_cli.pipeline import PipelineConfig, run_pipeline
+    from splatent_pipeline import PipelineConfig, run_pipeline
 
     report = {**environment(), "scene": str(args.fox), "runs": []}
     for codec in args.codecs.split(","):

@@ -13,7 +13,7 @@ Parts (``--parts``, run in this order, each adding to the same JSON):
   scenes are too small to fill it), so per-fit speed is not a benchmark here;
 * ``taef2``: fox's quarter-size photos encoded with the ``taef2`` codec (32 channels at
   1/8 resolution), a latent fit of ``--latent-steps`` at latent resolution, its test
-  renders decoded and scored against the photos (``splatent_train.evaluate_results``:
+  renders decoded and scored against the photos (``splatent_pipeline.evaluate_results``:
   the decoded render and the codec's own ceiling, with contact sheets).
 
 Run on the GPU machine (the scenes and fox_q carried under ``.device/``)::
@@ -133,7 +133,7 @@ def part_llff(report: dict, args) -> None:
 def part_taef2(report: dict, args) -> None:
     from splatent_latents import extract_latents, read_manifest
     from splatent_splat import FitConfig, fit_scene, render_model
-    from splatent_train.evaluate import evaluate_results
+    from splatent_pipeline import evaluate_results
 
     scene = args.work / "fox_q"
     if not (scene / "transforms.json").is_file():

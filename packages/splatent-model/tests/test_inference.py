@@ -186,3 +186,20 @@ def test_dataset_mode_on_cuda_in_bf16_matches_cpu(tmp_path):
     for i in range(5):
         a, b = load_latent(tmp_path / "cpu" / "enhanced" / f"{i:04d}.pt"), load_latent(tmp_path / "gpu" / "enhanced" / f"{i:04d}.pt")
         assert (a - b).abs().mean() < 0.03 * a.abs().mean()
+
+
+def test_dataset_options_object_and_keywords_are_one_setting(tmp_path):
+    from splatent_model import DatasetEnhanceOptions
+
+    data = _scene(tmp_path / "scene", n_test=2)
+    model = SplatentEnhancer.tiny()
+    codec = codec_for(model)
+    with pytest.raises(EnhanceInputError, match="no 'val' entries"):
+        enhance_dataset(data, tmp_path / "out", model, codec, DatasetEnhanceOptions(split="val"), options=CPU)
+    with pytest.raises(TypeError, match="splitt"):
+        enhance_dataset(data, tmp_path / "out", model, codec, options=CPU, splitt="test")
+    # keywords go over the object's fields
+    result = enhance_dataset(data, tmp_path / "out", model, codec, DatasetEnhanceOptions(split="val", metrics=False),
+                             options=CPU, split="test", save_images=False)
+    assert result.enhanced == 2 and result.metrics == {}
+    assert not list((tmp_path / "out" / "enhanced").glob("*.png"))

@@ -15,9 +15,12 @@ from .configs import (
 )
 from .enhancer import SplatentEnhancer, adapt_unet_channels
 from .errors import CheckpointError, EnhanceInputError, WeightsUnavailableError
+from .files import WorkItem, collect_inputs, match_references, write_video
 from .grid import grid_shape, tile_views, untile_views
-from .inference import EnhanceResult, codec_for, collect_inputs, enhance_dataset, enhance_files, match_references, write_video
-from .metrics import latent_psnr, psnr, ssim
+from .inference import DatasetEnhanceOptions, EnhanceResult, enhance_dataset, enhance_files
+from .metrics import latent_psnr, mean_metrics, psnr, ssim
+from .pipeline import EnhanceOutput, EnhancePipeline, codec_for
+from .pretrained import PretrainedMixin
 from .prompt import PromptEncoder, tiny_prompt_encoder, tiny_tokenizer
 from .runtime import RuntimeOptions, decode_images, enhance_latents, prepare_codec, prepare_enhancer, to_uint8
 from .step import alpha_bar, make_scheduler, one_step_denoise
@@ -25,13 +28,14 @@ from .step import alpha_bar, make_scheduler, one_step_denoise
 __version__ = "0.3.0"
 
 __all__ = [
-    "CheckpointError", "DEFAULT_PROMPT", "DEFAULT_TIMESTEP", "EnhanceInputError", "EnhanceResult", "PromptEncoder",
-    "RuntimeOptions", "SD_SCALING_FACTOR", "SD_TURBO", "SplatentEnhancer", "TINY", "WeightsUnavailableError",
-    "adapt_unet_channels", "alpha_bar", "apply_overrides", "codec_for", "collect_inputs", "convert_original_checkpoint", "decode_images",
-    "enhance_dataset", "enhance_files", "enhance_latents", "grid_shape", "latent_psnr", "load_enhancer",
-    "load_original_checkpoint", "make_scheduler", "match_references", "one_step_denoise", "prepare_codec",
-    "prepare_enhancer", "psnr", "read_original_checkpoint", "read_prompt_embeds", "save_enhancer",
-    "sd_turbo_scheduler_config", "sd_turbo_text_config", "sd_turbo_unet_config", "ssim", "tile_views",
+    "CheckpointError", "DEFAULT_PROMPT", "DEFAULT_TIMESTEP", "DatasetEnhanceOptions", "EnhanceInputError",
+    "EnhanceOutput", "EnhancePipeline", "EnhanceResult", "PretrainedMixin", "PromptEncoder", "RuntimeOptions",
+    "SD_SCALING_FACTOR", "SD_TURBO", "SplatentEnhancer", "TINY", "WeightsUnavailableError", "WorkItem",
+    "adapt_unet_channels", "alpha_bar", "apply_overrides", "codec_for", "collect_inputs", "convert_original_checkpoint",
+    "decode_images", "enhance_dataset", "enhance_files", "enhance_latents", "grid_shape", "latent_psnr",
+    "load_enhancer", "load_original_checkpoint", "make_scheduler", "match_references", "mean_metrics",
+    "one_step_denoise", "prepare_codec", "prepare_enhancer", "psnr", "read_original_checkpoint", "read_prompt_embeds",
+    "save_enhancer", "sd_turbo_scheduler_config", "sd_turbo_text_config", "sd_turbo_unet_config", "ssim", "tile_views",
     "tiny_prompt_encoder", "tiny_text_config", "tiny_tokenizer", "tiny_unet_config", "to_uint8", "untile_views",
-    "write_video",
+    "write_video"
 ]

@@ -1,4 +1,9 @@
-"""Enhancer checkpoints: our folder format, and the original's ``.pkl`` files.
+"""Enhancer checkpoints as functions: our folder format, and the original's ``.pkl`` files.
+
+The formats themselves live in :mod:`splatent_model.pretrained` (``PretrainedMixin``, which
+:class:`~splatent_model.enhancer.SplatentEnhancer` inherits, as diffusers models inherit ``ModelMixin``);
+this module is the function API over them and the ``splatent convert-ckpt`` stage. It imports the
+enhancer; the enhancer never imports it.
 
 A checkpoint folder holds::
 
@@ -12,43 +17,27 @@ it is read with ``torch.load(weights_only=True)`` only, never unpickled freely.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import pickle
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
-from torch import Tensor
 
-from splatent_data import atomic_write_json
-
-from .base import is_tiny
-from .configs import DEFAULT_PROMPT, DEFAULT_TIMESTEP, SD_SCALING_FACTOR, SD_TURBO, TINY, sd_turbo_unet_config
-from .enhancer import SplatentEnhancer, _on_meta
-from .errors import CheckpointError
+from .configs import SD_TURBO
+from .enhancer import SplatentEnhancer
+from .errors import CheckpointError, WeightsUnavailableError
+from .pretrained import (
+    CONFIG_FILE, ORIGINAL_SUFFIXES, PROMPTS_FILE, WEIGHTS_FILE, apply_overrides, read_original_checkpoint,
+    read_prompt_embeds,
+)
 
 logger = logging.getLogger("splatent")
-
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "unet.safetensors"
-PROMPTS_FILE = "prompt_embeds.safetensors"
-ORIGINAL_SUFFIXES = (".pkl", ".pt", ".pth", ".ckpt", ".bin")
-_STRIP_PREFIXES = ("module.", "_orig_mod.", "unet.")
-# keys that configure a SplatentEnhancer, as opposed to file bookkeeping in config.json
-_CONFIG_KEYS = ("unet_config", "scheduler_config", "base_model", "timestep", "top_k", "layout", "prompt", "scale",
-                "scaling_factor", "codec")
-
-
-# --------------------------------------------------------------------------- saving
 
 
 def save_enhancer(model: SplatentEnhancer, directory: str | os.PathLike, delta: bool = False,
                   dtype: torch.dtype | None = None) -> Path:
-    """Write a checkpoint folder (each file atomically).
+    """Write a checkpoint folder (each file atomically); ``model.save_pretrained`` under another name.
 
     Args:
         model: The enhancer.
@@ -56,44 +45,7 @@ def save_enhancer(model: SplatentEnhancer, directory: str | os.PathLike, delta: 
         delta: Store only the UNet weights that differ from the base model's (needs the base weights).
         dtype: Store weights in this dtype (default: as they are).
     """
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach() for k, v in model.unet.state_dict().items() if ".to_qkv." not in k and ".to_kv." not in k}
-    if delta:
-        base = model.base_unet_state()
-        state = {k: v for k, v in state.items() if k not in base or not _same(v, base[k])}
-    if dtype is not None:
-        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
-    _save_safetensors(directory / WEIGHTS_FILE, state, {"delta": str(bool(delta)).lower()})
-    if model.prompt_cache:
-        prompts = sorted(model.prompt_cache)
-        tensors = {f"embeds.{i}": model.prompt_cache[p].float() for i, p in enumerate(prompts)}
-        _save_safetensors(directory / PROMPTS_FILE, tensors, {"prompts": json.dumps(prompts)})
-    config = {"_class_name": type(model).__name__, **{k: _plain(model.config[k]) for k in _CONFIG_KEYS}}
-    config["weights"] = {"file": WEIGHTS_FILE, "delta": bool(delta), "tensors": len(state)}
-    atomic_write_json(directory / CONFIG_FILE, config)
-    return directory
-
-
-def _same(a: Tensor, b: Tensor) -> bool:
-    return a.shape == b.shape and torch.equal(a.to(b.device, b.dtype), b)
-
-
-def _plain(value: Any) -> Any:
-    """Config values as plain JSON (diffusers' FrozenDict and tuples included)."""
-    return json.loads(json.dumps(value, default=lambda o: dict(o) if hasattr(o, "items") else list(o)))
-
-
-def _save_safetensors(path: Path, tensors: dict[str, Tensor], metadata: dict[str, str]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        save_file({k: v.contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-# --------------------------------------------------------------------------- loading
+    return SplatentEnhancer.save_pretrained(model, directory, delta=delta, dtype=dtype)
 
 
 def load_enhancer(
@@ -102,7 +54,7 @@ def load_enhancer(
     torch_dtype: torch.dtype | None = None,
     **overrides: Any,
 ) -> SplatentEnhancer:
-    """The enhancer in ``source``, whatever it is:
+    """The enhancer in ``source``, whatever it is (``SplatentEnhancer.from_pretrained``):
 
     * ``tiny``: the seeded CPU-test preset;
     * a checkpoint folder (``config.json`` + ``unet.safetensors``);
@@ -115,182 +67,7 @@ def load_enhancer(
         torch_dtype: Cast the UNet to this dtype.
         overrides: Config values to change (``timestep``, ``top_k``, ``prompt``, ``scale``, ...).
     """
-    text = str(source)
-    path = Path(text).expanduser()
-    if text == TINY:
-        model = SplatentEnhancer.tiny()
-    elif path.is_dir() and (path / CONFIG_FILE).is_file() and (path / WEIGHTS_FILE).is_file():
-        model = _load_folder(path, base_model)
-    elif path.is_file():
-        if path.name == CONFIG_FILE:
-            return load_enhancer(path.parent, base_model, torch_dtype, **overrides)
-        if path.suffix.lower() == ".safetensors":
-            raise CheckpointError(f"{path} is a bare weights file; pass its folder (with config.json) instead")
-        model = load_original_checkpoint(path, base_model=base_model or SD_TURBO)
-    elif path.is_dir() and (path / "unet").is_dir():
-        model = SplatentEnhancer.from_base(str(path))
-    elif path.is_dir():
-        raise CheckpointError(
-            f"{path} is neither a checkpoint folder (config.json + {WEIGHTS_FILE}) nor a base model "
-            f"(unet/, text_encoder/, ...); pass the folder `splatent train` or `splatent convert-ckpt` wrote")
-    elif text.count("/") == 1 and not text.startswith((".", "/", "~")) and not path.parent.is_dir():
-        model = SplatentEnhancer.from_base(text)
-    else:
-        raise CheckpointError(f"checkpoint {source} does not exist; pass a checkpoint folder, an original .pkl, "
-                              f"a base model id such as {SD_TURBO}, or 'tiny'")
-    if overrides:
-        apply_overrides(model, **overrides)
-    if torch_dtype is not None:
-        torch.nn.Module.to(model, dtype=torch_dtype)
-    return model.eval()
-
-
-def apply_overrides(model: SplatentEnhancer, **overrides: Any) -> SplatentEnhancer:
-    """Change inference settings (``timestep``, ``top_k``, ``prompt``, ``scale``, ``scaling_factor``, ``codec``);
-    ``None`` values are ignored. Architecture keys cannot change."""
-    from .grid import grid_shape
-    from .step import alpha_bar
-
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    fixed = {"unet_config", "scheduler_config", "base_model", "layout"} & set(overrides)
-    unknown = set(overrides) - set(_CONFIG_KEYS)
-    if fixed or unknown:
-        raise CheckpointError(f"cannot override {sorted(fixed | unknown)[0]!r} of a loaded enhancer")
-    if "timestep" in overrides:
-        alpha_bar(model.scheduler, int(overrides["timestep"]))
-    if "top_k" in overrides:
-        grid_shape(int(overrides["top_k"]) + 1)
-    model.register_to_config(**overrides)
-    return model
-
-
-def _read_config(folder: Path) -> dict[str, Any]:
-    try:
-        config = json.loads((folder / CONFIG_FILE).read_text())
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{folder / CONFIG_FILE} is not valid JSON ({exc.msg}, line {exc.lineno})") from None
-    if not isinstance(config, dict) or config.get("_class_name") != SplatentEnhancer.__name__:
-        raise CheckpointError(f"{folder / CONFIG_FILE} is not a Splatent enhancer config "
-                              f"(_class_name {config.get('_class_name') if isinstance(config, dict) else None!r})")
-    return config
-
-
-def _load_folder(folder: Path, base_model: str | None) -> SplatentEnhancer:
-    config = _read_config(folder)
-    weights = config.pop("weights", {}) or {}
-    kwargs = {k: config[k] for k in _CONFIG_KEYS if k in config}
-    if base_model is not None:
-        kwargs["base_model"] = str(base_model)
-    try:
-        state = load_file(str(folder / weights.get("file", WEIGHTS_FILE)))
-    except (SafetensorError, OSError) as exc:
-        raise CheckpointError(f"cannot read {folder / WEIGHTS_FILE}: {exc}; the file is damaged, re-save it") from None
-    if weights.get("delta", False):
-        base = kwargs.get("base_model", SD_TURBO)
-        settings = _without(kwargs, "unet_config", "base_model")
-        channels = (kwargs.get("unet_config") or {}).get("in_channels")
-        if channels is not None:  # a base UNet adapted to another codec's channel count
-            settings["channels"] = int(channels)
-        model = SplatentEnhancer.tiny(**settings) if is_tiny(base) else SplatentEnhancer.from_base(base, **settings)
-        _load_unet_state(model, state, folder / WEIGHTS_FILE, partial=True)
-    else:
-        with _on_meta():
-            model = SplatentEnhancer(**kwargs)
-        _load_unet_state(model, state, folder / WEIGHTS_FILE, partial=False)
-    model.prompt_cache.update(read_prompt_embeds(folder))
-    return model
-
-
-def _without(d: dict, *keys: str) -> dict:
-    return {k: v for k, v in d.items() if k not in keys}
-
-
-def read_prompt_embeds(folder: str | os.PathLike) -> dict[str, Tensor]:
-    """``{prompt: [1, L, D] embedding}`` stored in a checkpoint folder (empty when there is none)."""
-    path = Path(folder) / PROMPTS_FILE
-    if not path.is_file():
-        return {}
-    try:
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as f:
-            prompts = json.loads((f.metadata() or {}).get("prompts", "[]"))
-            return {p: f.get_tensor(f"embeds.{i}") for i, p in enumerate(prompts)}
-    except (SafetensorError, OSError, json.JSONDecodeError, KeyError) as exc:
-        raise CheckpointError(f"cannot read {path}: {exc}; delete it and the prompt is re-encoded") from None
-
-
-def _load_unet_state(model: SplatentEnhancer, state: dict[str, Tensor], source: Path, partial: bool) -> None:
-    """Put ``state`` into the UNet, checking names and shapes; ``partial`` allows missing keys."""
-    state = _strip_prefixes(state)
-    expected = {k: v.shape for k, v in model.unet.state_dict().items()}
-    unexpected = sorted(set(state) - set(expected))
-    if unexpected:
-        raise CheckpointError(
-            f"{source} has {len(unexpected)} weights the UNet does not have (e.g. {unexpected[0]!r}); "
-            f"it was trained on another architecture than {model.config.base_model}")
-    for k, v in state.items():
-        if tuple(v.shape) != tuple(expected[k]):
-            raise CheckpointError(f"{source}: weight {k!r} has shape {tuple(v.shape)}, the UNet expects "
-                                  f"{tuple(expected[k])}; it was trained on another architecture")
-    missing = sorted(set(expected) - set(state))
-    if missing and not partial:
-        raise CheckpointError(f"{source} lacks {len(missing)} UNet weights (e.g. {missing[0]!r}); "
-                              f"the file is incomplete or is a delta checkpoint without its config")
-    if not partial:
-        model.unet.load_state_dict(state, strict=True, assign=True)
-        return
-    model.unet.load_state_dict(state, strict=False)
-
-
-def _strip_prefixes(state: dict[str, Tensor]) -> dict[str, Tensor]:
-    out = {}
-    for k, v in state.items():
-        for prefix in _STRIP_PREFIXES:
-            while k.startswith(prefix):
-                k = k[len(prefix):]
-        out[k] = v
-    return out
-
-
-# --------------------------------------------------------------------------- the original's checkpoints
-
-
-def read_original_checkpoint(path: str | os.PathLike) -> dict[str, Tensor]:
-    """The UNet weights of an original Splatent checkpoint, read without arbitrary unpickling.
-
-    Accepts ``{"state_dict_unet": {name: tensor}, "optimizer": ...}`` (the original's
-    ``save_ckpt``) or a plain ``{name: tensor}`` dict; ``module.``/``unet.`` prefixes are dropped.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        lines = str(exc).strip().splitlines()
-        detail = next((line for line in lines if "global" in line.lower()), None)
-        if detail is None:  # not a disallowed class: the bytes are not a pickle at all
-            raise CheckpointError(f"cannot read checkpoint {path}: not a torch.save file "
-                                  f"({' '.join(str(exc).split())[-120:]})") from None
-        raise CheckpointError(
-            f"refusing to load {path}: it holds Python objects other than tensors and plain containers "
-            f"({detail.strip()[:160]}), and unpickling them could run arbitrary code; re-save just "
-            f"{{'state_dict_unet': unet.state_dict()}} with torch.save on a machine you trust") from None
-    except (RuntimeError, OSError, EOFError, ValueError) as exc:
-        raise CheckpointError(f"cannot read checkpoint {path}: {str(exc).splitlines()[0] if str(exc) else exc}; "
-                              f"is it a torch.save file?") from None
-    if isinstance(obj, dict) and "state_dict_unet" in obj:
-        state = obj["state_dict_unet"]
-    elif isinstance(obj, dict) and obj and all(isinstance(v, Tensor) for v in obj.values()):
-        state = obj
-    else:
-        keys = sorted(obj)[:5] if isinstance(obj, dict) else type(obj).__name__
-        raise CheckpointError(f"{path} is not a Splatent checkpoint: expected a dict with 'state_dict_unet' "
-                              f"(found {keys})")
-    if not isinstance(state, dict) or not state or not all(isinstance(v, Tensor) for v in state.values()):
-        raise CheckpointError(f"{path}: 'state_dict_unet' must be a non-empty dict of tensors")
-    return _strip_prefixes({str(k): v for k, v in state.items()})
+    return SplatentEnhancer.from_pretrained(source, base_model=base_model, torch_dtype=torch_dtype, **overrides)
 
 
 def load_original_checkpoint(
@@ -299,7 +76,7 @@ def load_original_checkpoint(
     unet_config: dict[str, Any] | None = None,
     **config: Any,
 ) -> SplatentEnhancer:
-    """An enhancer from an original ``.pkl``.
+    """An enhancer from an original ``.pkl`` (``SplatentEnhancer.from_original``).
 
     A complete UNet state dict needs no base weights (SD-Turbo's architecture is
     built in code); a partial one (e.g. the original's ``save_model``, which keeps only
@@ -311,27 +88,7 @@ def load_original_checkpoint(
         config: Enhancer settings; defaults are the original's pipeline (timestep 300, 3 references,
             ``--scale``).
     """
-    path = Path(path)
-    state = read_original_checkpoint(path)
-    config = {"timestep": DEFAULT_TIMESTEP, "top_k": 3, "prompt": DEFAULT_PROMPT, "scale": True,
-              "scaling_factor": SD_SCALING_FACTOR, **config}
-    if is_tiny(base_model):
-        model = SplatentEnhancer.tiny(**config)
-        _load_unet_state(model, state, path, partial=True)
-        return model
-    architecture = dict(unet_config or sd_turbo_unet_config())
-    with _on_meta():
-        probe = SplatentEnhancer(unet_config=architecture, base_model=str(base_model), **config)
-    expected = set(probe.unet.state_dict())
-    if expected <= set(state):
-        _load_unet_state(probe, state, path, partial=False)
-        return probe
-    missing = len(expected - set(state))
-    logger.info("%s holds %d of %d UNet weights; the other %d come from %s",
-                path.name, len(expected & set(state)), len(expected), missing, base_model)
-    model = SplatentEnhancer.from_base(base_model, **config)
-    _load_unet_state(model, state, path, partial=True)
-    return model
+    return SplatentEnhancer.from_original(path, base_model=base_model, unet_config=unet_config, **config)
 
 
 def convert_original_checkpoint(
@@ -355,8 +112,6 @@ def convert_original_checkpoint(
             inference never needs it); skipped with a note when it cannot.
         config: ``timestep``, ``top_k``, ``prompt``, ``scale`` to record (the original pipeline's by default).
     """
-    from .errors import WeightsUnavailableError
-
     dst = Path(dst)
     if dst.exists() and any(dst.iterdir()) and not (dst / CONFIG_FILE).is_file():
         raise CheckpointError(f"{dst} exists and is not a checkpoint folder; choose an empty or new folder")
@@ -366,5 +121,11 @@ def convert_original_checkpoint(
             model.encode_prompts([model.config.prompt])
         except WeightsUnavailableError as exc:
             logger.warning("prompt embedding not stored (%s); the first enhance loads the text encoder", exc)
-    save_enhancer(model, dst, delta=delta, dtype=dtype)
+    model.save_pretrained(dst, delta=delta, dtype=dtype)
     return dst
+
+
+__all__ = [
+    "CONFIG_FILE", "ORIGINAL_SUFFIXES", "PROMPTS_FILE", "WEIGHTS_FILE", "apply_overrides", "convert_original_checkpoint",
+    "load_enhancer", "load_original_checkpoint", "read_original_checkpoint", "read_prompt_embeds", "save_enhancer",
+]

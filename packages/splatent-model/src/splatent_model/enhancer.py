@@ -3,13 +3,14 @@
 A diffusers-style model (``ModelMixin`` + ``ConfigMixin``): the config says which
 base model, timestep, reference count, layout, prompt and latent scaling it was
 trained with, and a checkpoint folder (``config.json`` + ``unet.safetensors``) is
-the unit of exchange. The noise schedule enters only through ᾱ_t of the fixed
+the unit of exchange. ``save_pretrained`` / ``from_pretrained`` / ``from_original`` come from
+:class:`~splatent_model.pretrained.PretrainedMixin`, as a diffusers model's come from ``ModelMixin``, so
+this module never imports :mod:`splatent_model.checkpoint`. The noise schedule enters only through ᾱ_t of the fixed
 timestep, in :func:`splatent_model.step.one_step_denoise`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from typing import Any
 
@@ -26,6 +27,8 @@ from .configs import (
 )
 from .errors import CheckpointError, EnhanceInputError
 from .grid import grid_shape, tile_views, untile_views
+from .pretrained import PretrainedMixin
+from .pretrained import on_meta as _on_meta  # tools/bench/enhance.py builds random SD-Turbo parts with it
 from .step import alpha_bar, make_scheduler, one_step_denoise, scheduler_clip
 
 logger = logging.getLogger("splatent")
@@ -34,7 +37,7 @@ LAYOUTS = ("grid",)
 TINY_SEED = 0
 
 
-class SplatentEnhancer(ModelMixin, ConfigMixin):
+class SplatentEnhancer(PretrainedMixin, ModelMixin, ConfigMixin):
     """The single-step enhancer. Call it on ``[B, 1 + k, C, h, w]`` latents, target first.
 
     ``C`` is the codec's latent channel count (4 for SD's VAE, 32 for ``taef2``); the UNet's
@@ -246,24 +249,6 @@ class SplatentEnhancer(ModelMixin, ConfigMixin):
         views = untile_views(x0, num_views) / self.scale_factor
         return views if all_views else views[:, 0]
 
-    # ----------------------------------------------------------------- checkpoints
-
-    def save_pretrained(self, save_directory, delta: bool = False, dtype: torch.dtype | None = None, **_: Any) -> None:  # type: ignore[override]
-        """Write ``config.json``, ``unet.safetensors`` and the cached prompt embeddings; see
-        :func:`splatent_model.checkpoint.save_enhancer`."""
-        from .checkpoint import save_enhancer
-
-        save_enhancer(self, save_directory, delta=delta, dtype=dtype)
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, base_model: str | None = None,  # type: ignore[override]
-                        torch_dtype: torch.dtype | None = None, **overrides: Any) -> "SplatentEnhancer":
-        """Load a checkpoint folder (or an original ``.pkl``, or a base model); see
-        :func:`splatent_model.checkpoint.load_enhancer`."""
-        from .checkpoint import load_enhancer
-
-        return load_enhancer(pretrained_model_name_or_path, base_model=base_model, torch_dtype=torch_dtype, **overrides)
-
 
 def adapt_unet_channels(unet: UNet2DConditionModel, channels: int) -> UNet2DConditionModel:
     """Give a pretrained UNet ``channels``-channel input and output convolutions, in place.
@@ -288,10 +273,3 @@ def adapt_unet_channels(unet: UNet2DConditionModel, channels: int) -> UNet2DCond
     logger.info("the base UNet takes %d-channel latents: its input and output convolutions were replaced for "
                 "%d channels (trained from scratch, the rest stays pretrained)", old_in.in_channels, channels)
     return unet
-
-
-@contextlib.contextmanager
-def _on_meta():
-    """Build modules without allocating or initialising weights that are about to be replaced."""
-    with torch.device("meta"):
-        yield

@@ -4,7 +4,8 @@
 losses (latent L2/L1, LPIPS and RGB MSE of the decoded prediction), mixed precision,
 gradient accumulation and checkpointing, DDP over any number of processes, resumable
 checkpoints (``accelerator.save_state`` + an exported enhancer), and evaluation of the
-enhanced output against the un-enhanced render on the test split.
+enhanced output against the un-enhanced render on the test split. (The eval stage of the
+pipeline and its HTML report live in splatent-pipeline.)
 """
 
 from .build import build_enhancer, build_lr_scheduler, build_optimizer, make_accelerator

@@ -1,4 +1,4 @@
-"""``splatent demo``: the whole method, offline, on the embedded procedural scene (see :mod:`splatent_cli.demo`)."""
+"""``splatent demo``: the whole method, offline, on the embedded procedural scene (see :mod:`splatent_pipeline.demo`)."""
 
 from __future__ import annotations
 
@@ -21,11 +21,13 @@ def demo(
     lpips: bool = typer.Option(None, "--lpips/--no-lpips", help="Score LPIPS (default: when its weights are cached)."),
 ) -> None:
     """Run the whole method offline on a procedural scene and report render, enhanced and codec-ceiling PSNR."""
-    from ..demo import DemoConfig, run_demo
+    from splatent_pipeline import DemoConfig, run_demo
+
+    from ..progress import progress_bar
 
     settings = dict(output_dir=output_dir, seed=seed, codec=codec, device=device, lpips=lpips)
     cfg = DemoConfig.quick(**settings) if quick else DemoConfig(**settings)
-    result = run_demo(cfg)
+    result = run_demo(cfg, progress=progress_bar)
     print(f"demo: ran {len(result.ran)} stages, skipped {len(result.skipped)}, in {result.total_seconds:.1f} s")
     print(f"report: {result.report.resolve()}")
     print(f"mean PSNR over {result.views} held-out test views: {result.summary()}")

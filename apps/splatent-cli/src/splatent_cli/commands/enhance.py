@@ -51,7 +51,9 @@ def enhance(
         raise fail("enhance", "pass either --input_image (custom mode) or --dataset_path (dataset mode)")
     if input_image is None and ref_image:
         raise fail("enhance", "--ref_image is for custom mode; dataset entries name their references")
-    from splatent_model import RuntimeOptions, codec_for, enhance_dataset, enhance_files, load_enhancer
+    from splatent_model import (
+        DatasetEnhanceOptions, RuntimeOptions, codec_for, enhance_dataset, enhance_files, load_enhancer,
+    )
 
     model = load_enhancer(model_path, base_model=base_model, timestep=timestep, top_k=top_k, scale=scale)
     codec_obj = codec_for(model, codec)
@@ -61,12 +63,13 @@ def enhance(
     )
     with _progress("enhance") as progress:
         if dataset_path is not None:
-            result = enhance_dataset(
-                dataset_path, output_dir, model, codec_obj, split=split, options=options, model_source=model_path,
-                min_k=min_k, rgb_root=rgb_root, images_dir=images_dir, prompt=prompt, save_images=save_images,
-                metrics=not no_metrics, scene_id=scene_id, overwrite=overwrite, workers=workers,
-                method_name=method_name, progress=progress,
+            what = DatasetEnhanceOptions(
+                split=split, min_k=min_k, prompt=prompt, scene_id=scene_id, rgb_root=rgb_root, images_dir=images_dir,
+                save_images=save_images, metrics=not no_metrics, overwrite=overwrite, workers=workers,
+                method_name=method_name,
             )
+            result = enhance_dataset(dataset_path, output_dir, model, codec_obj, what, options=options,
+                                     model_source=model_path, progress=progress)
         else:
             result = enhance_files(
                 input_image, ref_image or [], output_dir, model, codec_obj, prompt=prompt, options=options,

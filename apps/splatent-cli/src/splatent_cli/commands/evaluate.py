@@ -20,18 +20,9 @@ def evaluate(
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda."),
 ) -> None:
     """Score renders and enhanced renders against ground truth; write a report."""
-    from splatent_data import SplatentError
-    from splatent_train.evaluate import evaluate_results
+    from splatent_pipeline import evaluate_folder
 
-    renders = result_dir
-    if not (renders / "nvs").is_dir():  # a pipeline folder: renders/<scene>/
-        found = sorted(p for p in (result_dir / "renders").glob("*") if (p / "nvs").is_dir())
-        if not found:
-            raise SplatentError(f"{result_dir} holds neither nvs/ nor renders/<scene>/nvs/; pass a render or pipeline folder")
-        renders = found[0]
-    enhanced = enhanced or (result_dir / "enhanced" if (result_dir / "enhanced").is_dir() else None)
-    dataset = dataset or (result_dir / "data" / "dataset.json" if (result_dir / "data" / "dataset.json").is_file() else None)
-    out = output or (result_dir / "eval")
-    ev = evaluate_results(renders, out, enhanced=enhanced, dataset=dataset, lpips=lpips, lpips_net=lpips_net, device=device)
+    ev = evaluate_folder(result_dir, output, enhanced=enhanced, dataset=dataset, lpips=lpips, lpips_net=lpips_net,
+                         device=device)
     print(f"report: {ev.report}")
     print("mean PSNR over {} views: ".format(ev.views) + ", ".join(f"{k} {v['psnr']:.2f} dB" for k, v in ev.means.items()))

@@ -28,7 +28,7 @@ def pipeline(
     start_from: str = typer.Option(None, "--from", help="Re-run from this stage: undistort, extract, fit, render, dataset, enhance, eval."),
 ) -> None:
     """Run undistort, extract, fit, render, dataset, enhance and eval on one scene."""
-    from ..pipeline import PipelineConfig, run_pipeline
+    from splatent_pipeline import PipelineConfig, run_pipeline
 
     cfg = PipelineConfig(scene_path=scene_path, output_dir=output_dir, model_splatent_path=model_splatent_path,
                          codec=codec, vae_model=vae_model, images=images, top_k=top_k, steps=steps,

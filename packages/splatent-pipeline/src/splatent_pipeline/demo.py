@@ -1,7 +1,7 @@
 """``splatent demo``: the whole method, offline, on the embedded procedural scene.
 
-Every stage is the real one (``run_pipeline`` and the packages' stage functions);
-only the sizes are small enough for a CPU. Layout of ``OUTPUT``::
+Every stage is the real one (the pipeline's stages, :class:`~splatent_pipeline.holdout.Holdout`'s fold
+fits and the packages' stage functions); only the sizes are small enough for a CPU. Layout of ``OUTPUT``::
 
     scenes/synthetic/          images/, transforms.json, sparse_pc.ply (every 8th view is a test view)
     latents/ model/ renders/synthetic/ data/dataset.json      pipeline stages on it
@@ -15,7 +15,7 @@ only the sizes are small enough for a CPU. Layout of ``OUTPUT``::
     enhanced/ eval/            pipeline stages: enhanced test views, metrics, report.html
     demo.json                  config, stage keys and seconds, the mean metrics
 
-Why the folds: a fit reproduces its own training views almost exactly, so renders
+Why the folds (:mod:`splatent_pipeline.holdout`): a fit reproduces its own training views almost exactly, so renders
 of them teach an enhancer the identity. Each fold fit leaves out every ``folds``-th
 training view (a different quarter each), so its renders of those views carry
 the blur and view-dependent errors of real novel views while their ground-truth
@@ -47,7 +47,8 @@ import torch
 
 from splatent_data import SplatentError, atomic_write_json, synthetic_points
 
-from .pipeline import PipelineConfig, StageRecord, run_pipeline, stage_key
+from .holdout import Holdout
+from .pipeline import PipelineConfig, PipelineRun, ProgressBar, Say, StageRecord, stage_key
 
 SCENE_NAME = "synthetic"
 KINDS = ("render", "enhanced", "ceiling")
@@ -169,15 +170,21 @@ class DemoResult:
                 f"({p['enhanced'] - p['render']:+.2f}), codec ceiling {p['ceiling']:.2f} dB")
 
 
-def run_demo(cfg: DemoConfig, say: Callable[[str], None] = print) -> DemoResult:
-    """Run (or resume) the demo into ``cfg.output_dir``; see the module doc."""
+def run_demo(cfg: DemoConfig, say: Say = print, progress: ProgressBar | None = None) -> DemoResult:
+    """Run (or resume) the demo into ``cfg.output_dir``; see the module doc.
+
+    Args:
+        say: Receives each stage's lines (``[fit] running``, ``[fit] done in 3.1 s``, ...).
+        progress: ``progress(description, total)``, a context yielding ``advance(n)``, for the enhancer's
+            training steps (the CLI passes its progress bar); ``None``: no bar.
+    """
     cfg.check()
     if cfg.output_dir.exists() and not cfg.output_dir.is_dir():
         raise SplatentError(f"{cfg.output_dir} is a file; pass a folder as --output-dir")
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg.threads or 1)
     try:
-        return _run(cfg, say)
+        return _run(cfg, say, progress)
     finally:
         torch.set_num_threads(threads)
 
@@ -198,10 +205,9 @@ def _lpips(cfg: DemoConfig) -> bool:
     return lpips_available("vgg")
 
 
-def _run(cfg: DemoConfig, say: Callable[[str], None]) -> DemoResult:
-    from splatent_data import build_dataset, load_scene, make_synthetic_scene, split_scene, write_dataset_json, \
-        write_transforms
-    from splatent_splat import FitConfig, fit_scene, render_model
+def _run(cfg: DemoConfig, say: Say, progress: ProgressBar | None) -> DemoResult:
+    from splatent_data import make_synthetic_scene, split_scene, write_transforms
+    from splatent_splat import FitConfig
 
     t_start = time.perf_counter()
     out = cfg.output_dir
@@ -209,7 +215,6 @@ def _run(cfg: DemoConfig, say: Callable[[str], None]) -> DemoResult:
     record = StageRecord(out / "demo.json", None)
     record.data["config"] = json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
     scene_dir = out / "scenes" / SCENE_NAME
-    folds_dir = out / "holdout"
     train_json = out / "data" / "enhancer_train.json"
     run_dir = out / "enhancer"
     enhancer_dir = run_dir / "enhancer"
@@ -230,6 +235,11 @@ def _run(cfg: DemoConfig, say: Callable[[str], None]) -> DemoResult:
         ran.append(name)
         return True
 
+    def account(part) -> None:  # a PipelineResult's stages into this run's
+        seconds.update(part.seconds)
+        ran.extend(part.ran)
+        skipped.extend(part.skipped)
+
     def make_scene() -> dict[str, Any]:
         shutil.rmtree(scene_dir, ignore_errors=True)
         scene = make_synthetic_scene(scene_dir, n_views=cfg.views, width=cfg.width, height=cfg.height, seed=cfg.seed)
@@ -242,90 +252,52 @@ def _run(cfg: DemoConfig, say: Callable[[str], None]) -> DemoResult:
     new_scene = stage("scene", scene_options, make_scene, scene_dir / "transforms.json")
 
     # The pipeline's keys do not cover the scene's pixels: a new scene runs it again from extract.
-    pipeline = PipelineConfig(
+    # It runs up to the dataset now, and on with enhance and eval once the enhancer is trained.
+    pipeline = PipelineRun(PipelineConfig(
         scene_path=scene_dir, output_dir=out, codec=cfg.codec, images="images", top_k=cfg.top_k, steps=cfg.fit_steps,
         fit_options=_fit_options(cfg), backend=_backend(cfg), device=cfg.device, lpips=_lpips(cfg),
         start_from="extract" if new_scene else None, stop_after="dataset",
-    )
-    first = run_pipeline(pipeline, say=say)
-    seconds.update(first.seconds)
-    ran += first.ran
-    skipped += first.skipped
-    latents = (out / "latents").resolve()
-    scene = load_scene(scene_dir)
-    train_views = list(split_scene(scene).train)
+    ), say=say)
+    account(pipeline.run())
 
-    def fold_fit(i: int) -> Callable[[], dict[str, Any]]:
-        def run() -> dict[str, Any]:
-            held = train_views[i::cfg.folds]
-            kept = [s for s in train_views if s not in held]
-            root = folds_dir / "scenes" / f"fold{i}"
-            shutil.rmtree(root, ignore_errors=True)
-            cams = [scene.camera(s) for s in kept]
-            points = synthetic_points(cams, cfg.seed, cfg.points, draw=1 + i)
-            write_transforms(cams, root / "transforms_train.json", points=points)
-            write_transforms([scene.camera(s) for s in held], root / "transforms_test.json")
-            fcfg = FitConfig(steps=cfg.fit_steps, latents=str(latents), backend=_backend(cfg), device=cfg.device,
-                             **_fit_options(cfg))
-            r = fit_scene(root, folds_dir / "models" / f"fold{i}", fcfg, overwrite=True)
-            return {"held_out": held, "gaussians": r.num_gaussians, "psnr": r.test.get("psnr")}
-        return run
-
-    def fold_render(i: int) -> Callable[[], dict[str, Any]]:
-        def run() -> dict[str, Any]:
-            r = render_model(folds_dir / "models" / f"fold{i}", folds_dir / "renders" / f"fold{i}",
-                             backend=_backend(cfg), device=cfg.device)
-            return {"counts": r.counts}
-        return run
-
+    holdout = Holdout(
+        pipeline.context.scene, (out / "latents").resolve(), out / "holdout", cfg.folds,
+        FitConfig(steps=cfg.fit_steps, backend=_backend(cfg), device=cfg.device, **_fit_options(cfg)),
+        top_k=cfg.top_k, points=lambda i, cams: synthetic_points(cams, cfg.seed, cfg.points, draw=1 + i))
     # The folds continue the chain from the scene's key and the pipeline's fit key (codec, fit options).
-    fit_key = json.loads((out / "pipeline.json").read_text())["stages"]["fit"]["key"]
+    fit_key = pipeline.record.data["stages"]["fit"]["key"]
     previous = stage_key({"pipeline_fit": fit_key}, previous)
     for i in range(cfg.folds):
-        model = folds_dir / "models" / f"fold{i}"
-        stage(f"fold{i}-fit", {"folds": cfg.folds, "fold": i}, fold_fit(i), model / "fit.json")
-        stage(f"fold{i}-render", {}, fold_render(i), folds_dir / "renders" / f"fold{i}" / "manifest.json")
-
-    def pairs() -> dict[str, Any]:
-        renders = [folds_dir / "renders" / f"fold{i}" for i in range(cfg.folds)]
-        stale = sorted(p.name for p in (folds_dir / "renders").iterdir() if p not in renders)
-        for name in stale:  # folds of an earlier, larger --folds
-            shutil.rmtree(folds_dir / "renders" / name)
-        entries = build_dataset(folds_dir / "renders", folds_dir / "scenes", top_k=cfg.top_k, test_scenes=[],
-                                train_renders=False)
-        write_dataset_json(train_json, entries)
-        return {"entries": len(entries)}
-
-    stage("pairs", {"top_k": cfg.top_k}, pairs, train_json)
+        stage(f"fold{i}-fit", {"folds": cfg.folds, "fold": i}, lambda: holdout.fit(i), holdout.model(i) / "fit.json")
+        stage(f"fold{i}-render", {}, lambda: holdout.render(i), holdout.renders(i) / "manifest.json")
+    stage("pairs", {"top_k": cfg.top_k}, lambda: holdout.pairs(train_json), train_json)
 
     def train() -> dict[str, Any]:
         # Enhanced views and their scores belong to the previous enhancer: removed first, so that
         # an interrupted run cannot leave them looking current (the pipeline redoes missing stages).
         for stale in (run_dir, out / "enhanced", out / "eval"):
             shutil.rmtree(stale, ignore_errors=True)
-        r = _train_enhancer(cfg, train_json, run_dir)
+        r = _train_enhancer(cfg, train_json, run_dir, progress)
         return {"steps": r.steps, "steps_per_second": r.steps_per_second, "losses": r.losses}
 
     train_options = {**{k: getattr(cfg, k) for k in ("train_steps", "batch_size", "learning_rate", "crop", "seed")},
                      "lambda_rgb": cfg.rgb_weight}
     stage("train", train_options, train, enhancer_dir / "config.json")
 
-    pipeline.start_from = None
-    pipeline.stop_after = None
-    pipeline.model_splatent_path = str(enhancer_dir.resolve())
-    pipeline.report_title = f"Splatent demo: procedural scene (seed {cfg.seed}), held-out test views"
-    pipeline.report_notes = _notes(cfg, train_json, pipeline.lpips)
-    said = {f"[{name}] up to date, skipped" for name in first.ran + first.skipped}  # by the first pass
-    second = run_pipeline(pipeline, say=lambda line: None if line in said else say(line))
-    if second.report is None or not second.means:
+    pcfg = pipeline.config
+    pcfg.start_from = None
+    pcfg.stop_after = None
+    pcfg.model_splatent_path = str(enhancer_dir.resolve())
+    pcfg.report_title = f"Splatent demo: procedural scene (seed {cfg.seed}), held-out test views"
+    pcfg.report_notes = _notes(cfg, train_json, pcfg.lpips)
+    rest = pipeline.run()  # enhance and eval
+    if rest.report is None or not rest.means:
         raise SplatentError(f"the eval stage left no report in {out / 'eval'}; run the demo again")
-    seconds.update(second.seconds)
-    ran += second.ran
-    skipped += [name for name in second.skipped if name not in first.ran + first.skipped]
+    account(rest)
     metrics = json.loads((out / "eval" / "metrics.json").read_text())
     means = metrics["mean"]
     result = DemoResult(
-        output_dir=out, report=second.report, metrics=out / "eval" / "metrics.json", enhancer=enhancer_dir,
+        output_dir=out, report=rest.report, metrics=out / "eval" / "metrics.json", enhancer=enhancer_dir,
         views=len(metrics["views"]), psnr={k: float(means[k]["psnr"]) for k in KINDS}, means=means,
         seconds={k: round(v, 2) for k, v in seconds.items()}, ran=ran, skipped=skipped,
         total_seconds=time.perf_counter() - t_start,
@@ -339,13 +311,11 @@ def _run(cfg: DemoConfig, say: Callable[[str], None]) -> DemoResult:
     return result
 
 
-def _train_enhancer(cfg: DemoConfig, dataset: Path, output_dir: Path):
-    """The tiny enhancer on the fold pairs, with a progress bar. The decoded ground-truth latent
-    stands in for the photo in the RGB loss: it is the closest any latent can decode to (the codec's
-    ceiling), and with pca (linear, orthonormal) the loss against either differs by a constant."""
+def _train_enhancer(cfg: DemoConfig, dataset: Path, output_dir: Path, progress: ProgressBar | None):
+    """The tiny enhancer on the fold pairs. The decoded ground-truth latent stands in for the photo in the
+    RGB loss: it is the closest any latent can decode to (the codec's ceiling), and with pca (linear,
+    orthonormal) the loss against either differs by a constant."""
     from splatent_train import TrainConfig, train_enhancer
-
-    from .progress import progress_bar
 
     config = TrainConfig(
         dataset_path=dataset, output_dir=output_dir, base_model="tiny", top_k=cfg.top_k, gt_from_latents=True,
@@ -354,15 +324,17 @@ def _train_enhancer(cfg: DemoConfig, dataset: Path, output_dir: Path):
         checkpointing_steps=0, eval_freq=0, viz_freq=0, logger="none",
         num_threads=cfg.threads or min(2, os.cpu_count() or 1), cpu=cfg.device == "cpu",
     )
-    with progress_bar("train", total=cfg.train_steps) as advance:
+    if progress is None:
+        return train_enhancer(config)
+    with progress("train", cfg.train_steps) as advance:
         done = 0
 
-        def progress(step: int, total: int) -> None:
+        def step(at: int, total: int) -> None:
             nonlocal done
-            advance(step - done)
-            done = step
+            advance(at - done)
+            done = at
 
-        return train_enhancer(config, progress=progress)
+        return train_enhancer(config, progress=step)
 
 
 def _notes(cfg: DemoConfig, train_json: Path, lpips: bool) -> tuple[str, ...]:

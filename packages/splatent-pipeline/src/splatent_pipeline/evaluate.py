@@ -1,4 +1,4 @@
-"""``splatent eval``: score decoded renders, enhanced renders and the codec's ceiling.
+"""The eval stage (``splatent eval``): score decoded renders, enhanced renders and the codec's ceiling.
 
 For every test view of a render folder (``nvs/``, ``nvs_gt/`` from ``splatent
 render``), against the ground-truth photo resized to the latents' pixel size:
@@ -25,7 +25,7 @@ import torch
 from PIL import Image
 
 from splatent_data import SplatentError, atomic_write_bytes, atomic_write_json, load_rgb, load_scene, read_dataset_json
-from splatent_latents import codec_from_manifest, load_latent
+from splatent_latents import LatentCodec, codec_from_manifest, load_latent
 from splatent_model import psnr, ssim
 
 from .report import KINDS, contact_sheet, html_report, markdown_table
@@ -82,6 +82,7 @@ def evaluate_results(
     device: str = "auto",
     title: str | None = None,
     notes: tuple[str, ...] = (),
+    codec: LatentCodec | None = None,
 ) -> EvalResult:
     """Score every test view of ``renders`` and write the report into ``output`` (see module doc).
 
@@ -91,6 +92,9 @@ def evaluate_results(
         enhanced: Folder of enhanced latents ``<stem>.pt`` (``splatent enhance`` output).
         dataset: Dataset JSON, to show each view's references on its sheet.
         lpips: Also compute LPIPS (needs the backbone weights; see :func:`load_lpips`).
+        codec: The codec that wrote the render's latents, if the caller holds it (the pipeline's run context);
+            default: rebuilt from the latents' manifest. Moved to ``device`` and float32 in place (enhance
+            may have cast it to half precision).
     """
     renders, output = Path(renders), Path(output)
     manifest_path = renders / "manifest.json"
@@ -100,7 +104,7 @@ def evaluate_results(
     if not info.get("latents"):
         raise SplatentError(f"{renders} holds RGB renders; `splatent eval` scores latent renders")
     dev = _device(device)
-    codec = codec_from_manifest(info["latents"]).to(dev)
+    codec = (codec if codec is not None else codec_from_manifest(info["latents"])).to(dev, torch.float32)
     scene = load_scene(info["scene"])
     stems = sorted(p.stem for p in (renders / "nvs").glob("*.pt"))
     if not stems:
@@ -148,6 +152,28 @@ def evaluate_results(
         lines.append("LPIPS not computed (--no-lpips).")
     html_report(output / "report.html", title or f"Splatent evaluation: {scene.root.name}", metrics, sheets, lines)
     return EvalResult(output=output, report=output / "report.html", means=means, views=len(stems))
+
+
+def evaluate_folder(
+    result_dir: str | Path,
+    output: str | Path | None = None,
+    enhanced: str | Path | None = None,
+    dataset: str | Path | None = None,
+    **options: Any,
+) -> EvalResult:
+    """:func:`evaluate_results` on a pipeline result folder (``renders/<scene>/``, ``enhanced/``,
+    ``data/dataset.json``, report into ``eval/``) or on a render folder (``nvs/``, ``nvs_gt/``); the
+    arguments given replace what is found. ``options`` go to :func:`evaluate_results`."""
+    result_dir = Path(result_dir)
+    renders = result_dir
+    if not (renders / "nvs").is_dir():  # a pipeline folder: renders/<scene>/
+        found = sorted(p for p in (result_dir / "renders").glob("*") if (p / "nvs").is_dir())
+        if not found:
+            raise SplatentError(f"{result_dir} holds neither nvs/ nor renders/<scene>/nvs/; pass a render or pipeline folder")
+        renders = found[0]
+    enhanced = enhanced or (result_dir / "enhanced" if (result_dir / "enhanced").is_dir() else None)
+    dataset = dataset or (result_dir / "data" / "dataset.json" if (result_dir / "data" / "dataset.json").is_file() else None)
+    return evaluate_results(renders, output or (result_dir / "eval"), enhanced=enhanced, dataset=dataset, **options)
 
 
 def _png_bytes(image: Image.Image) -> bytes:

@@ -1,0 +1,28 @@
+"""splatent-pipeline: the method's orchestration over the stage packages.
+
+``run_pipeline(PipelineConfig(...))`` runs undistort, extract, fit, render, dataset,
+enhance and eval on one scene as small stages over one run context, resumably;
+``evaluate_results`` is the eval stage and its HTML report; ``holdout_pairs`` builds the
+enhancer's training pairs from fold fits of any scene; ``run_demo(DemoConfig())`` is the
+whole method offline on the procedural scene. Progress reaches a caller through
+callbacks (``say`` for lines, a progress-bar factory for long loops); nothing here
+draws to a terminal itself.
+"""
+
+from .demo import DEMO_CODECS, DemoConfig, DemoResult, run_demo
+from .evaluate import EvalResult, evaluate_folder, evaluate_results, load_lpips
+from .holdout import FoldPoints, Holdout, holdout_pairs
+from .pipeline import (
+    STAGE_LIST, STAGES, PipelineConfig, PipelineResult, PipelineRun, ProgressBar, RunContext, RunPaths, Say, Stage,
+    StageRecord, run_pipeline, stage_key,
+)
+from .report import bar_plot_svg, contact_sheet, html_report, markdown_table
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEMO_CODECS", "DemoConfig", "DemoResult", "EvalResult", "FoldPoints", "Holdout", "PipelineConfig",
+    "PipelineResult", "PipelineRun", "ProgressBar", "RunContext", "RunPaths", "STAGES", "STAGE_LIST", "Say", "Stage",
+    "StageRecord", "bar_plot_svg", "contact_sheet", "evaluate_folder", "evaluate_results", "holdout_pairs", "html_report", "load_lpips",
+    "markdown_table", "run_demo", "run_pipeline", "stage_key",
+]

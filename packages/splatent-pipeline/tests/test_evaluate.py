@@ -1,0 +1,55 @@
+"""The eval stage on renders laid out as ``splatent render`` writes them (splatent-train's degraded stand-ins):
+per-view and mean scores, the codec ceiling above the render, sheets and report, and a result folder found."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from splatent_data import SplatentError
+from splatent_pipeline import evaluate_folder, evaluate_results
+
+
+@pytest.fixture(scope="module")
+def degraded(tmp_path_factory):
+    from splatent_train.testing import SCENE_NAME, build_degraded_dataset
+
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("eval")
+    dataset = build_degraded_dataset(root, n_views=16, width=64, height=48)
+    return root, root / "renders" / SCENE_NAME, dataset
+
+
+def test_scores_sheets_and_report(degraded, tmp_path):
+    root, renders, dataset = degraded
+    ev = evaluate_results(renders, tmp_path / "eval", dataset=dataset, lpips=False, device="cpu",
+                          title="T", notes=("a note",))
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert ev.views == 2 and set(metrics["views"]) == {"0000", "0008"} and metrics["lpips"] is None
+    assert set(ev.means) == {"render", "ceiling"} and set(ev.means["render"]) == {"psnr", "ssim"}
+    assert ev.means["ceiling"]["psnr"] > ev.means["render"]["psnr"] > 5.0  # the blur costs PSNR
+    html = ev.report.read_text()
+    assert "<title>T</title>" in html and "a note" in html and "sheets/0008.png" in html
+    assert f"<td>{ev.means['render']['psnr']:.2f}</td>" in html
+    assert (tmp_path / "eval" / "sheets" / "0000.png").is_file() and (tmp_path / "eval" / "metrics.md").is_file()
+
+
+def test_a_given_codec_scores_in_float32_as_the_manifests(degraded, tmp_path):
+    from splatent_latents import codec_from_manifest
+
+    _, renders, _ = degraded
+    latents = json.loads((renders / "manifest.json").read_text())["latents"]
+    own = evaluate_results(renders, tmp_path / "own", lpips=False, device="cpu")
+    given = evaluate_results(renders, tmp_path / "given", lpips=False, device="cpu",
+                             codec=codec_from_manifest(latents).to("cpu", torch.float64))
+    assert given.means == own.means
+
+
+def test_a_result_folder_is_found_and_a_bare_one_refused(degraded, tmp_path):
+    root, _, _ = degraded
+    ev = evaluate_folder(root, lpips=False, device="cpu")
+    assert ev.report == root / "eval" / "report.html" and ev.views == 2
+    with pytest.raises(SplatentError, match="holds neither nvs/ nor renders/<scene>/nvs/"):
+        evaluate_folder(tmp_path, lpips=False)

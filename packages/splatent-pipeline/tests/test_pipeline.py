@@ -1,0 +1,94 @@
+"""Stage keys and the run context. The keys were computed with the pipeline before it moved here
+(``splatent_cli.pipeline`` at 1bde21d): result folders written then must resume, so they may never change."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from splatent_data import SplatentError, make_synthetic_scene
+from splatent_pipeline import STAGES, PipelineConfig, PipelineRun, RunContext, StageRecord, stage_key
+
+KNOWN = dict(scene_path="/data/scene", output_dir="/tmp/o", codec="pca", steps=40, top_k=3, model_splatent_path="tiny",
+             lpips=False, device="cpu", backend="torch",
+             fit_options={"init_points": 2000, "eval_every": 1000, "tensorboard": False},
+             report_title="T", report_notes=("a", "b"))
+PINHOLE_KEYS = {"extract": "ba16039efde99605", "fit": "f75f52e5a71623ba", "render": "01c555db03f34ffc",
+                "dataset": "786b51a8748352f8", "enhance": "e82d68bf33da35bf", "eval": "322fc40b71bc15a7"}
+DISTORTED_KEYS = {"undistort": "89e08bdbb3678789", "extract": "ead8002280b58fc3", "fit": "2bea5c41f0c6f2c8",
+                  "render": "ec993f1cce3359a5", "dataset": "3c84039c5da7047e", "enhance": "dd420e6f8e115298",
+                  "eval": "6e36fd13c51dc184"}
+
+
+def _chain(cfg: PipelineConfig, stages) -> dict[str, str]:
+    keys, previous = {}, ""
+    for stage in stages:
+        previous = keys[stage] = stage_key(cfg.stage_options(stage), previous)
+    return keys
+
+
+def test_stage_keys_are_those_of_the_pipeline_before_the_move():
+    cfg = PipelineConfig(**KNOWN)
+    assert STAGES == ("undistort", "extract", "fit", "render", "dataset", "enhance", "eval")
+    assert _chain(cfg, STAGES[1:]) == PINHOLE_KEYS  # a pinhole scene has no undistort stage
+    assert _chain(cfg, STAGES) == DISTORTED_KEYS
+
+
+def test_run_context_parses_the_scene_once_and_names_the_run_folders(tmp_path):
+    make_synthetic_scene(tmp_path / "scene", n_views=10, width=64, height=48)
+    ctx = RunContext.load(PipelineConfig(scene_path=tmp_path / "scene", output_dir=tmp_path / "out"))
+    assert ctx.scene.is_pinhole and len(ctx.scene.cameras) == 10
+    p = ctx.paths
+    assert p.scene == tmp_path / "scene"  # pinhole: the stages read the input scene itself
+    assert (p.latents, p.model, p.renders, p.dataset, p.enhanced, p.eval) == (
+        tmp_path / "out" / "latents", tmp_path / "out" / "model", tmp_path / "out" / "renders" / "scene",
+        tmp_path / "out" / "data" / "dataset.json", tmp_path / "out" / "enhanced", tmp_path / "out" / "eval")
+
+
+def test_a_run_stops_after_a_stage_and_goes_on_from_there(tmp_path, monkeypatch):
+    """``PipelineRun.run`` visits each stage once: a second call continues after ``stop_after``."""
+    import dataclasses
+
+    import splatent_pipeline.pipeline as pipeline
+
+    make_synthetic_scene(tmp_path / "scene", n_views=10, width=64, height=48)
+    visited = []
+
+    def stand_in(stage):  # writes the stage's outputs and records its name, in milliseconds
+        def run(ctx):
+            visited.append(stage.name)
+            target = stage.outputs(ctx.paths)
+            (target.parent if target.suffix else target).mkdir(parents=True, exist_ok=True)
+            if target.suffix:
+                target.write_text("{}")
+            return {"stand_in": stage.name}
+        return dataclasses.replace(stage, run=run)
+
+    monkeypatch.setattr(pipeline, "STAGE_LIST", tuple(stand_in(s) for s in pipeline.STAGE_LIST))
+    cfg = PipelineConfig(scene_path=tmp_path / "scene", output_dir=tmp_path / "out", stop_after="dataset")
+    lines: list[str] = []
+    run = PipelineRun(cfg, say=lines.append)
+    first = run.run()
+    assert first.ran == ["extract", "fit", "render", "dataset"] and first.stopped_before == "enhance"
+    assert not any("no enhancer" in line for line in lines)
+    cfg.stop_after, cfg.model_splatent_path = None, "tiny"
+    lines.clear()
+    rest = run.run()
+    assert rest.ran == ["enhance", "eval"] and rest.skipped == []
+    assert [line.split("]")[0] for line in lines] == ["[enhance", "[enhance", "[eval", "[eval"]  # nothing re-announced
+    record = json.loads((tmp_path / "out" / "pipeline.json").read_text())
+    assert record["config"]["model_splatent_path"] == "tiny" and record["stages"]["eval"]["stand_in"] == "eval"
+    assert [record["stages"][s]["key"] for s in STAGES[1:]] == list(_chain(cfg, STAGES[1:]).values())
+    # a new run over the same folder skips everything; without an enhancer it stops before enhance
+    cfg.model_splatent_path = None
+    again = PipelineRun(cfg, say=lines.append).run()
+    assert again.skipped == ["extract", "fit", "render", "dataset"] and again.stopped_before == "enhance"
+    assert visited == ["extract", "fit", "render", "dataset", "enhance", "eval"]
+
+
+def test_record_refuses_an_unknown_stage(tmp_path):
+    with pytest.raises(SplatentError, match="--from must be one of"):
+        StageRecord(tmp_path / "pipeline.json", "nope")
+    with pytest.raises(SplatentError, match="stop_after must be one of"):
+        PipelineRun(PipelineConfig(scene_path=tmp_path, output_dir=tmp_path / "out", stop_after="nope"))

@@ -1,0 +1,31 @@
+"""The report's pure pieces: contact sheets, the inline SVG plot, the Markdown table and the HTML page."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from splatent_pipeline import bar_plot_svg, contact_sheet, html_report, markdown_table
+
+MEANS = {"render": {"psnr": 20.0, "ssim": 0.5}, "enhanced": {"psnr": 21.5, "ssim": 0.6, "lpips": 0.25}}
+
+
+def test_contact_sheet_scales_every_tile_to_one_height():
+    sheet = contact_sheet([("a", np.zeros((10, 20, 3), np.float32)), ("b", np.full((20, 20, 3), 255, np.uint8))],
+                          height=40)
+    assert sheet.size == (80 + 40 + 4, 58)  # 2:1 tile, square tile, a 4-pixel gap; 18-pixel label band
+
+
+def test_table_and_plot_show_each_kind_present():
+    table = markdown_table(MEANS)
+    assert "| latent 3DGS render | 20.00 | 0.5000 | n/a |" in table and "| enhanced | 21.50 |" in table
+    assert "codec ceiling" not in table
+    svg = bar_plot_svg(["v0", "v1"], {"render": [1.0, float("nan")], "enhanced": [2.0, 3.0]}, "PSNR")
+    assert svg.startswith("<svg") and svg.count("<rect") == 3 + 2  # finite bars + one legend swatch per kind
+
+
+def test_html_report_links_sheets_relatively(tmp_path):
+    metrics = {"mean": MEANS, "views": {"v0": MEANS}}
+    html_report(tmp_path / "report.html", "A & B", metrics, {"v0": "sheets/v0.png"}, ["note <1>"])
+    page = (tmp_path / "report.html").read_text()
+    assert "<title>A &amp; B</title>" in page and "note &lt;1&gt;" in page and 'src="sheets/v0.png"' in page
+    assert "<td>21.50</td>" in page and "Mean over 1 test views" in page
