@@ -27,6 +27,7 @@ from PIL import Image
 from splatent_data import SplatentError, atomic_write_bytes, atomic_write_json, load_rgb, load_scene, read_dataset_json
 from splatent_latents import LatentCodec, codec_from_manifest, load_latent
 from splatent_model import psnr, ssim
+from splatent_train import build_lpips
 
 from .report import KINDS, contact_sheet, html_report, markdown_table
 
@@ -43,20 +44,6 @@ class EvalResult:
 
 def _device(name: str) -> torch.device:
     return torch.device("cuda" if name == "auto" and torch.cuda.is_available() else ("cpu" if name == "auto" else name))
-
-
-def load_lpips(net: str = "vgg", device: torch.device | str = "cpu"):
-    """The ``lpips`` metric with pretrained backbone weights, or one clear error when they cannot be had."""
-    import lpips
-
-    try:
-        model = lpips.LPIPS(net=net, verbose=False)
-    except Exception as exc:  # torchvision raises URLError/OSError/RuntimeError when the download fails
-        raise SplatentError(
-            f"LPIPS needs torchvision's {net} weights, which could not be loaded ({type(exc).__name__}); "
-            f"put them in the torch hub cache, or pass --no-lpips"
-        ) from None
-    return model.eval().to(device)
 
 
 def _to_image(t: torch.Tensor) -> np.ndarray:  # [3, H, W] in [0, 1] -> [H, W, 3]
@@ -91,7 +78,7 @@ def evaluate_results(
         output: Report folder.
         enhanced: Folder of enhanced latents ``<stem>.pt`` (``splatent enhance`` output).
         dataset: Dataset JSON, to show each view's references on its sheet.
-        lpips: Also compute LPIPS (needs the backbone weights; see :func:`load_lpips`).
+        lpips: Also compute LPIPS (needs the backbone weights; splatent-train's :func:`~splatent_train.build_lpips`).
         codec: The codec that wrote the render's latents, if the caller holds it (the pipeline's run context);
             default: rebuilt from the latents' manifest. Moved to ``device`` and float32 in place (enhance
             may have cast it to half precision).
@@ -113,7 +100,7 @@ def evaluate_results(
     if dataset is not None and Path(dataset).is_file():
         for e in read_dataset_json(dataset, check_files=False).entries:
             refs[e.feature.stem] = list(e.ref_features)
-    lpips_model = load_lpips(lpips_net, dev) if lpips else None
+    lpips_model = build_lpips(lpips_net, off_switch="--no-lpips").to(dev) if lpips else None
     enhanced = Path(enhanced) if enhanced is not None else None
     (output / "sheets").mkdir(parents=True, exist_ok=True)
 

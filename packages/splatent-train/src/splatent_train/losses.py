@@ -50,19 +50,20 @@ def lpips_available(net: str = "vgg") -> bool:
     return backbone_cache_path(net).is_file()
 
 
-def build_lpips(net: str = "vgg", pretrained: bool = True, seed: int = 0) -> nn.Module:
-    """An ``lpips.LPIPS`` (frozen, eval mode) on the CPU.
+def build_lpips(net: str = "vgg", pretrained: bool = True, seed: int = 0, off_switch: str = "--lambda_lpips 0") -> nn.Module:
+    """An ``lpips.LPIPS`` (frozen, eval mode) on the CPU: the one LPIPS loader, for the loss and the metric.
 
     Args:
         net: ``vgg`` (the original's loss) or ``alex`` (the usual metric).
         pretrained: ImageNet backbone from torchvision's cache or download; False: a backbone
             drawn from ``seed`` (same architecture and cost, meaningless values).
+        off_switch: The option that turns LPIPS off, named when the weights cannot be had.
     """
     import lpips
 
     if net not in BACKBONE_URLS:
         raise LpipsUnavailableError(f"--lpips_net {net!r} is not one of {', '.join(BACKBONE_URLS)}")
-    backbone = _backbone_state(net) if pretrained else None
+    backbone = _backbone_state(net, off_switch) if pretrained else None
     with torch.random.fork_rng(devices=[]), contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torchvision's notes on lpips's legacy ``pretrained=`` argument
         torch.manual_seed(seed)
@@ -73,7 +74,7 @@ def build_lpips(net: str = "vgg", pretrained: bool = True, seed: int = 0) -> nn.
     return model.eval().requires_grad_(False)
 
 
-def _backbone_state(net: str) -> dict[str, Tensor]:
+def _backbone_state(net: str, off_switch: str) -> dict[str, Tensor]:
     url = BACKBONE_URLS[net]
     try:
         return torch.hub.load_state_dict_from_url(url, progress=False, check_hash=True, map_location="cpu",
@@ -82,7 +83,7 @@ def _backbone_state(net: str) -> dict[str, Tensor]:
         reason = " ".join(str(getattr(exc, "reason", exc)).split())[:120]
         raise LpipsUnavailableError(
             f"cannot get the {net.upper()} weights LPIPS needs ({reason}): download {url} on a connected machine "
-            f"into {backbone_cache_path(net)} (or set TORCH_HOME to a cache that has it), or pass --lambda_lpips 0"
+            f"into {backbone_cache_path(net)} (or set TORCH_HOME to a cache that has it), or pass {off_switch}"
         ) from None
 
 
