@@ -14,9 +14,10 @@ from .errors import DatasetFormatError, SceneError, SplatentError
 from .fileio import atomic_write_bytes, atomic_write_json
 from .images import IMAGE_EXTENSIONS, find_image, list_images, load_rgb, read_image_size, save_rgb
 from .llff import find_poses_bounds, parse_llff, write_llff
+from .loading import SCENE_FORMATS, load_scene
 from .nerf import parse_transforms, write_transforms
 from .points_ply import read_points_ply, write_points_ply
-from .scene import PointCloud, Scene, load_scene
+from .scene import PointCloud, Scene
 from .references import camera_radius, reference_scores, select_references
 from .sfm import SfmResult, run_sfm
 from .splits import Split, llff_split, read_split_file, split_scene
@@ -28,7 +29,7 @@ __version__ = "0.3.0"
 
 __all__ = [
     "Camera", "DEFAULT_PROMPT", "DISTORTION_PARAMS", "DatasetEntry", "DatasetFormatError", "DatasetSpec",
-    "IMAGE_EXTENSIONS", "PointCloud", "Scene", "SceneError", "Split", "SplatentError", "atomic_write_bytes",
+    "IMAGE_EXTENSIONS", "PointCloud", "SCENE_FORMATS", "Scene", "SceneError", "Split", "SplatentError", "atomic_write_bytes",
     "atomic_write_json", "build_dataset", "camera_radius", "distort_points", "find_image", "find_poses_bounds",
     "list_images", "llff_split",
     "load_rgb", "load_scene", "look_at", "make_synthetic_scene", "render_synthetic", "ring_of_cameras",

@@ -26,7 +26,7 @@ from .errors import DatasetFormatError, SceneError
 from .fileio import atomic_write_json
 from .images import find_image
 from .references import select_references
-from .scene import load_scene
+from .loading import load_scene
 
 logger = logging.getLogger("splatent")
 

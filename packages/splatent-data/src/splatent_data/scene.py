@@ -1,8 +1,8 @@
 """The ``Scene``: every input format parsed into one list of :class:`Camera`.
 
-``load_scene`` picks the parser from what the folder holds (``transforms.json``,
-a COLMAP model, or LLFF's ``poses_bounds.npy``, in that order), or takes ``fmt``
-to force one. Parsers produce cameras with the *declared* image size;
+The parsers (:mod:`.nerf`, :mod:`.colmap`, :mod:`.llff`) build it and
+:func:`splatent_data.loading.load_scene` picks one; this module imports none of
+them. Parsers produce cameras with the *declared* image size;
 :func:`attach_images` then finds each image file (``images_4`` and other
 downscaled folders included), reads its real size and scales the intrinsics to
 it, so nothing downstream assumes a size.
@@ -23,9 +23,6 @@ from .errors import SceneError
 from .images import find_image, read_image_size
 
 logger = logging.getLogger("splatent")
-
-SCENE_FORMATS = ("auto", "transforms", "colmap", "llff")
-
 
 @dataclass(frozen=True)
 class PointCloud:
@@ -107,50 +104,6 @@ class Scene:
                 f"{stage} needs pinhole cameras but {self.source} has {'/'.join(models)} distortion; "
                 f"run `splatent scene undistort {self.root} --output UNDISTORTED` first"
             )
-
-
-def load_scene(
-    path: str | Path,
-    fmt: str = "auto",
-    images: str | None = None,
-    strict: bool = False,
-) -> Scene:
-    """Parse a scene folder (or a ``transforms.json`` / ``poses_bounds.npy`` / COLMAP model path).
-
-    With ``fmt="auto"`` the first of these that the folder holds is read:
-    ``transforms.json``, a COLMAP model, ``poses_bounds.npy``. COLMAP comes before
-    LLFF because LLFF scenes often ship the model their poses were computed from,
-    and the model also holds the exact intrinsics, distortion and sparse points.
-
-    Args:
-        path: Scene folder, pose file, or COLMAP model folder.
-        fmt: ``"auto"``, ``"transforms"``, ``"colmap"`` or ``"llff"``.
-        images: Image folder name relative to the scene root (``images_4``), to
-            read downscaled copies; intrinsics follow the files' real size.
-        strict: Refuse a scene whose pose file lists images that do not exist
-            (by default they are reported once and the scene goes on without them).
-    """
-    from . import colmap, llff, nerf  # parsers import this module for Scene
-
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise SceneError(
-            f"scene path {path} does not exist; pass a folder with transforms.json, a COLMAP model or poses_bounds.npy"
-        )
-    if fmt not in SCENE_FORMATS:
-        raise SceneError(f"unknown scene format {fmt!r}; use one of {', '.join(SCENE_FORMATS)}")
-    if fmt == "transforms" or (fmt == "auto" and nerf.find_transforms(path) is not None):
-        return nerf.parse_transforms(path, images=images, strict=strict)
-    if fmt == "colmap" or (fmt == "auto" and colmap.find_model(path) is not None):
-        return colmap.parse_colmap(path, images=images, strict=strict)
-    if fmt == "llff" or (fmt == "auto" and llff.find_poses_bounds(path) is not None):
-        return llff.parse_llff(path, images=images, strict=strict)
-    photos = path / "images" if (path / "images").is_dir() else path
-    raise SceneError(
-        f"no poses found in {path}: expected transforms.json, a COLMAP model "
-        f"(sparse/0/cameras.bin, images.bin, points3D.bin) or LLFF's poses_bounds.npy; "
-        f"for photos without poses run `splatent scene sfm {photos} --output NEW_SCENE`"
-    )
 
 
 def attach_images(

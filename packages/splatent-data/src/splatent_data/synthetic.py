@@ -17,7 +17,8 @@ from .camera import Camera, look_at
 from .errors import SceneError
 from .images import load_rgb, save_rgb
 from .nerf import write_transforms
-from .scene import PointCloud, Scene, load_scene
+from .loading import load_scene
+from .scene import PointCloud, Scene
 
 LIGHT = np.array([0.4, -0.3, 0.87]) / np.linalg.norm([0.4, -0.3, 0.87])
 

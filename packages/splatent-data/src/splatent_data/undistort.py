@@ -24,7 +24,8 @@ from .distortion import distort_points
 from .errors import SceneError
 from .images import load_rgb, save_rgb
 from .nerf import write_transforms
-from .scene import Scene, load_scene
+from .loading import load_scene
+from .scene import Scene
 
 logger = logging.getLogger("splatent")
 

@@ -6,7 +6,7 @@ codec's channel count: 4 for ``sd-vae`` and ``pca``, 32 for ``taef2``), one
 wrote them and its channels (and, for ``pca``, its ``pca_basis.safetensors``).
 """
 
-from .codec import CODEC_NAMES, LatentCodec, load_codec
+from .codec import LatentCodec
 from .decode import DecodeResult, decode_latents
 from .errors import LatentError
 from .extract import DEFAULT_OUTPUT, ExtractResult, extract_latents
@@ -14,6 +14,7 @@ from .files import load_latent, save_latent
 from .manifest import LatentManifest, codec_from_manifest, read_manifest
 from .metrics import latent_psnr, psnr, ssim
 from .pca import PCACodec
+from .registry import CODEC_NAMES, load_codec
 from .taef2 import Taef2Codec
 from .vae import DEFAULT_MODEL, VaeCodec, sd_vae_config, tiny_vae_config
 

@@ -7,16 +7,9 @@ Latents are always handled *unscaled* (what the encoder emits). A diffusion
 model multiplies them by :attr:`LatentCodec.scaling_factor` to reach roughly
 unit variance; nothing on disk is scaled.
 
-Codecs, by name (:func:`load_codec`):
-
-* ``sd-vae`` (default): a diffusers ``AutoencoderKL``, SD-Turbo's VAE unless
-  ``model`` names another hub id or local folder.
-* ``pca``: the first 4 principal components of 8x8 RGB patches; weight-free and
-  exact up to truncation once fitted (see :mod:`splatent_latents.pca`).
-* ``taef2``: TAEF2, a tiny learned autoencoder (32 channels) whose MIT-licensed
-  weights ship in this package, so it works offline (see :mod:`splatent_latents.taef2`).
-* ``tiny-random``: a tiny ``AutoencoderKL`` with a fixed seed, for tests of the
-  diffusers code path.
+The implementations (:mod:`.vae`, :mod:`.pca`, :mod:`.taef2`) subclass it and
+:func:`splatent_latents.registry.load_codec` builds one by name; this module
+imports none of them. The device and dtype helpers every stage shares live here.
 """
 
 from __future__ import annotations
@@ -28,11 +21,6 @@ import torch
 from torch import Tensor
 
 from .errors import LatentError
-
-CODEC_NAMES = ("sd-vae", "pca", "taef2", "tiny-random")
-# Codecs without a posterior: ``sample=True`` is refused.
-DETERMINISTIC_CODECS = ("pca", "taef2")
-DEFAULT_CODEC = "sd-vae"
 
 DTYPES = {
     "float32": torch.float32, "fp32": torch.float32, "float": torch.float32,
@@ -108,45 +96,6 @@ class LatentCodec(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config()}, device={self.device}, dtype={self.dtype})"
-
-
-def load_codec(name: str = DEFAULT_CODEC, **options: Any) -> LatentCodec:
-    """Build a codec by name; ``options`` are those its :meth:`LatentCodec.config` records.
-
-    * ``sd-vae``: ``model`` (hub id or local folder, default ``stabilityai/sd-turbo``),
-      ``revision``, ``compile`` (``torch.compile`` the encoder).
-    * ``pca``: ``basis`` (a ``pca_basis.safetensors`` file); without it the codec
-      must be fitted (:meth:`PCACodec.fit`) before use.
-    * ``taef2``: ``weights`` (a folder holding ``taef2_encoder.pth`` and
-      ``taef2_decoder.pth``; default: the copy shipped in this package), ``compile``.
-    * ``tiny-random``: ``seed``.
-    """
-    if name == "sd-vae":
-        from .vae import load_sd_vae
-
-        return load_sd_vae(**_options(name, options, ("model", "revision", "compile")))
-    if name == "pca":
-        from .pca import PCACodec
-
-        basis = _options(name, options, ("basis",)).get("basis")
-        return PCACodec.load(basis) if basis is not None else PCACodec()
-    if name == "taef2":
-        from .taef2 import Taef2Codec
-
-        return Taef2Codec.load(**_options(name, options, ("weights", "compile")))
-    if name == "tiny-random":
-        from .vae import tiny_random_vae
-
-        return tiny_random_vae(**_options(name, options, ("seed",)))
-    raise LatentError(f"unknown codec {name!r}; use one of {', '.join(CODEC_NAMES)}")
-
-
-def _options(name: str, options: dict[str, Any], allowed: tuple[str, ...]) -> dict[str, Any]:
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        takes = ", ".join(allowed) if allowed else "none"
-        raise LatentError(f"codec {name!r} has no option {unknown[0]!r} (its options: {takes})")
-    return options
 
 
 def parse_dtype(dtype: str | torch.dtype) -> torch.dtype:

@@ -19,11 +19,12 @@ import torch
 
 from splatent_data import save_rgb
 
-from .codec import LatentCodec, load_codec, resolve_device, resolve_dtype
+from .codec import LatentCodec, resolve_device, resolve_dtype
 from .errors import LatentError
 from .files import LATENT_SUFFIX, load_latent
 from .manifest import MANIFEST_NAME, codec_from_manifest, read_manifest
 from .progress import progress_bar
+from .registry import load_codec
 
 logger = logging.getLogger("splatent")
 

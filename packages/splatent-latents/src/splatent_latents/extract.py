@@ -43,14 +43,14 @@ import torch
 
 from splatent_data import Split
 
-from .codec import (CODEC_NAMES, DEFAULT_CODEC, DETERMINISTIC_CODECS, LatentCodec, dtype_name, load_codec,
-                    resolve_device, resolve_dtype)
+from .codec import LatentCodec, dtype_name, resolve_device, resolve_dtype
 from .errors import LatentError
 from .files import LATENT_SUFFIX, load_latent, save_latent
 from .images import ImageBatches, ImageItem, batches_by_size, find_image_dir, probe_images
 from .manifest import MANIFEST_NAME, LatentManifest
 from .pca import BASIS_FILENAME, PCACodec
 from .progress import progress_bar
+from .registry import CODEC_NAMES, DEFAULT_CODEC, DETERMINISTIC_CODECS, load_codec
 from .taef2 import Taef2Codec
 from .vae import VaeCodec
 

@@ -26,8 +26,9 @@ from typing import Any
 
 from splatent_data import atomic_write_json
 
-from .codec import LatentCodec, load_codec
+from .codec import LatentCodec
 from .errors import LatentError
+from .registry import load_codec
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1
