@@ -6,7 +6,7 @@ codec's channel count: 4 for ``sd-vae`` and ``pca``, 32 for ``taef2``), one
 wrote them and its channels (and, for ``pca``, its ``pca_basis.safetensors``).
 """
 
-from .codec import LatentCodec
+from .codec import LatentCodec, resolve_device
 from .decode import DecodeResult, decode_latents
 from .errors import LatentError
 from .extract import DEFAULT_OUTPUT, ExtractResult, extract_latents
@@ -23,6 +23,6 @@ __version__ = "0.3.0"
 __all__ = [
     "CODEC_NAMES", "DEFAULT_MODEL", "DEFAULT_OUTPUT", "DecodeResult", "ExtractResult", "LatentCodec", "LatentError",
     "LatentManifest", "PCACodec", "Taef2Codec", "VaeCodec", "codec_from_manifest", "decode_latents", "extract_latents",
-    "latent_psnr", "load_codec", "load_latent", "psnr", "read_manifest", "save_latent", "sd_vae_config", "ssim",
+    "latent_psnr", "load_codec", "load_latent", "psnr", "read_manifest", "resolve_device", "save_latent", "sd_vae_config", "ssim",
     "tiny_vae_config",
 ]

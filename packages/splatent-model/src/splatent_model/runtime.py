@@ -49,13 +49,13 @@ class RuntimeOptions:
     batch_size: int = 8
 
     def resolved_device(self) -> torch.device:
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        dev = torch.device(self.device)
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise EnhanceInputError(f"--device {self.device} asked for CUDA but torch {torch.__version__} sees "
-                                    f"no CUDA device; use --device cpu")
-        return dev
+        """``splatent_latents.resolve_device`` (the one resolver), its refusals as this stage's input errors."""
+        from splatent_latents import LatentError, resolve_device
+
+        try:
+            return resolve_device(self.device)
+        except LatentError as exc:
+            raise EnhanceInputError(str(exc)) from None
 
     def resolved_dtype(self, device: torch.device) -> torch.dtype:
         names = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,

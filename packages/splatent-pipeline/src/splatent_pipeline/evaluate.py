@@ -25,7 +25,7 @@ import torch
 from PIL import Image
 
 from splatent_data import SplatentError, atomic_write_bytes, atomic_write_json, load_rgb, load_scene, read_dataset_json
-from splatent_latents import LatentCodec, codec_from_manifest, load_latent
+from splatent_latents import LatentCodec, codec_from_manifest, load_latent, resolve_device
 from splatent_model import psnr, ssim
 from splatent_train import build_lpips
 
@@ -40,10 +40,6 @@ class EvalResult:
     report: Path
     means: dict[str, dict[str, float]]
     views: int
-
-
-def _device(name: str) -> torch.device:
-    return torch.device("cuda" if name == "auto" and torch.cuda.is_available() else ("cpu" if name == "auto" else name))
 
 
 def _to_image(t: torch.Tensor) -> np.ndarray:  # [3, H, W] in [0, 1] -> [H, W, 3]
@@ -90,7 +86,7 @@ def evaluate_results(
     info = json.loads(manifest_path.read_text())
     if not info.get("latents"):
         raise SplatentError(f"{renders} holds RGB renders; `splatent eval` scores latent renders")
-    dev = _device(device)
+    dev = resolve_device(device)
     codec = (codec if codec is not None else codec_from_manifest(info["latents"])).to(dev, torch.float32)
     scene = load_scene(info["scene"])
     stems = sorted(p.stem for p in (renders / "nvs").glob("*.pt"))

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from splatent_data import Scene, SceneError, SplatentError, atomic_write_json, load_scene, split_scene
+from splatent_latents import resolve_device
 
 from .cameras import camera_tensors
 from .gaussians import FeatureGaussians, features_from_views, random_points_in_frustums, standardisation
@@ -141,18 +142,6 @@ class FitResult:
     losses: list[tuple[int, float]] = field(default_factory=list)
     peak_memory_bytes: int | None = None
     resumed_from: int | None = None
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``, with one clear line for the impossible."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise SplatentError(f"--device {name} asked for, but PyTorch sees no CUDA device; use --device cpu")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise SplatentError(f"unknown --device {name!r}; use auto, cpu, cuda or cuda:N") from None
 
 
 def _scene_scale(views: list[View]) -> float:

@@ -26,9 +26,10 @@ import numpy as np
 import torch
 
 from splatent_data import SplatentError, atomic_write_json, load_scene, save_rgb
+from splatent_latents import resolve_device
 
 from .cameras import interpolate_path
-from .fit import MODEL_FILE, read_fit_manifest, resolve_device
+from .fit import MODEL_FILE, read_fit_manifest
 from .ply import load_ply
 from .backends import resolve_backend
 from .views import load_latent_views, load_rgb_views
