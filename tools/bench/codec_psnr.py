@@ -116,7 +116,7 @@ def speed(codec_name: str, width: int, height: int, device: str, dtype: str, bat
     import torch
 
     from splatent_latents import PCACodec, load_codec
-    from splatent_latents.codec import parse_dtype
+    from splatent_latents import parse_dtype
 
     torch_dtype = parse_dtype(dtype)
     if codec_name == "pca":

@@ -182,7 +182,7 @@ def bench_extract(vae, scene: Path, device: torch.device, dtype: str, batch_size
 
 
 def run(args: argparse.Namespace) -> dict:
-    from splatent_latents.codec import resolve_device
+    from splatent_latents import resolve_device
 
     device = resolve_device(args.device)
     half = torch.bfloat16 if device.type == "cuda" else torch.float32

@@ -11,7 +11,7 @@ import torch
 
 from typer.testing import CliRunner
 
-from splatent_data import DatasetEntry, save_rgb, write_dataset_json
+from splatent_data import DatasetEntry, RenderLayout, save_rgb, write_dataset_json
 from splatent_latents import save_latent
 
 
@@ -39,15 +39,15 @@ def test_convert_then_enhance_a_dataset(cli, tmp_path, tiny_ckpt):
     assert (tmp_path / "ckpt" / "unet.safetensors").is_file()
 
     g = torch.Generator().manual_seed(0)
-    scene = tmp_path / "scene"
+    scene = RenderLayout(tmp_path / "scene")
     entries = []
     for i in range(3):
         for sub in ("nvs", "nvs_gt", "train_gt"):
-            save_latent(scene / sub / f"{i:04d}.pt", torch.randn(4, 8, 8, generator=g))
-        save_rgb(scene / "nvs_gt" / f"{i:04d}.png", np.full((64, 64, 3), 40 * i, np.uint8))
+            save_latent(scene.latent(sub, f"{i:04d}"), torch.randn(4, 8, 8, generator=g))
+        save_rgb(scene.nvs_gt / f"{i:04d}.png", np.full((64, 64, 3), 40 * i, np.uint8))
     for i in range(3):
-        refs = tuple(scene / "train_gt" / f"{j:04d}.pt" for j in (0, 1, 2, 0))
-        entries.append(DatasetEntry(f"s_{i}", "test", scene / "nvs" / f"{i:04d}.pt", scene / "nvs_gt" / f"{i:04d}.pt",
+        refs = tuple(scene.latent("train_gt", f"{j:04d}") for j in (0, 1, 2, 0))
+        entries.append(DatasetEntry(f"s_{i}", "test", scene.latent("nvs", f"{i:04d}"), scene.latent("nvs_gt", f"{i:04d}"),
                                     refs[:3], "A photo of a scene"))
     write_dataset_json(tmp_path / "data.json", entries)
     res = cli("enhance", "--dataset_path", tmp_path / "data.json", "--model_path", tmp_path / "ckpt",

@@ -52,10 +52,13 @@ def test_undistort_command(cli, tmp_path):
 
 def test_dataset_command_both_spellings(cli, tmp_path):
     cams = _scene(tmp_path / "scene", n=8)
+    from splatent_data import RenderLayout
+
+    renders = RenderLayout(tmp_path / "r")
     for folder, stems in (("nvs", ["00"]), ("nvs_gt", ["00"]), ("train_gt", [c.stem for c in cams[1:]])):
-        (tmp_path / "r" / folder).mkdir(parents=True)
+        renders.folder(folder).mkdir(parents=True)
         for s in stems:
-            (tmp_path / "r" / folder / f"{s}.pt").write_bytes(b"x")
+            renders.latent(folder, s).write_bytes(b"x")
     out = tmp_path / "data.json"
     res = cli("dataset", "--out_path", tmp_path / "r", "--original_path", tmp_path / "scene",
               "--output", out, "--top_k", "2")

@@ -3,17 +3,18 @@ import json
 import pytest
 
 from splatent_data import (
-    DatasetFormatError, SceneError, build_dataset, read_dataset_json, resolve_image_path, write_dataset_json,
+    DatasetFormatError, RenderLayout, SceneError, build_dataset, read_dataset_json, resolve_image_path, write_dataset_json,
     write_transforms,
 )
 
 
 def _renders(root, stems_nvs, stems_train, with_train_renders=False):
+    layout = RenderLayout(root)
     for folder, stems in (("nvs", stems_nvs), ("nvs_gt", stems_nvs), ("train_gt", stems_train)) + \
             ((("train", stems_train),) if with_train_renders else ()):
-        (root / folder).mkdir(parents=True, exist_ok=True)
+        layout.folder(folder).mkdir(parents=True, exist_ok=True)
         for s in stems:
-            (root / folder / f"{s}.pt").write_bytes(b"x")
+            layout.latent(folder, s).write_bytes(b"x")
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from splatent_latents import CODEC_NAMES, LatentError, load_codec
-from splatent_latents.codec import parse_dtype, resolve_device, resolve_dtype
+from splatent_latents.devices import parse_dtype, resolve_device, resolve_dtype
 
 
 def test_unknown_codec_lists_the_names():

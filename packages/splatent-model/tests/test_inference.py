@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from splatent_data import DatasetEntry, load_rgb, save_rgb, write_dataset_json
+from splatent_data import DatasetEntry, RenderLayout, load_rgb, save_rgb, write_dataset_json
 from splatent_latents import load_latent, save_latent
 from splatent_model import (
     EnhanceInputError, RuntimeOptions, SplatentEnhancer, codec_for, collect_inputs, enhance_dataset, enhance_files,
@@ -20,21 +20,22 @@ CPU = RuntimeOptions(device="cpu", batch_size=3)
 def _scene(root: Path, n_test: int = 4, n_train: int = 5, gt_images: bool = True) -> Path:
     """nvs/, nvs_gt/ (+ PNGs), train_gt/ of 8x8 latents and a dataset JSON with top_k=3."""
     g = torch.Generator().manual_seed(0)
+    layout = RenderLayout(root)
     for sub in ("nvs", "nvs_gt", "train_gt"):
-        (root / sub).mkdir(parents=True)
+        layout.folder(sub).mkdir(parents=True)
     for i in range(n_train):
-        save_latent(root / "train_gt" / f"t{i:02d}.pt", torch.randn(4, 8, 8, generator=g))
+        save_latent(layout.latent("train_gt", f"t{i:02d}"), torch.randn(4, 8, 8, generator=g))
     entries = []
     for i in range(n_test):
         gt = torch.randn(4, 8, 8, generator=g)
-        save_latent(root / "nvs_gt" / f"{i:04d}.pt", gt)
-        save_latent(root / "nvs" / f"{i:04d}.pt", gt + 0.3 * torch.randn(4, 8, 8, generator=g))
+        save_latent(layout.latent("nvs_gt", f"{i:04d}"), gt)
+        save_latent(layout.latent("nvs", f"{i:04d}"), gt + 0.3 * torch.randn(4, 8, 8, generator=g))
         if gt_images:
-            save_rgb(root / "nvs_gt" / f"{i:04d}.png", np.random.default_rng(i).integers(0, 255, (64, 64, 3), dtype=np.uint8))
-        refs = tuple(root / "train_gt" / f"t{(i + j) % n_train:02d}.pt" for j in range(4))
-        entries.append(DatasetEntry(f"scene_{i:04d}", "test", root / "nvs" / f"{i:04d}.pt",
-                                    root / "nvs_gt" / f"{i:04d}.pt", refs, "A photo of a scene"))
-    entries.append(DatasetEntry("scene_train", "train", root / "nvs" / "0000.pt", root / "nvs_gt" / "0000.pt",
+            save_rgb(layout.nvs_gt / f"{i:04d}.png", np.random.default_rng(i).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+        refs = tuple(layout.latent("train_gt", f"t{(i + j) % n_train:02d}") for j in range(4))
+        entries.append(DatasetEntry(f"scene_{i:04d}", "test", layout.latent("nvs", f"{i:04d}"),
+                                    layout.latent("nvs_gt", f"{i:04d}"), refs, "A photo of a scene"))
+    entries.append(DatasetEntry("scene_train", "train", layout.latent("nvs", "0000"), layout.latent("nvs_gt", "0000"),
                                 entries[0].ref_features, "A photo of a scene"))
     write_dataset_json(root / "data.json", entries)
     return root / "data.json"
@@ -119,8 +120,8 @@ def test_reference_matching_rules(tmp_path):
     single = _images(tmp_path / "single", ["x"])
     ordered = _images(tmp_path / "ordered", ["p", "q"])
     refs = match_references(inputs, [tmp_path / "by_name", single[0], tmp_path / "ordered"])
-    assert refs[0] == (tmp_path / "by_name" / "a.png", single[0], ordered[0])
-    assert refs[1] == (tmp_path / "by_name" / "b.png", single[0], ordered[1])
+    assert refs[0] == (by_name[1], single[0], ordered[0])  # by name (a), the single file, by order
+    assert refs[1] == (by_name[0], single[0], ordered[1])
     assert match_references(inputs, [tmp_path / "single"]) == [(single[0],), (single[0],)]
     _images(tmp_path / "partial", ["a", "z", "y"])
     with pytest.raises(EnhanceInputError, match="no file named b"):

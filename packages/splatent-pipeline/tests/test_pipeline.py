@@ -40,7 +40,7 @@ def test_run_context_parses_the_scene_once_and_names_the_run_folders(tmp_path):
     ctx = RunContext.load(PipelineConfig(scene_path=tmp_path / "scene", output_dir=tmp_path / "out"))
     assert ctx.scene.is_pinhole and len(ctx.scene.cameras) == 10
     p = ctx.paths
-    assert p.scene == tmp_path / "scene"  # pinhole: the stages read the input scene itself
+    assert ctx.working_scene == tmp_path / "scene"  # pinhole: the stages read the input scene itself
     assert (p.latents, p.model, p.renders, p.dataset, p.enhanced, p.eval) == (
         tmp_path / "out" / "latents", tmp_path / "out" / "model", tmp_path / "out" / "renders" / "scene",
         tmp_path / "out" / "data" / "dataset.json", tmp_path / "out" / "enhanced", tmp_path / "out" / "eval")

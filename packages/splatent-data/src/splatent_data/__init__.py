@@ -12,6 +12,7 @@ from .dataset_json import (
 from .distortion import distort_points, undistort_points
 from .errors import DatasetFormatError, SceneError, SplatentError
 from .fileio import atomic_write_bytes, atomic_write_json
+from .layout import RENDER_FOLDERS, RenderLayout, RunLayout
 from .images import IMAGE_EXTENSIONS, find_image, list_images, load_rgb, read_image_size, save_rgb
 from .llff import find_poses_bounds, parse_llff, write_llff
 from .loading import SCENE_FORMATS, load_scene
@@ -29,7 +30,7 @@ __version__ = "0.3.0"
 
 __all__ = [
     "Camera", "DEFAULT_PROMPT", "DISTORTION_PARAMS", "DatasetEntry", "DatasetFormatError", "DatasetSpec",
-    "IMAGE_EXTENSIONS", "PointCloud", "SCENE_FORMATS", "Scene", "SceneError", "Split", "SplatentError", "atomic_write_bytes",
+    "IMAGE_EXTENSIONS", "PointCloud", "RENDER_FOLDERS", "RenderLayout", "RunLayout", "SCENE_FORMATS", "Scene", "SceneError", "Split", "SplatentError", "atomic_write_bytes",
     "atomic_write_json", "build_dataset", "camera_radius", "distort_points", "find_image", "find_poses_bounds",
     "list_images", "llff_split",
     "load_rgb", "load_scene", "look_at", "make_synthetic_scene", "render_synthetic", "ring_of_cameras",

@@ -25,6 +25,7 @@ from typing import Any
 from .errors import DatasetFormatError, SceneError
 from .fileio import atomic_write_json
 from .images import find_image
+from .layout import REQUIRED_RENDER_FOLDERS, RenderLayout
 from .references import select_references
 from .loading import load_scene
 
@@ -32,7 +33,7 @@ logger = logging.getLogger("splatent")
 
 SPLITS = ("train", "test")
 DEFAULT_PROMPT = "A photo of a scene"
-RENDER_DIRS = ("nvs", "nvs_gt", "train_gt")
+RENDER_DIRS = REQUIRED_RENDER_FOLDERS  # kept for importers of the old name
 
 
 @dataclass(frozen=True)
@@ -141,19 +142,12 @@ def resolve_image_path(feature: Path, rgb_root: Path | None = None, images_dir: 
     return find_image(Path(rgb_root) / scene / images_dir, feature.stem)
 
 
-def _scene_dirs(renders: Path) -> list[Path]:
-    if all((renders / d).is_dir() for d in RENDER_DIRS):
-        return [renders]
-    found = sorted(p for p in renders.iterdir() if p.is_dir() and all((p / d).is_dir() for d in RENDER_DIRS)) \
-        if renders.is_dir() else []
+def _rendered_scenes(renders: Path) -> list[RenderLayout]:
+    found = RenderLayout.find(renders)
     if not found:
         raise SceneError(f"{renders} holds no rendered scene: expected nvs/, nvs_gt/ and train_gt/ folders "
                          f"(in it or in its sub-folders); run `splatent render` first")
     return found
-
-
-def _stems(folder: Path) -> list[str]:
-    return sorted(p.stem for p in folder.glob("*.pt"))
 
 
 def build_dataset(
@@ -186,8 +180,8 @@ def build_dataset(
     if top_k < 1:
         raise SceneError(f"--top_k must be at least 1, got {top_k}")
     renders, original = Path(renders), Path(original)
-    scene_dirs = _scene_dirs(renders)
-    names = [d.name for d in scene_dirs]
+    rendered = _rendered_scenes(renders)
+    names = [r.name for r in rendered]
     if test_scenes is not None:
         unknown = sorted(set(test_scenes) - set(names))
         if unknown:
@@ -196,31 +190,32 @@ def build_dataset(
     else:
         tests = {n for i, n in enumerate(sorted(names)) if i % 8 == 0}
     entries: list[DatasetEntry] = []
-    for sdir in scene_dirs:
-        posed = original if len(scene_dirs) == 1 and not (original / sdir.name).is_dir() else original / sdir.name
+    for layout in rendered:
+        posed = original if len(rendered) == 1 and not (original / layout.name).is_dir() else original / layout.name
         scene = load_scene(posed, fmt="colmap" if colmap else "auto")
         cams = {c.stem: c for c in scene.cameras}
-        train_stems = _stems(sdir / "train_gt")
-        for stem in train_stems + _stems(sdir / "nvs"):
+        train_stems = layout.stems("train_gt")
+        for stem in train_stems + layout.stems("nvs"):
             if stem not in cams:
-                raise SceneError(f"render {stem} in {sdir} has no camera in {scene.source}; "
+                raise SceneError(f"render {stem} in {layout.root} has no camera in {scene.source}; "
                                  f"--original_path must be the scene the renders came from")
         candidates = [cams[s] for s in train_stems]
-        nvs_split = "test" if benchmark or sdir.name in tests else "train"
-        targets = [(nvs_split, "nvs", s) for s in _stems(sdir / "nvs")]
-        if train_renders and not benchmark and (sdir / "train").is_dir():
-            targets += [("train", "train", s) for s in _stems(sdir / "train")]
+        nvs_split = "test" if benchmark or layout.name in tests else "train"
+        targets = [(nvs_split, "nvs", s) for s in layout.stems("nvs")]
+        if train_renders and not benchmark and layout.train.is_dir():
+            targets += [("train", "train", s) for s in layout.stems("train")]
         refs = select_references([cams[s] for _, _, s in targets], candidates, top_k, angle_weight)
         for split, kind, stem in targets:
-            gt_dir = "nvs_gt" if kind == "nvs" else "train_gt"
-            if not (sdir / gt_dir / f"{stem}.pt").is_file():
-                raise SceneError(f"{sdir / kind / stem}.pt has no ground truth {gt_dir}/{stem}.pt; re-run `splatent render`")
-            entry_id = f"{sdir.name}_{stem}" if kind == "nvs" else f"{sdir.name}_train_{stem}"
+            gt_dir = RenderLayout.ground_truth_of(kind)
+            if not layout.latent(gt_dir, stem).is_file():
+                raise SceneError(f"{layout.folder(kind) / stem}.pt has no ground truth {gt_dir}/{stem}.pt; "
+                                 f"re-run `splatent render`")
+            entry_id = f"{layout.name}_{stem}" if kind == "nvs" else f"{layout.name}_train_{stem}"
             entries.append(DatasetEntry(
                 id=entry_id, split=split,
-                feature=(sdir / kind / f"{stem}.pt").resolve(),
-                target_feature=(sdir / gt_dir / f"{stem}.pt").resolve(),
-                ref_features=tuple((sdir / "train_gt" / f"{r}.pt").resolve() for r in refs[stem]),
+                feature=layout.latent(kind, stem).resolve(),
+                target_feature=layout.latent(gt_dir, stem).resolve(),
+                ref_features=tuple(layout.latent("train_gt", r).resolve() for r in refs[stem]),
                 prompt=prompt,
             ))
     return entries

@@ -6,7 +6,8 @@ codec's channel count: 4 for ``sd-vae`` and ``pca``, 32 for ``taef2``), one
 wrote them and its channels (and, for ``pca``, its ``pca_basis.safetensors``).
 """
 
-from .codec import LatentCodec, resolve_device
+from .codec import LatentCodec
+from .devices import DTYPES, default_dtype, dtype_name, parse_dtype, resolve_device, resolve_dtype
 from .decode import DecodeResult, decode_latents
 from .errors import LatentError
 from .extract import DEFAULT_OUTPUT, ExtractResult, extract_latents
@@ -14,6 +15,7 @@ from .files import load_latent, save_latent
 from .manifest import LatentManifest, codec_from_manifest, read_manifest
 from .metrics import latent_psnr, psnr, ssim
 from .pca import PCACodec
+from .progress import ProgressCallback, ProgressReporter, progress_bar
 from .registry import CODEC_NAMES, load_codec
 from .taef2 import Taef2Codec
 from .vae import DEFAULT_MODEL, VaeCodec, sd_vae_config, tiny_vae_config
@@ -21,8 +23,9 @@ from .vae import DEFAULT_MODEL, VaeCodec, sd_vae_config, tiny_vae_config
 __version__ = "0.3.0"
 
 __all__ = [
-    "CODEC_NAMES", "DEFAULT_MODEL", "DEFAULT_OUTPUT", "DecodeResult", "ExtractResult", "LatentCodec", "LatentError",
-    "LatentManifest", "PCACodec", "Taef2Codec", "VaeCodec", "codec_from_manifest", "decode_latents", "extract_latents",
-    "latent_psnr", "load_codec", "load_latent", "psnr", "read_manifest", "resolve_device", "save_latent", "sd_vae_config", "ssim",
+    "CODEC_NAMES", "DEFAULT_MODEL", "DEFAULT_OUTPUT", "DTYPES", "DecodeResult", "ExtractResult", "LatentCodec", "LatentError",
+    "LatentManifest", "PCACodec", "Taef2Codec", "VaeCodec", "ProgressCallback", "ProgressReporter", "codec_from_manifest", "decode_latents",
+    "default_dtype", "dtype_name", "extract_latents",
+    "latent_psnr", "load_codec", "load_latent", "parse_dtype", "progress_bar", "psnr", "read_manifest", "resolve_device", "resolve_dtype", "save_latent", "sd_vae_config", "ssim",
     "tiny_vae_config",
 ]

@@ -9,7 +9,8 @@ unit variance; nothing on disk is scaled.
 
 The implementations (:mod:`.vae`, :mod:`.pca`, :mod:`.taef2`) subclass it and
 :func:`splatent_latents.registry.load_codec` builds one by name; this module
-imports none of them. The device and dtype helpers every stage shares live here.
+imports none of them. The device and dtype helpers every stage shares are in
+:mod:`.devices`.
 """
 
 from __future__ import annotations
@@ -22,11 +23,6 @@ from torch import Tensor
 
 from .errors import LatentError
 
-DTYPES = {
-    "float32": torch.float32, "fp32": torch.float32, "float": torch.float32,
-    "float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
-    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-}
 
 
 class LatentCodec(ABC):
@@ -96,48 +92,3 @@ class LatentCodec(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config()}, device={self.device}, dtype={self.dtype})"
-
-
-def parse_dtype(dtype: str | torch.dtype) -> torch.dtype:
-    """``"bf16"``, ``"float16"``, ``torch.float32``... as a ``torch.dtype``."""
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    try:
-        return DTYPES[str(dtype).lower()]
-    except KeyError:
-        raise LatentError(f"unknown dtype {dtype!r}; use float32, float16 or bfloat16") from None
-
-
-def dtype_name(dtype: torch.dtype) -> str:
-    """``torch.bfloat16`` -> ``"bfloat16"``."""
-    return str(dtype).removeprefix("torch.")
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` is CUDA when available, else CPU; an unavailable CUDA device is a clear error."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise LatentError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise LatentError(f"--device {device} asked for CUDA but this torch ({torch.__version__}) sees no CUDA device; use --device cpu")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise LatentError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) are visible")
-    return dev
-
-
-def resolve_dtype(dtype: str | torch.dtype, device: torch.device, codec_name: str) -> torch.dtype:
-    """``"auto"``: bfloat16 for VAEs and taef2 on CUDA (float16 where bf16 is unsupported), else float32.
-
-    bf16 keeps fp32's range, so the encoder cannot overflow; its latents differ
-    from fp32 by well under the noise of any later stage. PCA is a few
-    multiply-adds per pixel and always runs in float32 unless asked otherwise.
-    """
-    if str(dtype) != "auto":
-        return parse_dtype(dtype)
-    if device.type == "cuda" and codec_name != "pca":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.float32

@@ -19,7 +19,8 @@ import torch
 
 from splatent_data import save_rgb
 
-from .codec import LatentCodec, resolve_device, resolve_dtype
+from .codec import LatentCodec
+from .devices import resolve_device, resolve_dtype
 from .errors import LatentError
 from .files import LATENT_SUFFIX, load_latent
 from .manifest import MANIFEST_NAME, codec_from_manifest, read_manifest

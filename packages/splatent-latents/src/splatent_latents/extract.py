@@ -43,7 +43,8 @@ import torch
 
 from splatent_data import Split
 
-from .codec import LatentCodec, dtype_name, resolve_device, resolve_dtype
+from .codec import LatentCodec
+from .devices import dtype_name, resolve_device, resolve_dtype
 from .errors import LatentError
 from .files import LATENT_SUFFIX, load_latent, save_latent
 from .images import ImageBatches, ImageItem, batches_by_size, find_image_dir, probe_images

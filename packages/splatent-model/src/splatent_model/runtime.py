@@ -58,13 +58,15 @@ class RuntimeOptions:
             raise EnhanceInputError(str(exc)) from None
 
     def resolved_dtype(self, device: torch.device) -> torch.dtype:
-        names = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-                 "float16": torch.float16, "fp16": torch.float16}
+        """``splatent_latents``' dtype table (the one table); ``auto`` is its ``default_dtype``."""
+        from splatent_latents import LatentError, default_dtype, parse_dtype
+
         if self.dtype == "auto":
-            return torch.bfloat16 if device.type == "cuda" else torch.float32
-        if self.dtype not in names:
-            raise EnhanceInputError(f"unknown --dtype {self.dtype!r}; use auto, float32, bfloat16 or float16")
-        return names[self.dtype]
+            return default_dtype(device)
+        try:
+            return parse_dtype(self.dtype)
+        except LatentError:
+            raise EnhanceInputError(f"unknown --dtype {self.dtype!r}; use auto, float32, bfloat16 or float16") from None
 
     def compile_mode(self, device: torch.device) -> str | None:
         if self.compile in (None, False, "", "none", "off"):

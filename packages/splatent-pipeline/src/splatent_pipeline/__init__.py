@@ -13,7 +13,7 @@ from .demo import DEMO_CODECS, DemoConfig, DemoResult, run_demo
 from .evaluate import EvalResult, evaluate_folder, evaluate_results
 from .holdout import FoldPoints, Holdout, holdout_pairs
 from .pipeline import (
-    STAGE_LIST, STAGES, PipelineConfig, PipelineResult, PipelineRun, ProgressBar, RunContext, RunPaths, Say, Stage,
+    STAGE_LIST, STAGES, PipelineConfig, PipelineResult, PipelineRun, ProgressBar, RunContext, Say, Stage,
     StageRecord, run_pipeline, stage_key,
 )
 from .report import bar_plot_svg, contact_sheet, html_report, markdown_table
@@ -22,7 +22,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEMO_CODECS", "DemoConfig", "DemoResult", "EvalResult", "FoldPoints", "Holdout", "PipelineConfig",
-    "PipelineResult", "PipelineRun", "ProgressBar", "RunContext", "RunPaths", "STAGES", "STAGE_LIST", "Say", "Stage",
+    "PipelineResult", "PipelineRun", "ProgressBar", "RunContext", "STAGES", "STAGE_LIST", "Say", "Stage",
     "StageRecord", "bar_plot_svg", "contact_sheet", "evaluate_folder", "evaluate_results", "holdout_pairs", "html_report",
     "markdown_table", "run_demo", "run_pipeline", "stage_key",
 ]

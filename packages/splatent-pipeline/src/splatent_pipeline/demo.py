@@ -45,7 +45,7 @@ from typing import Any, Callable
 
 import torch
 
-from splatent_data import SplatentError, atomic_write_json, synthetic_points
+from splatent_data import RenderLayout, SplatentError, atomic_write_json, synthetic_points
 
 from .holdout import Holdout
 from .pipeline import PipelineConfig, PipelineRun, ProgressBar, Say, StageRecord, stage_key
@@ -175,7 +175,7 @@ def run_demo(cfg: DemoConfig, say: Say = print, progress: ProgressBar | None = N
 
     Args:
         say: Receives each stage's lines (``[fit] running``, ``[fit] done in 3.1 s``, ...).
-        progress: ``progress(description, total)``, a context yielding ``advance(n)``, for the enhancer's
+        progress: ``progress(description, total)``, a context yielding a reporter (``splatent_latents.progress_bar``), for the enhancer's
             training steps (the CLI passes its progress bar); ``None``: no bar.
     """
     cfg.check()
@@ -269,7 +269,7 @@ def _run(cfg: DemoConfig, say: Say, progress: ProgressBar | None) -> DemoResult:
     previous = stage_key({"pipeline_fit": fit_key}, previous)
     for i in range(cfg.folds):
         stage(f"fold{i}-fit", {"folds": cfg.folds, "fold": i}, lambda: holdout.fit(i), holdout.model(i) / "fit.json")
-        stage(f"fold{i}-render", {}, lambda: holdout.render(i), holdout.renders(i) / "manifest.json")
+        stage(f"fold{i}-render", {}, lambda: holdout.render(i), RenderLayout(holdout.renders(i)).manifest)
     stage("pairs", {"top_k": cfg.top_k}, lambda: holdout.pairs(train_json), train_json)
 
     def train() -> dict[str, Any]:
@@ -326,15 +326,8 @@ def _train_enhancer(cfg: DemoConfig, dataset: Path, output_dir: Path, progress: 
     )
     if progress is None:
         return train_enhancer(config)
-    with progress("train", cfg.train_steps) as advance:
-        done = 0
-
-        def step(at: int, total: int) -> None:
-            nonlocal done
-            advance(at - done)
-            done = at
-
-        return train_enhancer(config, progress=step)
+    with progress("train", cfg.train_steps) as bar:
+        return train_enhancer(config, progress=bar.report)
 
 
 def _notes(cfg: DemoConfig, train_json: Path, lpips: bool) -> tuple[str, ...]:

@@ -24,7 +24,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from splatent_data import SplatentError, atomic_write_bytes, atomic_write_json, load_rgb, load_scene, read_dataset_json
+from splatent_data import (
+    RenderLayout, RunLayout, SplatentError, atomic_write_bytes, atomic_write_json, load_rgb, load_scene, read_dataset_json,
+)
 from splatent_latents import LatentCodec, codec_from_manifest, load_latent, resolve_device
 from splatent_model import psnr, ssim
 from splatent_train import build_lpips
@@ -80,7 +82,8 @@ def evaluate_results(
             may have cast it to half precision).
     """
     renders, output = Path(renders), Path(output)
-    manifest_path = renders / "manifest.json"
+    layout = RenderLayout(renders)
+    manifest_path = layout.manifest
     if not manifest_path.is_file():
         raise SplatentError(f"{renders} has no manifest.json; pass a folder written by `splatent render`")
     info = json.loads(manifest_path.read_text())
@@ -89,9 +92,9 @@ def evaluate_results(
     dev = resolve_device(device)
     codec = (codec if codec is not None else codec_from_manifest(info["latents"])).to(dev, torch.float32)
     scene = load_scene(info["scene"])
-    stems = sorted(p.stem for p in (renders / "nvs").glob("*.pt"))
+    stems = layout.stems("nvs")
     if not stems:
-        raise SplatentError(f"{renders / 'nvs'} holds no rendered test views")
+        raise SplatentError(f"{layout.nvs} holds no rendered test views")
     refs: dict[str, list[Path]] = {}
     if dataset is not None and Path(dataset).is_file():
         for e in read_dataset_json(dataset, check_files=False).entries:
@@ -107,7 +110,7 @@ def evaluate_results(
     per_view: dict[str, dict[str, dict[str, float]]] = {}
     sheets: dict[str, str] = {}
     for stem in stems:
-        images = {"render": decode(renders / "nvs" / f"{stem}.pt"), "ceiling": decode(renders / "nvs_gt" / f"{stem}.pt")}
+        images = {"render": decode(layout.latent("nvs", stem)), "ceiling": decode(layout.latent("nvs_gt", stem))}
         if enhanced is not None and (enhanced / f"{stem}.pt").is_file():
             images["enhanced"] = decode(enhanced / f"{stem}.pt")
         h, w = images["render"].shape[-2:]
@@ -149,14 +152,15 @@ def evaluate_folder(
     arguments given replace what is found. ``options`` go to :func:`evaluate_results`."""
     result_dir = Path(result_dir)
     renders = result_dir
-    if not (renders / "nvs").is_dir():  # a pipeline folder: renders/<scene>/
-        found = sorted(p for p in (result_dir / "renders").glob("*") if (p / "nvs").is_dir())
+    if not RenderLayout(renders).nvs.is_dir():  # a pipeline folder: renders/<scene>/
+        found = [p for p in sorted(RunLayout(result_dir, "").renders_root.glob("*")) if RenderLayout(p).nvs.is_dir()]
         if not found:
             raise SplatentError(f"{result_dir} holds neither nvs/ nor renders/<scene>/nvs/; pass a render or pipeline folder")
         renders = found[0]
-    enhanced = enhanced or (result_dir / "enhanced" if (result_dir / "enhanced").is_dir() else None)
-    dataset = dataset or (result_dir / "data" / "dataset.json" if (result_dir / "data" / "dataset.json").is_file() else None)
-    return evaluate_results(renders, output or (result_dir / "eval"), enhanced=enhanced, dataset=dataset, **options)
+    run = RunLayout(result_dir, renders.name)
+    enhanced = enhanced or (run.enhanced if run.enhanced.is_dir() else None)
+    dataset = dataset or (run.dataset if run.dataset.is_file() else None)
+    return evaluate_results(renders, output or run.eval, enhanced=enhanced, dataset=dataset, **options)
 
 
 def _png_bytes(image: Image.Image) -> bytes:

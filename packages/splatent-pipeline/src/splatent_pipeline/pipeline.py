@@ -31,16 +31,19 @@ import time
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from splatent_data import Scene, SplatentError, atomic_write_json, load_scene
+from splatent_data import RunLayout, Scene, SplatentError, atomic_write_json, load_scene
+
+if TYPE_CHECKING:  # splatent_latents imports torch; the type is only named here
+    from splatent_latents import ProgressReporter
 
 logger = logging.getLogger("splatent")
 
 Say = Callable[[str], None]  # one line of progress text
-# ``progress_bar(description, total)`` -> a context yielding ``advance(n=1)``: the shape of
-# ``splatent_latents.progress.progress_bar`` (and the CLI's bar); the library never draws one itself.
-ProgressBar = Callable[[str, int], AbstractContextManager[Callable[..., None]]]
+# ``progress_bar(description, total)`` -> a context yielding a ``ProgressReporter``: the shape of
+# ``splatent_latents.progress_bar`` (the one bar); the caller decides whether one is drawn.
+ProgressBar = Callable[[str, int], AbstractContextManager["ProgressReporter"]]
 
 
 @dataclass
@@ -75,47 +78,26 @@ class PipelineConfig:
 
 
 @dataclass
-class RunPaths:
-    """Every folder and file a pipeline run writes under ``root`` (see the module doc)."""
-
-    root: Path
-    scene: Path  # the scene the stages after undistort read: the undistorted copy, or the input scene
-    name: str  # the input scene's folder name: renders go to renders/<name>
-    undistorted: Path = field(init=False)
-    latents: Path = field(init=False)
-    model: Path = field(init=False)
-    renders: Path = field(init=False)
-    dataset: Path = field(init=False)
-    enhanced: Path = field(init=False)
-    eval: Path = field(init=False)
-
-    def __post_init__(self) -> None:
-        r = self.root
-        self.undistorted, self.latents, self.model = r / "undistorted", r / "latents", r / "model"
-        self.renders, self.dataset = r / "renders" / self.name, r / "data" / "dataset.json"
-        self.enhanced, self.eval = r / "enhanced", r / "eval"
-
-
-@dataclass
 class RunContext:
-    """What the stages share: the config, the input scene (parsed once), the run's folders, and the codec
-    (built once from the latents' manifest, the first time a stage after extract asks for it)."""
+    """What the stages share: the config, the input scene (parsed once), the run's folders
+    (:class:`splatent_data.RunLayout`), the scene the stages after undistort read, and the codec (built once
+    from the latents' manifest, the first time a stage after extract asks for it)."""
 
     config: PipelineConfig
     scene: Scene
-    paths: RunPaths
+    paths: RunLayout
+    working_scene: Path  # the undistorted copy (paths.undistorted) of a distorted scene, else the input scene
     _codec: Any = field(default=None, repr=False)
 
     @classmethod
     def load(cls, cfg: PipelineConfig) -> "RunContext":
         scene = load_scene(cfg.scene_path, images=cfg.images)
-        out = Path(cfg.output_dir)
-        working = out / "undistorted" if not scene.is_pinhole else Path(cfg.scene_path)  # = RunPaths.undistorted
-        return cls(cfg, scene, RunPaths(out, working, Path(cfg.scene_path).resolve().name))
+        paths = RunLayout(cfg.output_dir, Path(cfg.scene_path).resolve().name)
+        return cls(cfg, scene, paths, paths.undistorted if not scene.is_pinhole else Path(cfg.scene_path))
 
     @property
     def images(self) -> str | None:
-        """The image folder inside :attr:`RunPaths.scene` (an undistorted copy has only ``images/``)."""
+        """The image folder inside :attr:`working_scene` (an undistorted copy has only ``images/``)."""
         return None if not self.scene.is_pinhole else self.config.images
 
     @property
@@ -136,7 +118,7 @@ class Stage:
 
     name: str
     options: Callable[[PipelineConfig], dict[str, Any]]
-    outputs: Callable[[RunPaths], Path]
+    outputs: Callable[[RunLayout], Path]
     run: Callable[[RunContext], dict[str, Any]]
     applies: Callable[[RunContext], bool] = lambda ctx: True
 
@@ -144,7 +126,7 @@ class Stage:
 def _undistort(ctx: RunContext) -> dict[str, Any]:
     from splatent_data import undistort_scene
 
-    return {"images": len(undistort_scene(ctx.scene, ctx.paths.scene))}
+    return {"images": len(undistort_scene(ctx.scene, ctx.working_scene))}
 
 
 def _extract(ctx: RunContext) -> dict[str, Any]:
@@ -152,7 +134,7 @@ def _extract(ctx: RunContext) -> dict[str, Any]:
 
     cfg = ctx.config
     ctx._codec = None  # new latents: the codec is rebuilt from their manifest
-    r = extract_latents(ctx.paths.scene, output=ctx.paths.latents.resolve(), codec=cfg.codec, model=cfg.vae_model,
+    r = extract_latents(ctx.working_scene, output=ctx.paths.latents.resolve(), codec=cfg.codec, model=cfg.vae_model,
                         images=ctx.images, device=cfg.device, progress=True)
     return {"written": len(r.written), "skipped": len(r.skipped)}
 
@@ -163,7 +145,7 @@ def _fit(ctx: RunContext) -> dict[str, Any]:
     cfg = ctx.config
     fcfg = FitConfig(steps=cfg.steps, latents=str(ctx.paths.latents.resolve()), backend=cfg.backend,
                      device=cfg.device, images=ctx.images, **cfg.fit_options)
-    r = fit_scene(ctx.paths.scene, ctx.paths.model, fcfg, overwrite=True)
+    r = fit_scene(ctx.working_scene, ctx.paths.model, fcfg, overwrite=True)
     return {"gaussians": r.num_gaussians, "steps_per_second": r.steps_per_second, "test": r.test}
 
 
@@ -179,7 +161,7 @@ def _render(ctx: RunContext) -> dict[str, Any]:
 def _dataset(ctx: RunContext) -> dict[str, Any]:
     from splatent_data import build_dataset, write_dataset_json
 
-    entries = build_dataset(ctx.paths.renders, ctx.paths.scene, top_k=ctx.config.top_k, benchmark=True)
+    entries = build_dataset(ctx.paths.renders, ctx.working_scene, top_k=ctx.config.top_k, benchmark=True)
     write_dataset_json(ctx.paths.dataset, entries)
     return {"entries": len(entries)}
 

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from splatent_data import Scene, SceneError, SplatentError, atomic_write_json, load_scene, split_scene
-from splatent_latents import resolve_device
+from splatent_latents import ProgressReporter, resolve_device
 
 from .cameras import camera_tensors
 from .gaussians import FeatureGaussians, features_from_views, random_points_in_frustums, standardisation
@@ -279,28 +279,6 @@ def _check_output(output: Path, resume: bool, overwrite: bool) -> None:
             (output / name).unlink(missing_ok=True)
 
 
-class _Progress:
-    """A rich bar with steps/s and the Gaussian count, or nothing."""
-
-    def __init__(self, enabled: bool, total: int, start: int) -> None:
-        self.bar = None
-        if enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-            self.bar = Progress(TextColumn("[bold]fit"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                                TimeRemainingColumn(), TextColumn("{task.fields[info]}"))
-            self.bar.start()
-            self.task = self.bar.add_task("fit", total=total, completed=start, info="")
-
-    def update(self, step: int, info: str) -> None:
-        if self.bar is not None:
-            self.bar.update(self.task, completed=step, info=info)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-
-
 def fit_scene(
     scene: str | Path | Scene,
     output: str | Path,
@@ -386,7 +364,8 @@ def fit_scene(
 
     if start == 0 and cfg.eval_every > 0 and targets.test:
         history.append(run_eval(0))
-    progress = _Progress(cfg.progress, cfg.steps, start)
+    # The rate in the live text leaves eval and checkpoint time out, so the bar has no rate column of its own.
+    progress = ProgressReporter("fit", cfg.steps, enabled=cfg.progress, unit=None, completed=start)
     loss_sum = torch.zeros((), device=device)
     loss_count = 0
     eval_seconds = 0.0
@@ -416,7 +395,7 @@ def fit_scene(
                 loss_count = 0
                 elapsed = time.perf_counter() - t0 - eval_seconds
                 speed = (done - start) / max(elapsed, 1e-9)
-                progress.update(done, f"{speed:.1f} steps/s  {len(gaussians):,} Gaussians  loss {mean_loss:.4f}")
+                progress.update(done, info=f"{speed:.1f} steps/s  {len(gaussians):,} Gaussians  loss {mean_loss:.4f}")
                 if writer is not None:
                     writer.add_scalar("train/loss", mean_loss, done)
                     writer.add_scalar("train/num_gaussians", len(gaussians), done)

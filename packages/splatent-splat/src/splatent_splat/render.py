@@ -25,7 +25,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from splatent_data import SplatentError, atomic_write_json, load_scene, save_rgb
+from splatent_data import RENDER_FOLDERS, RenderLayout, SplatentError, atomic_write_json, load_scene, save_rgb
 from splatent_latents import resolve_device
 
 from .cameras import interpolate_path
@@ -36,7 +36,7 @@ from .views import load_latent_views, load_rgb_views
 
 logger = logging.getLogger("splatent")
 
-FOLDERS = ("nvs", "nvs_gt", "train", "train_gt")
+FOLDERS = RENDER_FOLDERS  # kept for importers of the old name
 
 
 @dataclass
@@ -74,6 +74,7 @@ def render_model(
         progress: Optional ``progress(done, total)`` callback.
     """
     model_dir, output = Path(model_dir), Path(output)
+    layout = RenderLayout(output)
     info = read_fit_manifest(model_dir)
     dev = resolve_device(device)
     backend = resolve_backend(backend, dev)
@@ -107,7 +108,7 @@ def render_model(
     counts: dict[str, int] = {}
     output.mkdir(parents=True, exist_ok=True)
     for split_name, stems in (("nvs", test), ("train", train)):
-        gt_name = f"{split_name}_gt"
+        gt_name = RenderLayout.ground_truth_of(split_name)
         if rgb_model:
             scale = float(info["config"].get("rgb_scale", 1.0))
             views = load_rgb_views(scn, stems, scale=scale, device="cpu")
@@ -117,12 +118,12 @@ def render_model(
         for view in views:
             rendered = gaussians.render_cameras([view.camera], backend=backend)[0].float().cpu()
             for folder, tensor in ((split_name, rendered), (gt_name, view.target.float())):
-                _write(output / folder, view.stem, tensor, rgb_model, codec, save_images)
+                _write(layout.folder(folder), view.stem, tensor, rgb_model, codec, save_images)
                 counts[folder] += 1
                 tick()
     video = None
     if path_frames:
-        video = output / "path.mp4"
+        video = layout.video
         _render_path(gaussians, [scn.camera(s) for s in train + test], info, latents_dir, path_frames, fps, video,
                      codec, backend, rgb_model, tick)
     manifest: dict[str, Any] = {
@@ -139,7 +140,7 @@ def render_model(
         "video": video.name if video else None,
         "format": "png [3, H, W]" if rgb_model else f"pt float32 [{gaussians.feature_dim}, h, w] unscaled",
     }
-    atomic_write_json(output / "manifest.json", manifest)
+    atomic_write_json(layout.manifest, manifest)
     return RenderResult(output=output, counts=counts, video=video)
 
 

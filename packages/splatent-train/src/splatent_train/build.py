@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from splatent_latents import parse_dtype
 from splatent_model import TINY, SplatentEnhancer, load_enhancer
 
 from .config import TrainConfig
@@ -15,7 +16,6 @@ from .errors import TrainError
 
 logger = logging.getLogger("splatent")
 
-COMPUTE_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def make_accelerator(config: TrainConfig):
@@ -42,7 +42,8 @@ def release_accelerator(accelerator) -> None:
 
 def compute_dtype(accelerator) -> torch.dtype:
     """The dtype frozen modules (codec decoder, LPIPS) run in: the mixed-precision dtype, else float32."""
-    return COMPUTE_DTYPES.get(str(accelerator.mixed_precision), torch.float32)
+    mixed = str(accelerator.mixed_precision)
+    return parse_dtype(mixed) if mixed in ("bf16", "fp16") else torch.float32  # "no", "fp8": float32
 
 
 def codec_config(codec: Any, output_dir: Path) -> dict[str, Any]:

@@ -8,8 +8,6 @@ import typer
 
 from ..errors import guarded
 
-DTYPES = {"float32": "float32", "fp32": "float32", "float16": "float16", "fp16": "float16",
-          "bfloat16": "bfloat16", "bf16": "bfloat16"}
 
 
 @guarded("convert-ckpt")
@@ -26,14 +24,15 @@ def convert_ckpt(
     embed_prompt: bool = typer.Option(True, "--embed-prompt/--no-embed-prompt", help="Store the prompt's embedding when the text encoder is available."),
 ) -> None:
     """Convert an original Splatent .pkl into a checkpoint folder, reading it without arbitrary unpickling."""
-    import torch
-
+    from splatent_latents import LatentError, parse_dtype
     from splatent_model import EnhanceInputError, convert_original_checkpoint
 
-    if dtype.lower() not in DTYPES:
-        raise EnhanceInputError(f"unknown --dtype {dtype!r}; use float32, float16 or bfloat16")
+    try:
+        weight_dtype = parse_dtype(dtype)
+    except LatentError:
+        raise EnhanceInputError(f"unknown --dtype {dtype!r}; use float32, float16 or bfloat16") from None
     out = convert_original_checkpoint(
-        src, dst, base_model=base_model, delta=delta, dtype=getattr(torch, DTYPES[dtype.lower()]),
+        src, dst, base_model=base_model, delta=delta, dtype=weight_dtype,
         encode_prompt=embed_prompt, prompt=prompt, timestep=timestep, top_k=top_k, scale=scale,
     )
     files = ", ".join(sorted(p.name for p in out.iterdir() if not p.name.startswith(".")))

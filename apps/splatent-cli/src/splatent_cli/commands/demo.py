@@ -23,7 +23,7 @@ def demo(
     """Run the whole method offline on a procedural scene and report render, enhanced and codec-ceiling PSNR."""
     from splatent_pipeline import DemoConfig, run_demo
 
-    from ..progress import progress_bar
+    from splatent_latents import progress_bar
 
     settings = dict(output_dir=output_dir, seed=seed, codec=codec, device=device, lpips=lpips)
     cfg = DemoConfig.quick(**settings) if quick else DemoConfig(**settings)

@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
 import typer
 
@@ -61,7 +59,11 @@ def enhance(
         device=device, dtype=dtype, attention="xformers" if xformers else attention, batch_size=batch_size,
         compile=(compile_mode or True) if compile else None,
     )
-    with _progress("enhance") as progress:
+    from splatent_latents import progress_bar
+
+    # lazy: the bar appears with the first enhanced view, after the model-loading messages
+    with progress_bar("enhance", 0, unit="views", lazy=True) as bar:
+        progress = bar.report
         if dataset_path is not None:
             what = DatasetEnhanceOptions(
                 split=split, min_k=min_k, prompt=prompt, scene_id=scene_id, rgb_root=rgb_root, images_dir=images_dir,
@@ -86,31 +88,3 @@ def enhance(
               f"{m['latent_psnr_out']:.2f} dB ({result.output_dir / 'metrics.json'})")
     if result.video is not None:
         print(f"  video: {result.video}")
-
-
-@contextmanager
-def _progress(description: str) -> Iterator[Callable[[int, int], None]]:
-    """A rich bar in views/s, started on the first report (so loading messages print cleanly)."""
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
-    from rich.text import Text
-
-    class Rate(ProgressColumn):
-        def render(self, task) -> Text:
-            return Text(f"{task.speed:.1f} views/s" if task.speed else "- views/s", style="progress.data.speed")
-
-    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), Rate(),
-                   TimeElapsedColumn(), TimeRemainingColumn())
-    state: dict = {}
-
-    def report(done: int, total: int) -> None:
-        if "task" not in state:
-            bar.start()
-            state["task"] = bar.add_task(description, total=total)
-        bar.update(state["task"], completed=done, total=total)
-
-    try:
-        yield report
-    finally:
-        if "task" in state:
-            bar.stop()

@@ -7,7 +7,6 @@ from pathlib import Path
 import typer
 
 from ..errors import fail, guarded
-from ..progress import progress_bar
 
 
 @guarded("render")
@@ -25,6 +24,7 @@ def render(
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
 ) -> None:
     """Render a fitted model's test and training views as latents (the dataset stage's input)."""
+    from splatent_latents import progress_bar
     from splatent_splat import read_fit_manifest, render_model
 
     if model_dir is not None and model_path is not None and model_dir != model_path:
@@ -35,10 +35,10 @@ def render(
     info = read_fit_manifest(model)
     out = output if output is not None else model / "renders"
     total = 2 * (len(info["split"]["train"]) + len(info["split"]["test"])) + (path_frames if path else 0)
-    with progress_bar("render", total=total) as advance:
+    with progress_bar("render", total=total, unit="views") as bar:
         result = render_model(
             model, out, scene=scene, latents=latents, save_images=save_images, path_frames=path_frames if path else 0,
-            fps=fps, backend=backend, device=device, progress=lambda done, _total: advance(1),
+            fps=fps, backend=backend, device=device, progress=bar.report,
         )
     counts = ", ".join(f"{k} {v}" for k, v in result.counts.items())
     video = f"; video {result.video}" if result.video else ""

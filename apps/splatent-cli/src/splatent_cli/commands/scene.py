@@ -11,7 +11,6 @@ from rich.table import Table
 from splatent_data.sfm import EXHAUSTIVE_MAX_IMAGES
 
 from ..errors import guarded
-from ..progress import progress_bar
 
 app = typer.Typer(no_args_is_help=True, help="Inspect, undistort or reconstruct a scene.")
 
@@ -54,8 +53,10 @@ def undistort(
     from splatent_data import load_scene, undistort_scene
 
     scene = load_scene(path, fmt=fmt, images=images)
-    with progress_bar("undistort", total=len(scene)) as advance:
-        out = undistort_scene(scene, output, progress=lambda done, total: advance(1))
+    from splatent_latents import progress_bar  # imports torch: not at CLI start
+
+    with progress_bar("undistort", total=len(scene)) as bar:
+        out = undistort_scene(scene, output, progress=bar.report)
     print(f"undistorted {len(out)} images into {output} ({out.format})")
 
 
@@ -78,19 +79,15 @@ def sfm(
 
     console = Console(stderr=True)
     total = len(list_images(images_dir))
-    shown = 0
-    with progress_bar("registered (largest model)", total=total) as advance, \
-            console.status("structure from motion") as status:
-        def registered(count: int) -> None:
-            # the largest model's count, not a sum over models; the kept model's may be lower at the end
-            nonlocal shown
-            advance(count - shown)
-            shown = count
+    # the count is the largest model's, not a sum over models; the kept model's may be lower at the end
+    from splatent_latents import progress_bar  # imports torch: not at CLI start
 
+    with progress_bar("registered (largest model)", total=total) as bar, \
+            console.status("structure from motion") as status:
         result = run_sfm(images_dir, output, matcher=matcher, camera_model=camera_model,
                          max_image_size=max_image_size, overwrite=overwrite,
                          on_stage=lambda name: status.update(f"structure from motion: {name}"),
-                         on_registered=registered)
+                         on_registered=bar.update)
     print(f"{result.summary()} -> {output}")
     if undistort:
         scene = undistort_scene(load_scene(output), output / "undistorted")

@@ -18,7 +18,6 @@ from pathlib import Path
 import typer
 
 from ..errors import guarded
-from ..progress import progress_bar
 
 HELP = "Fine-tune the single-step enhancer on a dataset JSON (accelerate; multi-GPU with `accelerate launch -m splatent_cli train`)."
 
@@ -116,13 +115,8 @@ def train(
     if not _is_main_process():
         train_enhancer(config)
         return
-    with progress_bar("train", total=max_train_steps) as advance:
-        done = 0
+    from splatent_latents import progress_bar  # imports torch: not at CLI start
 
-        def progress(step: int, total: int) -> None:
-            nonlocal done
-            advance(step - done)
-            done = step
-
-        result = train_enhancer(config, progress=progress)
+    with progress_bar("train", total=max_train_steps, unit="steps") as bar:
+        result = train_enhancer(config, progress=bar.report)
     print(f"{result.summary()}; enhancer: {result.enhancer_dir}")
