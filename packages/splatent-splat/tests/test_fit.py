@@ -1,5 +1,6 @@
 """The fit stage on CPU (torch backend) on scenes the tests build."""
 
+import dataclasses
 import json
 import logging
 import shutil
@@ -8,7 +9,7 @@ import pytest
 import torch
 
 from splatent_data import SceneError, SplatentError
-from splatent_splat import FitConfig, fit_scene, load_ply
+from splatent_splat import FitConfig, StrategyConfig, fit_scene, load_ply
 
 # A 16-view ring, 32x24 latents (256x192 photos), ~300 ground-truth Gaussians:
 # 600 steps must cut the training loss at least 5x and reach this test-view latent PSNR.
@@ -19,8 +20,8 @@ QUICK = dict(eval_every=0, checkpoint_every=0, tensorboard=False, progress=False
 
 
 def test_fit_lowers_the_loss_and_reaches_the_test_psnr(latent_scene, tmp_path):
-    cfg = FitConfig(steps=600, log_every=10, eval_every=300, refine_start=100, refine_every=100, refine_stop=400,
-                    sh_degree=1, sh_degree_interval=200, progress=False)
+    cfg = FitConfig(steps=600, log_every=10, eval_every=300,
+                    strategy=StrategyConfig(refine_start=100, refine_every=100, refine_stop=400), sh_degree=1, sh_degree_interval=200, progress=False)
     result = fit_scene(latent_scene, tmp_path / "model", cfg)
     first, last = result.losses[0][1], result.losses[-1][1]
     assert first / last > 5, (first, last)
@@ -39,8 +40,8 @@ def test_fit_lowers_the_loss_and_reaches_the_test_psnr(latent_scene, tmp_path):
 
 
 def test_resume_continues_from_the_same_step_with_the_same_state(latent_scene, tmp_path):
-    cfg = FitConfig(steps=60, checkpoint_every=30, keep_checkpoints=5, refine_start=10, refine_every=20,
-                    refine_stop=50, **{k: v for k, v in QUICK.items() if k != "checkpoint_every"})
+    cfg = FitConfig(steps=60, checkpoint_every=30, keep_checkpoints=5,
+                    strategy=StrategyConfig(refine_start=10, refine_every=20, refine_stop=50), **{k: v for k, v in QUICK.items() if k != "checkpoint_every"})
     straight = fit_scene(latent_scene, tmp_path / "a", cfg)
     shutil.copytree(tmp_path / "a", tmp_path / "b")
     (tmp_path / "b" / "checkpoints" / "step_000060.pt").unlink()
@@ -121,7 +122,8 @@ def test_32_channel_latents_fit_and_render_at_their_channel_count(make_scene, tm
     from splatent_splat import render_model
 
     scene = make_scene(tmp_path / "scene32", n_views=9, channels=32, photos=False)
-    cfg = FitConfig(steps=400, log_every=10, refine_start=100, refine_every=100, refine_stop=300, **QUICK)
+    cfg = FitConfig(steps=400, log_every=10, strategy=StrategyConfig(refine_start=100, refine_every=100, refine_stop=300),
+                    **QUICK)
     result = fit_scene(scene, tmp_path / "model", cfg)
     assert result.losses[0][1] / result.losses[-1][1] > 3  # measured 5.0x
     assert result.test["psnr"] > 27.0  # measured 31.3 dB
@@ -132,3 +134,22 @@ def test_32_channel_latents_fit_and_render_at_their_channel_count(make_scene, tm
     assert nvs and torch.load(nvs[0], weights_only=True).shape[0] == 32
     manifest = json.loads((tmp_path / "renders" / "manifest.json").read_text())
     assert manifest["format"].startswith("pt float32 [32,")
+
+
+def test_config_nests_rates_and_strategy_and_takes_flat_spellings():
+    from splatent_splat import FLAT_OPTIONS, LearningRates
+
+    assert FitConfig(strategy="mcmc").strategy == StrategyConfig(name="mcmc")
+    flat = FitConfig.from_flat(steps=90, lr_means=1e-3, strategy="mcmc", refine_start=7, max_gaussians=5, seed=3)
+    assert flat == FitConfig(steps=90, seed=3, lr=LearningRates(means=1e-3),
+                             strategy=StrategyConfig("mcmc", refine_start=7, max_gaussians=5))
+    # fit.json stores the nested form; it reads back to the same config
+    assert FitConfig(**dataclasses.asdict(flat)) == flat
+    # every flat name reaches a field of the nested dataclass it names
+    for key, (group, name) in FLAT_OPTIONS.items():
+        assert hasattr(getattr(FitConfig(), group), name), key
+    with pytest.raises(SplatentError, match="unknown fit option 'lr_mean'"):
+        FitConfig.from_flat(lr_mean=1.0)
+    resolved = FitConfig(steps=600, strategy="mcmc").resolved()
+    assert resolved.strategy.refine_stop == 500 and resolved.strategy.opacity_reg == 0.01 and resolved.init_opacity == 0.5
+    assert FitConfig(steps=600).resolved().strategy.refine_stop == 300

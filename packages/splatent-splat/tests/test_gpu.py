@@ -3,7 +3,7 @@
 
 import pytest
 
-from splatent_splat import FitConfig, build_gsplat_kernels, fit_scene
+from splatent_splat import FitConfig, StrategyConfig, build_gsplat_kernels, fit_scene
 from splatent_splat.agreement import TOLERANCES, compare_backends, random_scene
 
 pytestmark = pytest.mark.gpu
@@ -33,7 +33,8 @@ def test_fit_on_gsplat(latent_scene, tmp_path, strategy, min_psnr):
     # The CPU test's recipe on gsplat; MCMC starts from small, half-transparent Gaussians and grows
     # 5% per refinement, so over 600 steps it is held to a lower bar.
     cfg = FitConfig(steps=600, eval_every=300, checkpoint_every=0, tensorboard=False, progress=False, sh_degree=1,
-                    refine_start=100, refine_every=100, refine_stop=400, strategy=strategy, max_gaussians=2000,
+                    strategy=StrategyConfig(strategy, refine_start=100, refine_every=100, refine_stop=400,
+                                            max_gaussians=2000),
                     backend="gsplat", device="cuda")
     result = fit_scene(latent_scene, tmp_path / "m", cfg)
     assert result.test["psnr"] > min_psnr

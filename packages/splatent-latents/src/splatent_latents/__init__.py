@@ -20,7 +20,7 @@ from .registry import CODEC_NAMES, load_codec
 from .taef2 import Taef2Codec
 from .vae import DEFAULT_MODEL, VaeCodec, sd_vae_config, tiny_vae_config
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 __all__ = [
     "CODEC_NAMES", "DEFAULT_MODEL", "DEFAULT_OUTPUT", "DTYPES", "DecodeResult", "ExtractResult", "LatentCodec", "LatentError",

@@ -17,7 +17,7 @@ from .enhancer import SplatentEnhancer, adapt_unet_channels
 from .errors import CheckpointError, EnhanceInputError, WeightsUnavailableError
 from .files import WorkItem, collect_inputs, match_references, write_video
 from .grid import grid_shape, tile_views, untile_views
-from .inference import DatasetEnhanceOptions, EnhanceResult, enhance_dataset, enhance_files
+from .inference import DatasetEnhanceOptions, EnhanceResult, FilesEnhanceOptions, enhance_dataset, enhance_files
 from .metrics import latent_psnr, mean_metrics, psnr, ssim
 from .pipeline import EnhanceOutput, EnhancePipeline, codec_for
 from .pretrained import PretrainedMixin
@@ -25,10 +25,10 @@ from .prompt import PromptEncoder, tiny_prompt_encoder, tiny_tokenizer
 from .runtime import RuntimeOptions, decode_images, enhance_latents, prepare_codec, prepare_enhancer, to_uint8
 from .step import alpha_bar, make_scheduler, one_step_denoise
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 __all__ = [
-    "CheckpointError", "DEFAULT_PROMPT", "DEFAULT_TIMESTEP", "DatasetEnhanceOptions", "EnhanceInputError",
+    "CheckpointError", "DEFAULT_PROMPT", "DEFAULT_TIMESTEP", "DatasetEnhanceOptions", "EnhanceInputError", "FilesEnhanceOptions",
     "EnhanceOutput", "EnhancePipeline", "EnhanceResult", "PretrainedMixin", "PromptEncoder", "RuntimeOptions",
     "SD_SCALING_FACTOR", "SD_TURBO", "SplatentEnhancer", "TINY", "WeightsUnavailableError", "WorkItem",
     "adapt_unet_channels", "alpha_bar", "apply_overrides", "codec_for", "collect_inputs", "convert_original_checkpoint",

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
+from splatent_latents import ProgressCallback
 
 from .enhancer import SplatentEnhancer
 from .errors import EnhanceInputError
@@ -31,7 +32,7 @@ from .runtime import RuntimeOptions
 
 logger = logging.getLogger("splatent")
 
-Progress = Callable[[int, int], None]  # (views done, views total)
+Progress = ProgressCallback  # progress(views done, views total): splatent_latents' one protocol
 
 
 @dataclass
@@ -86,6 +87,37 @@ class DatasetEnhanceOptions:
     overwrite: bool = False
     workers: int = 4
     method_name: str | None = None
+
+
+@dataclass
+class FilesEnhanceOptions:
+    """What :func:`enhance_files` enhances and writes (how it runs is :class:`RuntimeOptions`).
+
+    Attributes:
+        prompt: The prompt (default: the checkpoint's).
+        timestep: Overrides the enhancer's fixed timestep.
+        save_latents: Also write the enhanced ``<stem>.pt`` latents.
+        save_images: Write decoded ``<stem>.png`` images.
+        video: Also write ``output.mp4`` of the outputs in name order.
+        fps: Frame rate of the video.
+        workers: Threads reading inputs and writing outputs.
+    """
+
+    prompt: str | None = None
+    timestep: int | None = None
+    save_latents: bool = False
+    save_images: bool = True
+    video: bool = False
+    fps: int = 30
+    workers: int = 4
+
+
+def _with_fields(config: Any, cls: type, fields: dict[str, Any], function: str) -> Any:
+    """``config`` (or the defaults) with keyword ``fields`` over it: the keyword form of earlier releases."""
+    unknown = sorted(set(fields) - {f.name for f in dataclasses.fields(cls)})
+    if unknown:
+        raise TypeError(f"{function}() got an unexpected keyword argument {unknown[0]!r}")
+    return dataclasses.replace(config or cls(), **fields)
 
 
 # --------------------------------------------------------------------------- the loop over files
@@ -169,9 +201,6 @@ def _settings(model: SplatentEnhancer, source: str, timestep: int | None, extra:
     }
 
 
-_DATASET_FIELDS = {f.name for f in dataclasses.fields(DatasetEnhanceOptions)}
-
-
 def enhance_dataset(
     dataset_path: str | Path,
     output_dir: str | Path,
@@ -206,10 +235,7 @@ def enhance_dataset(
         fields: Any :class:`DatasetEnhanceOptions` field (``split="val"``, ``min_k=1``,
             ``overwrite=True``, ...), over ``config``'s: the keyword form of earlier releases.
     """
-    unknown = sorted(set(fields) - _DATASET_FIELDS)
-    if unknown:
-        raise TypeError(f"enhance_dataset() got an unexpected keyword argument {unknown[0]!r}")
-    cfg = dataclasses.replace(config or DatasetEnhanceOptions(), **fields)
+    cfg = _with_fields(config, DatasetEnhanceOptions, fields, "enhance_dataset")
     top_k = int(model.config.top_k)
     grid_shape(top_k + 1)
     items = dataset_work_items(dataset_path, top_k, split=cfg.split, min_k=cfg.min_k, prompt=cfg.prompt,
@@ -248,15 +274,11 @@ def enhance_files(
     output_dir: str | Path,
     model: SplatentEnhancer,
     codec: Any,
-    prompt: str | None = None,
+    config: FilesEnhanceOptions | None = None,
+    *,
     options: RuntimeOptions | None = None,
-    timestep: int | None = None,
-    save_latents: bool = False,
-    save_images: bool = True,
-    video: bool = False,
-    fps: int = 30,
-    workers: int = 4,
     progress: Progress | None = None,
+    **fields: Any,
 ) -> EnhanceResult:
     """Enhance loose files, like the original ``inference_custom.py``.
 
@@ -264,25 +286,29 @@ def enhance_files(
     with its references (see :func:`match_references`) and enhanced. Writes
     ``<stem>.png`` (at the input image's size; latents: the decoded size), ``<stem>.pt``
     with ``save_latents``, and ``output.mp4`` of all outputs in name order with ``video``.
+
+    ``config`` says what to write (:class:`FilesEnhanceOptions`; its fields also work as keywords,
+    ``save_latents=True``), ``options`` how to run (:class:`RuntimeOptions`); ``progress(done, total)``.
     """
-    if video and not save_images:
+    cfg = _with_fields(config, FilesEnhanceOptions, fields, "enhance_files")
+    if cfg.video and not cfg.save_images:
         raise EnhanceInputError("--video is made from the output PNGs; drop --no-save-images")
-    if not (save_images or save_latents):
+    if not (cfg.save_images or cfg.save_latents):
         raise EnhanceInputError("nothing to write: pass --save-latents or keep the PNGs")
-    items = file_work_items(inputs, refs, model.config.prompt if prompt is None else prompt)
+    items = file_work_items(inputs, refs, model.config.prompt if cfg.prompt is None else cfg.prompt)
     grid_shape(1 + len(refs))
     if refs and len(refs) != int(model.config.top_k):
         logger.warning("the model was trained with top_k=%d references; enhancing with %d",
                        model.config.top_k, len(refs))
     out = Path(output_dir)
-    pipe = EnhancePipeline(model, codec, options, timestep=timestep)
-    done, seconds = run_enhancement(pipe, items, out, save_images=save_images, save_latents=save_latents,
-                                    progress=progress, workers=workers)
-    video_path = write_video([out / f"{it.name}.png" for it in items], out / "output.mp4", fps) if video else None
+    pipe = EnhancePipeline(model, codec, options, timestep=cfg.timestep)
+    done, seconds = run_enhancement(pipe, items, out, save_images=cfg.save_images, save_latents=cfg.save_latents,
+                                    progress=progress, workers=cfg.workers)
+    video_path = write_video([out / f"{it.name}.png" for it in items], out / "output.mp4", cfg.fps) if cfg.video else None
     return EnhanceResult(out, done, 0, seconds, video=video_path)
 
 
 __all__ = [
-    "DatasetEnhanceOptions", "EnhanceResult", "Progress", "WorkItem", "codec_for", "collect_inputs", "enhance_dataset",
+    "DatasetEnhanceOptions", "EnhanceResult", "FilesEnhanceOptions", "Progress", "WorkItem", "codec_for", "collect_inputs", "enhance_dataset",
     "enhance_files", "match_references", "mean_metrics", "run_enhancement", "write_video",
 ]

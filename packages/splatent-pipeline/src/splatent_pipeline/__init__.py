@@ -18,7 +18,7 @@ from .pipeline import (
 )
 from .report import bar_plot_svg, contact_sheet, html_report, markdown_table
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "DEMO_CODECS", "DemoConfig", "DemoResult", "EvalResult", "FoldPoints", "Holdout", "PipelineConfig",

@@ -262,7 +262,7 @@ def _run(cfg: DemoConfig, say: Say, progress: ProgressBar | None) -> DemoResult:
 
     holdout = Holdout(
         pipeline.context.scene, (out / "latents").resolve(), out / "holdout", cfg.folds,
-        FitConfig(steps=cfg.fit_steps, backend=_backend(cfg), device=cfg.device, **_fit_options(cfg)),
+        FitConfig.from_flat(steps=cfg.fit_steps, backend=_backend(cfg), device=cfg.device, **_fit_options(cfg)),
         top_k=cfg.top_k, points=lambda i, cams: synthetic_points(cams, cfg.seed, cfg.points, draw=1 + i))
     # The folds continue the chain from the scene's key and the pipeline's fit key (codec, fit options).
     fit_key = pipeline.record.data["stages"]["fit"]["key"]

@@ -143,7 +143,7 @@ def _fit(ctx: RunContext) -> dict[str, Any]:
     from splatent_splat import FitConfig, fit_scene
 
     cfg = ctx.config
-    fcfg = FitConfig(steps=cfg.steps, latents=str(ctx.paths.latents.resolve()), backend=cfg.backend,
+    fcfg = FitConfig.from_flat(steps=cfg.steps, latents=str(ctx.paths.latents.resolve()), backend=cfg.backend,
                      device=cfg.device, images=ctx.images, **cfg.fit_options)
     r = fit_scene(ctx.working_scene, ctx.paths.model, fcfg, overwrite=True)
     return {"gaussians": r.num_gaussians, "steps_per_second": r.steps_per_second, "test": r.test}

@@ -6,7 +6,7 @@ elsewhere); ``FeatureGaussians`` holds Gaussians with N-channel features;
 """
 
 from .cameras import camera_tensors, interpolate_path, latent_camera
-from .fit import FitConfig, FitResult, fit_scene, read_fit_manifest
+from .fit import FLAT_OPTIONS, FitConfig, FitResult, fit_scene, read_fit_manifest
 from .gaussians import FeatureGaussians, features_from_views, random_points_in_frustums
 from .kernels import KernelBuild, build_gsplat_kernels, gsplat_cache_dir
 from .losses import psnr, ssim
@@ -15,12 +15,14 @@ from .backends import BACKENDS, rasterize, resolve_backend
 from .render import RenderResult, render_model
 from .sh import eval_sh, rgb_to_sh, sh_bases
 from .torch_backend import rasterize_torch
+from .training import LearningRates, StrategyConfig
 from .views import View, load_latent_views, load_rgb_views
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 __all__ = [
-    "BACKENDS", "FeatureGaussians", "FitConfig", "FitResult", "KernelBuild", "RenderResult", "View",
+    "BACKENDS", "FLAT_OPTIONS", "FeatureGaussians", "FitConfig", "FitResult", "KernelBuild", "LearningRates", "RenderResult",
+    "StrategyConfig", "View",
     "build_gsplat_kernels", "camera_tensors", "eval_sh", "features_from_views", "fit_scene", "gsplat_cache_dir",
     "interpolate_path", "latent_camera", "load_latent_views", "load_ply", "load_rgb_views", "psnr",
     "random_points_in_frustums", "rasterize", "rasterize_torch", "read_fit_manifest", "render_model",

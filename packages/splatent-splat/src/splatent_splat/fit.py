@@ -41,7 +41,7 @@ from .losses import photometric_loss
 from .ply import save_ply
 from .backends import resolve_backend
 from .training import (
-    Densifier, LearningRates, ViewSampler, evaluate, list_checkpoints, load_checkpoint, regularisation,
+    Densifier, LearningRates, StrategyConfig, ViewSampler, evaluate, list_checkpoints, load_checkpoint, regularisation,
     save_checkpoint,
 )
 from .views import View, load_latent_views, load_rgb_views, resolve_latents_dir
@@ -53,9 +53,24 @@ MANIFEST_FILE = "fit.json"
 TARGETS = ("latent", "rgb")
 
 
+# The flat names of the nested options: keyword spellings kept for ``FitConfig.from_flat`` (the pipeline's
+# ``fit_options``, scripts written against the flat config) and the CLI's flags.
+FLAT_OPTIONS: dict[str, tuple[str, str]] = {
+    **{f"lr_{f.name}": ("lr", f.name) for f in dataclasses.fields(LearningRates) if f.name not in ("scene_scale", "steps")},
+    "strategy": ("strategy", "name"),
+    **{f.name: ("strategy", f.name) for f in dataclasses.fields(StrategyConfig) if f.name != "name"},
+}
+
+
 @dataclass
 class FitConfig:
-    """Every option of the fit stage. ``None`` means "the default for this target/strategy"."""
+    """Every option of the fit stage. ``None`` means "the default for this target/strategy".
+
+    The learning rates (``lr``) and the densification strategy (``strategy``) are their own dataclasses, as
+    the optimiser and the strategy objects take them; ``strategy="mcmc"`` (a name) and dicts (from
+    ``fit.json``) are accepted and converted. :meth:`from_flat` takes the flat spellings (``lr_means``,
+    ``refine_start``, ``max_gaussians``...).
+    """
 
     steps: int = 10_000
     target: str = "latent"
@@ -68,7 +83,8 @@ class FitConfig:
     rgb_scale: float = 1.0
     ssim_weight: float | None = None  # 0 for latents (the original's L1), 0.2 for RGB (3DGS)
     rgb_ssim_weight: float = 0.2
-    strategy: str = "default"
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    lr: LearningRates = field(default_factory=LearningRates)
     backend: str = "auto"
     device: str = "auto"
     packed: bool = True
@@ -77,22 +93,6 @@ class FitConfig:
     init_points: int = 100_000
     init_opacity: float | None = None  # 0.1, or 0.5 for MCMC
     init_scale: float | None = None  # 1.0, or 0.1 for MCMC
-    lr_means: float = 1.6e-4
-    lr_means_final: float = 0.01
-    lr_scales: float = 5e-3
-    lr_quats: float = 1e-3
-    lr_opacities: float = 5e-2
-    lr_features: float = 2.5e-3
-    lr_features_rest: float = 2.5e-3 / 20
-    refine_start: int = 500
-    refine_stop: int | None = None  # half the steps (at most 15 000); MCMC: 5/6 (at most 25 000)
-    refine_every: int = 100
-    reset_every: int = 3000
-    grow_grad2d: float = 2e-4
-    prune_opa: float = 0.005
-    max_gaussians: int = 1_000_000
-    opacity_reg: float | None = None  # 0.01 for MCMC
-    scale_reg: float | None = None  # 0.01 for MCMC
     split_mode: str = "llff"
     split_every: int = 8
     eval_every: int = 1000
@@ -103,28 +103,48 @@ class FitConfig:
     tensorboard: bool = True
     progress: bool = True
 
+    def __post_init__(self) -> None:
+        if isinstance(self.strategy, str):
+            self.strategy = StrategyConfig(name=self.strategy)
+        elif isinstance(self.strategy, dict):
+            self.strategy = StrategyConfig(**self.strategy)
+        if isinstance(self.lr, dict):
+            self.lr = LearningRates(**self.lr)
+
+    @classmethod
+    def from_flat(cls, **options: Any) -> "FitConfig":
+        """A config from flat keywords: ``FitConfig`` fields and the nested ones' flat names
+        (:data:`FLAT_OPTIONS`: ``lr_means`` -> ``lr.means``, ``refine_start`` -> ``strategy.refine_start``)."""
+        top = {f.name for f in dataclasses.fields(cls)}
+        nested: dict[str, dict[str, Any]] = {"lr": {}, "strategy": {}}
+        flat: dict[str, Any] = {}
+        for key, value in options.items():
+            if key in FLAT_OPTIONS:
+                group, name = FLAT_OPTIONS[key]
+                nested[group][name] = value
+            elif key in top:
+                flat[key] = value
+            else:
+                raise SplatentError(f"unknown fit option {key!r}")
+        return cls(**flat, strategy=StrategyConfig(**nested["strategy"]), lr=LearningRates(**nested["lr"]))
+
     def resolved(self) -> "FitConfig":
         """A copy with every ``None`` replaced by its default, validated."""
         if self.target not in TARGETS:
             raise SplatentError(f"unknown fit target {self.target!r}; use latent or rgb")
         if self.steps < 1:
             raise SplatentError(f"--steps must be at least 1, got {self.steps}")
-        mcmc = self.strategy == "mcmc"
+        mcmc = self.strategy.name == "mcmc"
         sh = self.sh_degree if self.sh_degree is not None else (2 if self.target == "latent" else 3)
         if not 0 <= sh <= 3 or not 0 <= self.rgb_sh_degree <= 3:
             raise SplatentError("SH degrees must be 0..3")
-        stop = self.refine_stop
-        if stop is None:
-            stop = min(25_000, self.steps * 5 // 6) if mcmc else min(15_000, self.steps // 2)
         if self.target == "rgb" and self.rgb_weight > 0:
             raise SplatentError("--rgb-weight adds an RGB head to a latent fit; it has no meaning with --target rgb")
         return dataclasses.replace(
-            self, sh_degree=sh, refine_stop=stop,
+            self, sh_degree=sh, strategy=self.strategy.resolved(self.steps),
             ssim_weight=self.ssim_weight if self.ssim_weight is not None else (0.0 if self.target == "latent" else 0.2),
             init_opacity=self.init_opacity if self.init_opacity is not None else (0.5 if mcmc else 0.1),
             init_scale=self.init_scale if self.init_scale is not None else (0.1 if mcmc else 1.0),
-            opacity_reg=self.opacity_reg if self.opacity_reg is not None else (0.01 if mcmc else 0.0),
-            scale_reg=self.scale_reg if self.scale_reg is not None else (0.01 if mcmc else 0.0),
         )
 
 
@@ -310,16 +330,8 @@ def fit_scene(
     torch.manual_seed(cfg.seed)
     targets = _load_targets(scene, split, cfg, device)
     scene_scale = _scene_scale(targets.train)
-    rates = LearningRates(
-        means=cfg.lr_means, means_final=cfg.lr_means_final, scales=cfg.lr_scales, quats=cfg.lr_quats,
-        opacities=cfg.lr_opacities, features=cfg.lr_features, features_rest=cfg.lr_features_rest,
-        scene_scale=scene_scale, steps=cfg.steps,
-    )
-    densifier = Densifier(
-        strategy=cfg.strategy, refine_start=cfg.refine_start, refine_stop=cfg.refine_stop,
-        refine_every=cfg.refine_every, reset_every=cfg.reset_every, grow_grad2d=cfg.grow_grad2d,
-        prune_opa=cfg.prune_opa, max_gaussians=cfg.max_gaussians, scene_scale=scene_scale,
-    )
+    rates = dataclasses.replace(cfg.lr, scene_scale=scene_scale, steps=cfg.steps)
+    densifier = Densifier.from_config(cfg.strategy, scene_scale)
     sampler = ViewSampler(len(targets.train), seed=cfg.seed)
     history: list[dict[str, Any]] = []
     losses: list[tuple[int, float]] = []
@@ -376,7 +388,7 @@ def fit_scene(
             degree = min(step // max(1, cfg.sh_degree_interval), cfg.sh_degree)
             i = sampler.next()
             loss, info = step_loss(i, degree)
-            loss = loss + regularisation(gaussians, cfg.opacity_reg, cfg.scale_reg)
+            loss = loss + regularisation(gaussians, cfg.strategy.opacity_reg, cfg.strategy.scale_reg)
             densifier.pre_backward(gaussians, optimizers, step, info)
             loss.backward()
             for opt in optimizers.values():
@@ -439,11 +451,14 @@ def _restore(path: Path, cfg: FitConfig, rates: LearningRates, densifier: Densif
              device: torch.device):
     """Everything a checkpoint holds, back in place: ``(gaussians, optimizers, step, history, losses, seconds)``."""
     state = load_checkpoint(path)
-    saved = state["fit_config"]
+    saved = dict(state["fit_config"])
+    if isinstance(saved.get("strategy"), dict):  # nested since splatent-splat 0.4; a name before
+        saved["strategy"] = saved["strategy"].get("name")
+    current = {**dataclasses.asdict(cfg), "strategy": cfg.strategy.name}
     for key in ("target", "sh_degree", "rgb_weight", "strategy", "split_mode", "split_every"):
-        if saved.get(key) != getattr(cfg, key):
+        if saved.get(key) != current[key]:
             raise SplatentError(
-                f"{path} was fitted with {key}={saved.get(key)!r}, not {getattr(cfg, key)!r}; "
+                f"{path} was fitted with {key}={saved.get(key)!r}, not {current[key]!r}; "
                 f"resume with the same options or pass --overwrite"
             )
     step = int(state["step"])

@@ -3,6 +3,7 @@ densification, checkpoints and evaluation. Each is tested on its own."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -57,7 +58,9 @@ class ViewSampler:
 class LearningRates:
     """gsplat's simple_trainer schedule: Adam per parameter; the means' rate,
     proportional to the scene scale, decays exponentially to ``means_final`` x
-    its start by the last step; the others stay constant."""
+    its start by the last step; the others stay constant.
+
+    As ``FitConfig.lr`` it holds the rates; ``fit_scene`` fills in ``scene_scale`` and ``steps`` for the run."""
 
     means: float = 1.6e-4
     means_final: float = 0.01
@@ -91,6 +94,37 @@ class LearningRates:
         lr = self.means_at(step)
         optimizers["means"].param_groups[0]["lr"] = lr
         return lr
+
+
+@dataclass
+class StrategyConfig:
+    """How Gaussians are added and removed (``FitConfig.strategy``); ``None``: the strategy's default.
+
+    ``name``: ``default`` (3DGS's adaptive density control), ``mcmc`` (3DGS-MCMC, CUDA only) or ``none``.
+    """
+
+    name: str = "default"
+    refine_start: int = 500
+    refine_stop: int | None = None  # half the steps (at most 15 000); MCMC: 5/6 (at most 25 000)
+    refine_every: int = 100
+    reset_every: int = 3000
+    grow_grad2d: float = 2e-4
+    prune_opa: float = 0.005
+    max_gaussians: int = 1_000_000
+    opacity_reg: float | None = None  # 0.01 for MCMC
+    scale_reg: float | None = None  # 0.01 for MCMC
+
+    def resolved(self, steps: int) -> "StrategyConfig":
+        """A copy with every ``None`` replaced by the strategy's default for a run of ``steps``."""
+        mcmc = self.name == "mcmc"
+        stop = self.refine_stop
+        if stop is None:
+            stop = min(25_000, steps * 5 // 6) if mcmc else min(15_000, steps // 2)
+        return dataclasses.replace(
+            self, refine_stop=stop,
+            opacity_reg=self.opacity_reg if self.opacity_reg is not None else (0.01 if mcmc else 0.0),
+            scale_reg=self.scale_reg if self.scale_reg is not None else (0.01 if mcmc else 0.0),
+        )
 
 
 @dataclass
@@ -138,6 +172,13 @@ class Densifier:
             self.state = self.impl.initialize_state()
         elif self.strategy != "none":
             raise SplatentError(f"unknown densification strategy {self.strategy!r}; use default, mcmc or none")
+
+    @classmethod
+    def from_config(cls, config: StrategyConfig, scene_scale: float) -> "Densifier":
+        """The strategy of a resolved :class:`StrategyConfig` (its regularisers are the loss's business)."""
+        return cls(strategy=config.name, refine_start=config.refine_start, refine_stop=config.refine_stop,
+                   refine_every=config.refine_every, reset_every=config.reset_every, grow_grad2d=config.grow_grad2d,
+                   prune_opa=config.prune_opa, max_gaussians=config.max_gaussians, scene_scale=scene_scale)
 
     def check(self, gaussians: FeatureGaussians, optimizers: dict, backend: str) -> None:
         if self.strategy == "mcmc" and backend != "gsplat":

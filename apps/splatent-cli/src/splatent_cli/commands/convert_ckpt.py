@@ -20,8 +20,8 @@ def convert_ckpt(
     prompt: str = typer.Option("A photo of a scene", "--prompt", help="Prompt the model was trained with."),
     timestep: int = typer.Option(300, "--timestep", help="Timestep it was trained at (the original pipeline: 300)."),
     top_k: int = typer.Option(3, "--top_k", "--top-k", help="References per target it was trained with."),
-    scale: bool = typer.Option(True, "--scale/--no-scale", help="Whether it was trained with --scale (the original pipeline: yes)."),
-    embed_prompt: bool = typer.Option(True, "--embed-prompt/--no-embed-prompt", help="Store the prompt's embedding when the text encoder is available."),
+    scale: bool = typer.Option(True, "--scale/--no-scale", " /--no_scale", help="Whether it was trained with --scale (the original pipeline: yes)."),
+    embed_prompt: bool = typer.Option(True, "--embed-prompt/--no-embed-prompt", "--embed_prompt/--no_embed_prompt", help="Store the prompt's embedding when the text encoder is available."),
 ) -> None:
     """Convert an original Splatent .pkl into a checkpoint folder, reading it without arbitrary unpickling."""
     from splatent_latents import LatentError, parse_dtype

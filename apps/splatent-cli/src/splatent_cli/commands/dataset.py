@@ -21,7 +21,7 @@ def dataset(
     prompt: str = typer.Option("A photo of a scene", "--prompt", help="Prompt stored with every entry."),
     test_scenes: str = typer.Option(None, "--test_scenes", "--test-scenes", help="Comma-separated test scenes."),
     angle_weight: float = typer.Option(1.0, "--angle_weight", "--angle-weight", help="Radians-to-radius weight in the reference score."),
-    train_renders: bool = typer.Option(True, "--train-renders/--no-train-renders", help="Use train/ renders as training entries."),
+    train_renders: bool = typer.Option(True, "--train-renders/--no-train-renders", "--train_renders/--no_train_renders", help="Use train/ renders as training entries."),
 ) -> None:
     """Pair rendered views with their top-k nearest training views in a dataset JSON."""
     from splatent_data import build_dataset, write_dataset_json

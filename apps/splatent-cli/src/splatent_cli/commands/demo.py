@@ -18,7 +18,7 @@ def demo(
                               help="taef2 (a learned 32-channel latent space, shipped) or pca (a linear 4-channel basis)."),
     quick: bool = typer.Option(False, "--quick", help="A reduced run (smaller scene, fewer steps; about 30 s on 2 cores)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    lpips: bool = typer.Option(None, "--lpips/--no-lpips", help="Score LPIPS (default: when its weights are cached)."),
+    lpips: bool = typer.Option(None, "--lpips/--no-lpips", " /--no_lpips", help="Score LPIPS (default: when its weights are cached)."),
 ) -> None:
     """Run the whole method offline on a procedural scene and report render, enhanced and codec-ceiling PSNR."""
     from splatent_pipeline import DemoConfig, run_demo

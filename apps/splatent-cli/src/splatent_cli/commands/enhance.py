@@ -23,13 +23,13 @@ def enhance(
     timestep: int = typer.Option(None, "--timestep", help="Fixed diffusion timestep [default: the checkpoint's, 300 for the original's]."),
     top_k: int = typer.Option(None, "--top_k", "--top-k", help="References per target in dataset mode [default: the checkpoint's]."),
     min_k: int = typer.Option(0, "--min_k", "--min-k", min=0, help="Skip the first MIN_K references of each entry."),
-    scale: bool = typer.Option(None, "--scale/--no-scale", help="Multiply latents by the codec's scaling factor [default: the checkpoint's]."),
+    scale: bool = typer.Option(None, "--scale/--no-scale", " /--no_scale", help="Multiply latents by the codec's scaling factor [default: the checkpoint's]."),
     rgb_root: Path = typer.Option(None, "--rgb_root", "--rgb-root", help="Ground-truth images at RGB_ROOT/<scene>/<images_dir>/<stem>.png."),
     images_dir: str = typer.Option("images_4", "--images_dir", "--images-dir", help="Image folder name under --rgb_root scenes."),
     scene_id: str = typer.Option(None, "--scene_id", "--scene-id", help="Only dataset entries whose feature path contains this."),
     no_metrics: bool = typer.Option(False, "--no_metrics", "--no-metrics", help="Skip PSNR/SSIM against ground truth."),
     save_images: bool = typer.Option(True, "--save-images/--no-save-images", "--save_images/--no_save_images", help="Write decoded PNGs."),
-    save_latents: bool = typer.Option(False, "--save-latents", "--save_latents", "--save_latent", help="Custom mode: also write enhanced .pt latents (dataset mode always does)."),
+    save_latents: bool = typer.Option(False, "--save-latents", "--save_latents", "--save_latent", "--save-latent", help="Custom mode: also write enhanced .pt latents (dataset mode always does)."),
     video: bool = typer.Option(False, "--video", help="Custom mode: also write output.mp4 of the outputs in name order."),
     fps: int = typer.Option(30, "--fps", min=1, help="Frames per second of --video."),
     codec: str = typer.Option(None, "--codec", help="Latent codec for encode/decode [default: the checkpoint's, SD-Turbo's VAE]."),
@@ -38,7 +38,7 @@ def enhance(
     batch_size: int = typer.Option(8, "--batch_size", "--batch-size", min=1, help="Targets per UNet pass."),
     workers: int = typer.Option(4, "--num_workers", "--num-workers", "--workers", min=1, help="Threads reading inputs."),
     attention: str = typer.Option("sdpa", "--attention", help="sdpa (PyTorch flash/memory-efficient), xformers or default."),
-    xformers: bool = typer.Option(False, "--enable_xformers_memory_efficient_attention", help="Same as --attention xformers."),
+    xformers: bool = typer.Option(False, "--enable_xformers_memory_efficient_attention", "--enable-xformers-memory-efficient-attention", help="Same as --attention xformers."),
     compile: bool = typer.Option(False, "--compile", help="torch.compile the UNet and VAE decoder (CUDA graphs on GPU): slow start, faster batches."),
     compile_mode: str = typer.Option(None, "--compile-mode", "--compile_mode", help="torch.compile mode [default: reduce-overhead on CUDA]."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Dataset mode: re-enhance views already written."),
@@ -50,7 +50,7 @@ def enhance(
     if input_image is None and ref_image:
         raise fail("enhance", "--ref_image is for custom mode; dataset entries name their references")
     from splatent_model import (
-        DatasetEnhanceOptions, RuntimeOptions, codec_for, enhance_dataset, enhance_files, load_enhancer,
+        DatasetEnhanceOptions, FilesEnhanceOptions, RuntimeOptions, codec_for, enhance_dataset, enhance_files, load_enhancer,
     )
 
     model = load_enhancer(model_path, base_model=base_model, timestep=timestep, top_k=top_k, scale=scale)
@@ -73,11 +73,10 @@ def enhance(
             result = enhance_dataset(dataset_path, output_dir, model, codec_obj, what, options=options,
                                      model_source=model_path, progress=progress)
         else:
-            result = enhance_files(
-                input_image, ref_image or [], output_dir, model, codec_obj, prompt=prompt, options=options,
-                save_latents=save_latents, save_images=save_images, video=video, fps=fps, workers=workers,
-                progress=progress,
-            )
+            what = FilesEnhanceOptions(prompt=prompt, save_latents=save_latents, save_images=save_images, video=video,
+                                       fps=fps, workers=workers)
+            result = enhance_files(input_image, ref_image or [], output_dir, model, codec_obj, what, options=options,
+                                   progress=progress)
     rate = f" ({result.views_per_second:.1f} views/s)" if result.enhanced else ""
     skipped = f", {result.skipped} already done" if result.skipped else ""
     print(f"enhanced {result.enhanced} views in {result.seconds:.1f} s{rate}{skipped} -> {result.output_dir}")

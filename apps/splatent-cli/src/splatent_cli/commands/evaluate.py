@@ -15,7 +15,7 @@ def evaluate(
     output: Path = typer.Option(None, "--output", "-o", help="Report folder (default: RESULT_DIR/eval)."),
     enhanced: Path = typer.Option(None, "--enhanced", help="Folder of enhanced latents (default: RESULT_DIR/enhanced)."),
     dataset: Path = typer.Option(None, "--dataset_path", "--dataset-path", help="Dataset JSON (for the references)."),
-    lpips: bool = typer.Option(True, "--lpips/--no-lpips", help="Score LPIPS (needs the backbone weights)."),
+    lpips: bool = typer.Option(True, "--lpips/--no-lpips", " /--no_lpips", help="Score LPIPS (needs the backbone weights)."),
     lpips_net: str = typer.Option("vgg", "--lpips_net", "--lpips-net", help="LPIPS backbone: vgg or alex."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda."),
 ) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from ..errors import fail, guarded
+from ..options import config_options
 
 
 @guarded("fit")
@@ -22,24 +23,24 @@ def fit(
     ssim_weight: float = typer.Option(None, "--ssim-weight", "--ssim_weight", min=0.0, max=1.0, help="D-SSIM weight (default: 0 for latents, 0.2 for rgb)."),
     sh_degree: int = typer.Option(None, "--sh-degree", "--sh_degree", min=0, max=3, help="SH degree of the features (default: 2 for latents, 3 for rgb)."),
     strategy: str = typer.Option("default", "--strategy", help="Densification: default (3DGS), mcmc (CUDA only) or none."),
-    max_gaussians: int = typer.Option(1_000_000, "--max-gaussians", "--cap-max", "--cap_max", min=1, help="Gaussian budget of --strategy mcmc."),
+    max_gaussians: int = typer.Option(1_000_000, "--max-gaussians", "--max_gaussians", "--cap-max", "--cap_max", min=1, help="Gaussian budget of --strategy mcmc."),
     backend: str = typer.Option("auto", "--backend", help="auto (gsplat on CUDA, else torch), gsplat or torch."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     init: str = typer.Option("auto", "--init", help="auto (sparse points when the scene has them), points or random."),
     init_points: int = typer.Option(100_000, "--init-points", "--init_points", min=1, help="Random points when the scene has none."),
-    split_every: int = typer.Option(8, "--split-every", "--llffhold", min=2, help="Every N-th view (from the first) is a test view."),
+    split_every: int = typer.Option(8, "--split-every", "--split_every", "--llffhold", min=2, help="Every N-th view (from the first) is a test view."),
     eval_every: int = typer.Option(1000, "--eval-every", "--eval_every", min=0, help="Test-view PSNR every N steps (0: only at the end)."),
     checkpoint_every: int = typer.Option(2000, "--checkpoint-every", "--checkpoint_every", min=0, help="Checkpoint every N steps (0: only at the end)."),
     antialiased: bool = typer.Option(False, "--antialiased", help="gsplat's antialiased (Mip-Splatting) rasterisation."),
-    packed: bool = typer.Option(True, "--packed/--no-packed", help="gsplat's memory-saving packed mode."),
+    packed: bool = typer.Option(True, "--packed/--no-packed", " /--no_packed", help="gsplat's memory-saving packed mode."),
     seed: int = typer.Option(0, "--seed", help="Seeds initialisation, view order and densification."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the newest checkpoint in the model folder."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start again in a model folder that holds a fit."),
-    tensorboard: bool = typer.Option(True, "--tensorboard/--no-tensorboard", help="Write TensorBoard scalars to MODEL/tb."),
+    tensorboard: bool = typer.Option(True, "--tensorboard/--no-tensorboard", " /--no_tensorboard", help="Write TensorBoard scalars to MODEL/tb."),
     build_kernels: bool = typer.Option(False, "--build-kernels", "--build_kernels", help="Compile gsplat's CUDA kernels now and say where they are cached."),
 ) -> None:
     """Fit latent-feature 3D Gaussians to a scene's latents (MODEL/gaussians.ply + fit.json)."""
-    from splatent_splat import FitConfig, build_gsplat_kernels, fit_scene
+    from splatent_splat import FLAT_OPTIONS, FitConfig, build_gsplat_kernels, fit_scene
 
     if scene is not None and source_path is not None and scene != source_path:
         raise fail("fit", f"two scenes given ({scene} and --source_path {source_path}); pass one")
@@ -52,12 +53,7 @@ def fit(
         raise fail("fit", "no scene given; pass SCENE (or -s SCENE)")
     if output is None:
         raise fail("fit", "no model folder given; pass --output MODEL_DIR (or -m MODEL_DIR)")
-    config = FitConfig(
-        steps=steps, target=target, latents=latents, images=images, sh_degree=sh_degree, rgb_weight=rgb_weight,
-        ssim_weight=ssim_weight, strategy=strategy, max_gaussians=max_gaussians, backend=backend, device=device,
-        packed=packed, antialiased=antialiased, init=init, init_points=init_points, split_every=split_every,
-        eval_every=eval_every, checkpoint_every=checkpoint_every, seed=seed, tensorboard=tensorboard, progress=True,
-    )
+    config = FitConfig.from_flat(**config_options(fit, locals(), FitConfig, FLAT_OPTIONS), progress=True)
     result = fit_scene(path, output, config, resume=resume, overwrite=overwrite)
     psnr = result.test.get("psnr")
     quality = f"; test {'latent ' if target == 'latent' else ''}PSNR {psnr:.2f} dB" if psnr is not None else ""

@@ -24,7 +24,7 @@ def pipeline(
     strategy: str = typer.Option("default", "--strategy", help="Densification: default or mcmc."),
     backend: str = typer.Option("auto", "--backend", help="Rasteriser: auto, gsplat or torch."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N."),
-    lpips: bool = typer.Option(True, "--lpips/--no-lpips", help="Score LPIPS in eval (needs backbone weights)."),
+    lpips: bool = typer.Option(True, "--lpips/--no-lpips", " /--no_lpips", help="Score LPIPS in eval (needs backbone weights)."),
     start_from: str = typer.Option(None, "--from", help="Re-run from this stage: undistort, extract, fit, render, dataset, enhance, eval."),
 ) -> None:
     """Run undistort, extract, fit, render, dataset, enhance and eval on one scene."""

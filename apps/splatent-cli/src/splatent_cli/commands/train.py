@@ -18,8 +18,13 @@ from pathlib import Path
 import typer
 
 from ..errors import guarded
+from ..options import config_options
 
 HELP = "Fine-tune the single-step enhancer on a dataset JSON (accelerate; multi-GPU with `accelerate launch -m splatent_cli train`)."
+
+
+# parameters whose TrainConfig field has another name (the original's long flag; ``logger`` is a module name)
+RENAMES = {"enable_xformers": "enable_xformers_memory_efficient_attention", "logger_name": "logger"}
 
 
 def _is_main_process() -> bool:
@@ -71,7 +76,7 @@ def train(
     mixed_precision: str = typer.Option(None, "--mixed_precision", "--mixed-precision", help="no, fp16 or bf16 (default: what `accelerate launch` says)."),
     seed: int = typer.Option(0, "--seed", help="Seeds the model, data order and crops."),
     fused_adam: bool = typer.Option(None, "--fused_adam/--no_fused_adam", "--fused-adam/--no-fused-adam", help="Fused AdamW kernel (default: on CUDA)."),
-    compile: bool = typer.Option(None, "--compile/--no-compile", help="torch.compile the UNet and the VAE decoder (minutes of warm-up, then faster steps); default: on CUDA for runs of 2000 steps or more."),
+    compile: bool = typer.Option(None, "--compile/--no-compile", " /--no_compile", help="torch.compile the UNet and the VAE decoder (minutes of warm-up, then faster steps); default: on CUDA for runs of 2000 steps or more."),
     channels_last: bool = typer.Option(False, "--channels_last", "--channels-last", help="NHWC memory format for the UNet on CUDA (measured slower in bf16 on an H100)."),
     allow_tf32: bool = typer.Option(True, "--allow_tf32/--no_allow_tf32", "--allow-tf32/--no-allow-tf32", help="TF32 matmuls on Ampere and newer GPUs."),
     enable_xformers: bool = typer.Option(False, "--enable_xformers_memory_efficient_attention", "--enable-xformers-memory-efficient-attention", help="xformers attention (PyTorch SDPA is used when it is not installed)."),
@@ -94,24 +99,7 @@ def train(
     """Fine-tune the single-step enhancer on a dataset JSON."""
     from splatent_train import TrainConfig, train_enhancer
 
-    config = TrainConfig(
-        dataset_path=dataset_path, output_dir=output_dir, base_model=base_model, init_from=init_from,
-        timestep=timestep, top_k=top_k, min_k=min_k, scale=scale, prompt=prompt, codec=codec, rgb_root=rgb_root,
-        images_dir=images_dir, gt_from_latents=gt_from_latents, resolution=resolution, eval_resolution=eval_resolution,
-        train_batch_size=train_batch_size, dataloader_num_workers=dataloader_num_workers, strict=strict,
-        lambda_l2=lambda_l2, lambda_lpips=lambda_lpips, lambda_rgb=lambda_rgb, use_l1=use_l1, lpips_net=lpips_net,
-        max_train_steps=max_train_steps, learning_rate=learning_rate, lr_scheduler=lr_scheduler,
-        lr_warmup_steps=lr_warmup_steps, lr_num_cycles=lr_num_cycles, lr_power=lr_power, adam_beta1=adam_beta1,
-        adam_beta2=adam_beta2, adam_weight_decay=adam_weight_decay, adam_epsilon=adam_epsilon,
-        max_grad_norm=max_grad_norm, gradient_accumulation_steps=gradient_accumulation_steps,
-        gradient_checkpointing=gradient_checkpointing, mixed_precision=mixed_precision, seed=seed,
-        fused_adam=fused_adam, compile=compile, channels_last=channels_last, allow_tf32=allow_tf32,
-        enable_xformers_memory_efficient_attention=enable_xformers, cpu=cpu, num_threads=num_threads,
-        checkpointing_steps=checkpointing_steps, checkpoints_total_limit=checkpoints_total_limit, resume=resume,
-        eval_freq=eval_freq, num_samples_eval=num_samples_eval, viz_freq=viz_freq, num_samples_viz=num_samples_viz,
-        logger=logger_name, tracker_project_name=tracker_project_name, tracker_run_name=tracker_run_name,
-        log_every=log_every,
-    )
+    config = TrainConfig(**config_options(train, locals(), TrainConfig, renames=RENAMES))
     if not _is_main_process():
         train_enhancer(config)
         return
