@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from ..errors import guarded
+from ..options import config_options
 
 
 @guarded("pipeline")
@@ -30,10 +31,7 @@ def pipeline(
     """Run undistort, extract, fit, render, dataset, enhance and eval on one scene."""
     from splatent_pipeline import PipelineConfig, run_pipeline
 
-    cfg = PipelineConfig(scene_path=scene_path, output_dir=output_dir, model_splatent_path=model_splatent_path,
-                         codec=codec, vae_model=vae_model, images=images, top_k=top_k, steps=steps,
-                         fit_options={"strategy": strategy}, save_images=save_images, backend=backend,
-                         device=device, lpips=lpips, start_from=start_from)
+    cfg = PipelineConfig(**config_options(pipeline, locals(), PipelineConfig), fit_options={"strategy": strategy})
     result = run_pipeline(cfg)
     times = ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items())
     print(f"pipeline: ran {', '.join(result.ran) or 'nothing'}; skipped {', '.join(result.skipped) or 'nothing'}"
