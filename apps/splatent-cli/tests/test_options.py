@@ -14,11 +14,12 @@ from splatent_cli.main import app
 # command -> (config class, flat aliases -> their default, renames param -> field, parameters that are not
 # config fields: inputs, outputs and run control)
 def _fit():
+    from splatent_cli.commands.fit import RENAMES
     from splatent_splat import FLAT_OPTIONS, FitConfig
 
     base = FitConfig()
     aliases = {k: getattr(getattr(base, g), n) for k, (g, n) in FLAT_OPTIONS.items()}
-    return FitConfig, aliases, {}, {"scene", "source_path", "output", "resume", "overwrite", "build_kernels"}
+    return FitConfig, aliases, RENAMES, {"scene", "source_path", "output", "resume", "overwrite", "build_kernels"}
 
 
 def _train():
@@ -32,7 +33,9 @@ def _pipeline():
     from splatent_pipeline import PipelineConfig
 
     # --strategy goes to the fit's options (PipelineConfig.fit_options)
-    return PipelineConfig, {}, {}, {"strategy"}
+    # the --scenes options build a BatchConfig (splatent_pipeline.batch)
+    batch = {"scenes", "pairs", "folds", "test_scenes", "test_fraction", "seed", "benchmark_path"}
+    return PipelineConfig, {}, {}, {"strategy", "protocol", *batch}
 
 
 CONFIGURED = {"fit": _fit, "pipeline": _pipeline, "train": _train}

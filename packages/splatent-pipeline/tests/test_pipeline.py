@@ -8,7 +8,7 @@ import json
 import pytest
 
 from splatent_data import SplatentError, make_synthetic_scene
-from splatent_pipeline import STAGES, PipelineConfig, PipelineRun, RunContext, StageRecord, stage_key
+from splatent_pipeline import STAGES, PipelineConfig, PipelineRun, RunContext, StageRecord, run_pipeline, stage_key
 
 KNOWN = dict(scene_path="/data/scene", output_dir="/tmp/o", codec="pca", steps=40, top_k=3, model_splatent_path="tiny",
              lpips=False, device="cpu", backend="torch",
@@ -92,3 +92,21 @@ def test_record_refuses_an_unknown_stage(tmp_path):
         StageRecord(tmp_path / "pipeline.json", "nope")
     with pytest.raises(SplatentError, match="stop_after must be one of"):
         PipelineRun(PipelineConfig(scene_path=tmp_path, output_dir=tmp_path / "out", stop_after="nope"))
+
+
+def test_a_distorted_scene_is_undistorted_first_and_resumes(tmp_path):
+    import dataclasses as dc
+
+    from splatent_data import load_scene, write_transforms
+
+    scene = make_synthetic_scene(tmp_path / "scene", n_views=10, width=64, height=48)
+    write_transforms([dc.replace(c, model="OPENCV", distortion=(0.02, 0.0, 0.0, 0.0)) for c in scene.cameras],
+                     tmp_path / "scene" / "transforms.json")
+    cfg = PipelineConfig(scene_path=tmp_path / "scene", output_dir=tmp_path / "out", codec="pca", device="cpu",
+                         stop_after="extract", progress=False)
+    first = run_pipeline(cfg, say=lambda line: None)
+    assert first.ran == ["undistort", "extract"]
+    assert load_scene(tmp_path / "out" / "undistorted").is_pinhole
+    assert (tmp_path / "out" / "latents" / "manifest.json").is_file()
+    again = run_pipeline(cfg, say=lambda line: None)
+    assert again.skipped == ["undistort", "extract"] and not again.ran

@@ -7,7 +7,8 @@ convention (OpenCV axes, camera-to-world, corner pixel convention). No torch.
 from .camera import DISTORTION_PARAMS, Camera, look_at, opengl_to_opencv
 from .colmap import parse_colmap, write_colmap
 from .dataset_json import (
-    DEFAULT_PROMPT, DatasetEntry, DatasetSpec, build_dataset, read_dataset_json, resolve_image_path, write_dataset_json,
+    DEFAULT_PROMPT, DatasetEntry, DatasetSpec, build_dataset, dataset_manifest_path, read_dataset_json, render_protocol,
+    resolve_image_path, scene_protocols, write_dataset_json,
 )
 from .distortion import distort_points, undistort_points
 from .errors import DatasetFormatError, SceneError, SplatentError
@@ -21,7 +22,10 @@ from .points_ply import read_points_ply, write_points_ply
 from .scene import PointCloud, Scene
 from .references import camera_radius, reference_scores, select_references
 from .sfm import SfmResult, run_sfm
-from .splits import Split, llff_split, read_split_file, split_scene
+from .splits import (
+    PROTOCOL_VIEWS, PROTOCOLS, SPLIT_MODES, SceneSplit, Split, furthest_point_views, llff_split, protocol_split, read_split_file,
+    split_scene, split_scene_names,
+)
 from .summary import scene_summary
 from .synthetic import make_synthetic_scene, render_synthetic, ring_of_cameras, synthetic_points
 from .undistort import undistort_image, undistort_scene
@@ -31,7 +35,7 @@ __version__ = "0.4.0"
 __all__ = [
     "Camera", "DEFAULT_PROMPT", "DISTORTION_PARAMS", "DatasetEntry", "DatasetFormatError", "DatasetSpec",
     "IMAGE_EXTENSIONS", "PointCloud", "RENDER_FOLDERS", "RenderLayout", "RunLayout", "SCENE_FORMATS", "Scene", "SceneError", "Split", "SplatentError", "atomic_write_bytes",
-    "atomic_write_json", "build_dataset", "camera_radius", "distort_points", "find_image", "find_poses_bounds",
+    "atomic_write_json", "build_dataset", "dataset_manifest_path", "render_protocol", "scene_protocols", "camera_radius", "distort_points", "find_image", "find_poses_bounds", "furthest_point_views", "PROTOCOLS", "PROTOCOL_VIEWS", "SPLIT_MODES", "protocol_split", "SceneSplit", "split_scene_names",
     "list_images", "llff_split",
     "load_rgb", "load_scene", "look_at", "make_synthetic_scene", "render_synthetic", "ring_of_cameras",
     "opengl_to_opencv", "parse_colmap", "parse_llff", "parse_transforms", "read_dataset_json", "read_image_size",

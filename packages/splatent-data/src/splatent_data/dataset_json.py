@@ -20,13 +20,14 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 from .errors import DatasetFormatError, SceneError
 from .fileio import atomic_write_json
 from .images import find_image
 from .layout import REQUIRED_RENDER_FOLDERS, RenderLayout
 from .references import select_references
+from .splits import split_scene_names
 from .loading import load_scene
 
 logger = logging.getLogger("splatent")
@@ -125,12 +126,37 @@ def read_dataset_json(path: str | Path, check_files: bool = True) -> DatasetSpec
     return DatasetSpec(path=path, entries=tuple(entries))
 
 
-def write_dataset_json(path: str | Path, entries: list[DatasetEntry]) -> None:
-    """Write entries in the original format (atomic)."""
+def write_dataset_json(path: str | Path, entries: list[DatasetEntry], manifest: dict[str, Any] | None = None) -> None:
+    """Write entries in the original format (atomic); ``manifest`` (how the dataset was built: protocol,
+    scene split, top_k) goes beside it as ``<name>.manifest.json``, since the original format has no room
+    for it."""
     out: dict[str, dict[str, Any]] = {s: {} for s in SPLITS}
     for e in entries:
         out[e.split][e.id] = e.to_json()
     atomic_write_json(Path(path), out)
+    if manifest is not None:
+        atomic_write_json(dataset_manifest_path(path), manifest)
+
+
+def dataset_manifest_path(path: str | Path) -> Path:
+    """``data/dataset.json`` -> ``data/dataset.manifest.json``."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.manifest.json")
+
+
+def render_protocol(layout: RenderLayout) -> str | None:
+    """The view protocol a rendered scene's fit used (``split.mode`` of its manifest), if recorded."""
+    if not layout.manifest.is_file():
+        return None
+    try:
+        return (json.loads(layout.manifest.read_text()).get("split") or {}).get("mode")
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def scene_protocols(renders: str | Path) -> dict[str, str | None]:
+    """``{scene: protocol}`` of every rendered scene under ``renders``."""
+    return {layout.name: render_protocol(layout) for layout in RenderLayout.find(renders)}
 
 
 def resolve_image_path(feature: Path, rgb_root: Path | None = None, images_dir: str = "images_4") -> Path | None:
@@ -142,7 +168,13 @@ def resolve_image_path(feature: Path, rgb_root: Path | None = None, images_dir: 
     return find_image(Path(rgb_root) / scene / images_dir, feature.stem)
 
 
-def _rendered_scenes(renders: Path) -> list[RenderLayout]:
+def _rendered_scenes(renders: Path | Sequence[Path]) -> list[RenderLayout]:
+    if not isinstance(renders, (str, Path)):  # several render folders, each one scene
+        layouts = [RenderLayout(Path(r)) for r in renders]
+        missing = [str(r.root) for r in layouts if not r.is_rendered()]
+        if missing:
+            raise SceneError(f"{missing[0]} is not a rendered scene (nvs/, nvs_gt/, train_gt/); run `splatent render` first")
+        return layouts
     found = RenderLayout.find(renders)
     if not found:
         raise SceneError(f"{renders} holds no rendered scene: expected nvs/, nvs_gt/ and train_gt/ folders "
@@ -151,8 +183,8 @@ def _rendered_scenes(renders: Path) -> list[RenderLayout]:
 
 
 def build_dataset(
-    renders: str | Path,
-    original: str | Path,
+    renders: str | Path | Sequence[str | Path],
+    original: str | Path | Mapping[str, str | Path],
     top_k: int = 3,
     benchmark: bool = False,
     colmap: bool = False,
@@ -160,16 +192,25 @@ def build_dataset(
     test_scenes: list[str] | None = None,
     angle_weight: float = 1.0,
     train_renders: bool = True,
+    test_fraction: float = 0.1,
+    seed: int = 42,
+    exclude_scenes: list[str] | None = None,
+    protocol: str | None = None,
 ) -> list[DatasetEntry]:
     """Pair every rendered view with its top-k nearest training views.
 
     ``renders`` is one rendered scene (``nvs/``, ``nvs_gt/``, ``train_gt/``, optional
     ``train/``) or a folder of them; ``original`` is the matching posed scene, or a
-    folder of scenes with the same names. Splits:
+    folder of scenes with the same names; or a list of render folders and ``{scene name: posed scene}``.
+    Splits:
 
     * ``nvs/`` renders (held-out views) of *test scenes* go to ``test``; of the other
-      scenes to ``train``. Test scenes are ``test_scenes``, or by default every 8th
-      scene by sorted name starting with the first (so a lone scene is a test scene).
+      scenes to ``train``. Test scenes are ``test_scenes``, or by default the original's
+      scene split (:func:`~splatent_data.splits.split_scene_names`: ``test_fraction`` 0.1 of
+      the scenes, shuffled with ``seed`` 42, at least one, so a lone scene is a test scene).
+      ``exclude_scenes`` (the scenes of a benchmark) are left out of the dataset altogether.
+    * ``protocol``: every scene must have been fitted with this view protocol (``llff``, ``dense``,
+      ``sparse``; its render manifest's ``split.mode``), else one clear error.
     * ``train/`` renders (training views, when rendered) go to ``train``, their
       references taken among the other training views.
     * ``benchmark``: every ``nvs/`` render goes to ``test`` and nothing to ``train``.
@@ -179,19 +220,36 @@ def build_dataset(
     """
     if top_k < 1:
         raise SceneError(f"--top_k must be at least 1, got {top_k}")
-    renders, original = Path(renders), Path(original)
+    renders = Path(renders) if isinstance(renders, str) else renders
+    originals = {k: Path(v) for k, v in original.items()} if isinstance(original, Mapping) else None
+    original = Path(original) if originals is None else Path()
     rendered = _rendered_scenes(renders)
+    if exclude_scenes:
+        rendered = [r for r in rendered if r.name not in set(exclude_scenes)]
+        if not rendered:
+            raise SceneError(f"every rendered scene in {renders} is excluded (--benchmark_path); nothing is left")
     names = [r.name for r in rendered]
+    if protocol is not None:
+        for layout in rendered:
+            found = render_protocol(layout)
+            if found != protocol:
+                raise SceneError(f"{layout.root} was fitted with the {found or 'an unrecorded'} view protocol, not "
+                                 f"{protocol}; re-fit it with --protocol {protocol} or drop --protocol")
     if test_scenes is not None:
         unknown = sorted(set(test_scenes) - set(names))
         if unknown:
             raise SceneError(f"--test_scenes names {unknown[0]!r}, which is not among the rendered scenes {names}")
         tests = set(test_scenes)
     else:
-        tests = {n for i, n in enumerate(sorted(names)) if i % 8 == 0}
+        tests = set(split_scene_names(names, test_fraction, seed).test)
     entries: list[DatasetEntry] = []
     for layout in rendered:
-        posed = original if len(rendered) == 1 and not (original / layout.name).is_dir() else original / layout.name
+        if originals is not None:
+            if layout.name not in originals:
+                raise SceneError(f"no posed scene given for the rendered scene {layout.name}")
+            posed = originals[layout.name]
+        else:
+            posed = original if len(rendered) == 1 and not (original / layout.name).is_dir() else original / layout.name
         scene = load_scene(posed, fmt="colmap" if colmap else "auto")
         cams = {c.stem: c for c in scene.cameras}
         train_stems = layout.stems("train_gt")

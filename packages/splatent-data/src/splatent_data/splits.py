@@ -3,6 +3,10 @@
 * ``llff`` (default): sort images by name; every ``every``-th image, starting
   with the first (index 0, 8, 16, ...), is a test view. This is the usual
   novel-view-synthesis protocol of LLFF / Mip-NeRF 360 / 3DGS.
+* ``dense`` / ``sparse``: the paper's view protocols (arXiv 2512.09923, Sec. 4): 30 / 5 input
+  views chosen by furthest-point sampling over the camera centres (:func:`furthest_point_views`);
+  every other view is a test view. The seed point is the camera nearest the centroid of all
+  centres (ties: the smaller name), so the choice depends on the poses only, not on file order.
 * ``file``: an explicit split file, JSON ``{"train": [...], "test": [...]}`` or
   two text files' worth of names, matched by name or stem.
 * ``benchmark``: every view is a test view (no training split).
@@ -13,13 +17,21 @@
 from __future__ import annotations
 
 import json
+import math
+import random
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from .errors import SceneError
 from .scene import Scene
 
-SPLIT_MODES = ("llff", "file", "benchmark")
+#: Input views of the paper's view protocols.
+PROTOCOL_VIEWS = {"dense": 30, "sparse": 5}
+#: The protocols a user picks with ``--protocol``.
+PROTOCOLS = ("llff", *PROTOCOL_VIEWS)
+SPLIT_MODES = (*PROTOCOLS, "file", "benchmark")
 
 
 @dataclass(frozen=True)
@@ -42,6 +54,41 @@ def llff_split(stems: list[str], every: int = 8) -> Split:
     test = tuple(s for i, s in enumerate(ordered) if i % every == 0)
     train = tuple(s for i, s in enumerate(ordered) if i % every != 0)
     return Split(train=train, test=test)
+
+
+def furthest_point_views(names: list[str], centres: np.ndarray, count: int) -> list[str]:
+    """``count`` names whose camera centres (``[N, 3]``) are spread out: furthest-point sampling.
+
+    Starts at the centre nearest the centroid, then repeatedly adds the camera farthest from every one
+    chosen so far (ties: the smaller name). Deterministic; returns names in the order they were chosen.
+    """
+    if count < 1:
+        raise SceneError(f"furthest-point sampling needs a count of at least 1, got {count}")
+    order = sorted(range(len(names)), key=lambda i: names[i])  # ties go to the smaller name
+    pts = np.asarray(centres, dtype=np.float64)[order]
+    ranked = [names[i] for i in order]
+    if count >= len(ranked):
+        return ranked
+    first = int(np.argmin(np.linalg.norm(pts - pts.mean(axis=0), axis=1)))
+    chosen = [first]
+    dist = np.linalg.norm(pts - pts[first], axis=1)
+    for _ in range(count - 1):
+        nxt = int(np.argmax(dist))  # argmax returns the first (smallest-name) maximum
+        chosen.append(nxt)
+        dist = np.minimum(dist, np.linalg.norm(pts - pts[nxt], axis=1))
+    return [ranked[i] for i in chosen]
+
+
+def protocol_split(scene: Scene, protocol: str, views: int | None = None) -> Split:
+    """The ``dense`` or ``sparse`` protocol: ``views`` (30 / 5) furthest-point input views, the rest test views."""
+    count = views if views is not None else PROTOCOL_VIEWS[protocol]
+    stems = scene.stems
+    if len(stems) <= count:
+        raise SceneError(f"the {protocol} protocol takes {count} input views and tests on the rest, but "
+                         f"{scene.root} has {len(stems)} views; use --protocol sparse or llff")
+    centres = np.stack([scene.camera(s).center for s in stems])
+    train = furthest_point_views(stems, centres, count)
+    return Split(train=tuple(sorted(train)), test=tuple(sorted(set(stems) - set(train))))
 
 
 def read_split_file(path: Path, stems: list[str]) -> Split:
@@ -75,9 +122,34 @@ def split_scene(scene: Scene, mode: str = "llff", every: int = 8, split_file: Pa
         return read_split_file(split_file, stems)
     if mode == "benchmark":
         return Split(train=(), test=tuple(sorted(stems)))
+    if mode in PROTOCOL_VIEWS:
+        return protocol_split(scene, mode)
     if mode != "llff":
         raise SceneError(f"unknown split mode {mode!r}; use one of {', '.join(SPLIT_MODES)}")
     if scene.split_hint and scene.split_hint.get("test"):
         test = {Path(n).stem for n in scene.split_hint["test"]} & set(stems)
         return Split(train=tuple(sorted(set(stems) - test)), test=tuple(sorted(test)))
     return llff_split(stems, every)
+
+
+@dataclass(frozen=True)
+class SceneSplit:
+    """Which scenes train the enhancer and which judge it; ``excluded`` scenes do neither here."""
+
+    train: tuple[str, ...]
+    test: tuple[str, ...]
+    excluded: tuple[str, ...] = ()
+
+
+def split_scene_names(names: list[str], test_fraction: float = 0.1, seed: int = 42,
+                      exclude: list[str] | tuple[str, ...] = ()) -> SceneSplit:
+    """The original's scene-level split: the sorted names shuffled by ``random.Random(seed)``; the first
+    ``ceil(test_fraction * n)`` (at least one) are test scenes, the rest training scenes. Scenes named in
+    ``exclude`` (a benchmark's, ``--benchmark_path``) are left out first, so they are never trained on."""
+    if not 0.0 <= test_fraction <= 1.0:
+        raise SceneError(f"--test_fraction must be in [0, 1], got {test_fraction}")
+    excluded = sorted(set(names) & set(exclude))
+    pool = sorted(set(names) - set(excluded))
+    random.Random(seed).shuffle(pool)
+    n_test = min(len(pool), max(1 if pool and test_fraction > 0 else 0, math.ceil(test_fraction * len(pool))))
+    return SceneSplit(train=tuple(sorted(pool[n_test:])), test=tuple(sorted(pool[:n_test])), excluded=tuple(excluded))

@@ -105,6 +105,7 @@ def extract_latents(
     compile: bool = False,
     split: Split | None = None,
     progress: bool = False,
+    distributed: bool = True,
 ) -> ExtractResult:
     """Encode every image of a scene (or image folder) into a latents folder.
 
@@ -125,11 +126,13 @@ def extract_latents(
         compile: ``torch.compile`` the encoder (VAEs and ``taef2``; worth it only for large scenes).
         split: The train/test split whose train views fit ``pca``; None: the scene's LLFF split.
         progress: Show a progress bar.
+        distributed: Under ``accelerate launch``, split the images across the processes (``False``: this
+            process encodes them all, as when each process runs its own scenes).
     """
     scene = Path(scene).expanduser()
     image_dir = find_image_dir(scene, images)
     out_dir = scene / Path(output).expanduser()
-    procs = _Processes(device)
+    procs = _Processes(device, distributed)
 
     items, failed = probe_images(image_dir)
     if failed and fail_fast:
@@ -459,9 +462,9 @@ def _relative(path: Path, root: Path) -> str:
 class _Processes:
     """This process among those ``accelerate launch`` started; a lone process without it."""
 
-    def __init__(self, device: str) -> None:
+    def __init__(self, device: str, distributed: bool = True) -> None:
         self.state = None
-        world = int(os.environ.get("WORLD_SIZE", "1"))
+        world = int(os.environ.get("WORLD_SIZE", "1")) if distributed else 1
         if world > 1:
             try:
                 from accelerate import PartialState

@@ -4,11 +4,14 @@
 enhance and eval on one scene as small stages over one run context, resumably;
 ``evaluate_results`` is the eval stage and its HTML report; ``holdout_pairs`` builds the
 enhancer's training pairs from fold fits of any scene; ``run_demo(DemoConfig())`` is the
-whole method offline on the procedural scene. Progress reaches a caller through
+whole method offline on the procedural scene; ``run_batch(BatchConfig(...))`` fits and renders a
+folder of scenes into one dataset (scene-level split, pairs from held-out views, across processes
+under ``accelerate launch``). Progress reaches a caller through
 callbacks (``say`` for lines, a progress-bar factory for long loops); nothing here
 draws to a terminal itself.
 """
 
+from .batch import PAIRS, BatchConfig, BatchResult, SceneRecord, find_scenes, run_batch
 from .demo import DEMO_CODECS, DemoConfig, DemoResult, run_demo
 from .evaluate import EvalResult, evaluate_folder, evaluate_results
 from .holdout import FoldPoints, Holdout, holdout_pairs
@@ -21,7 +24,7 @@ from .report import bar_plot_svg, contact_sheet, html_report, markdown_table
 __version__ = "0.2.0"
 
 __all__ = [
-    "DEMO_CODECS", "DemoConfig", "DemoResult", "EvalResult", "FoldPoints", "Holdout", "PipelineConfig",
+    "BatchConfig", "BatchResult", "DEMO_CODECS", "DemoConfig", "PAIRS", "SceneRecord", "find_scenes", "run_batch", "DemoResult", "EvalResult", "FoldPoints", "Holdout", "PipelineConfig",
     "PipelineResult", "PipelineRun", "ProgressBar", "RunContext", "STAGES", "STAGE_LIST", "Say", "Stage",
     "StageRecord", "bar_plot_svg", "contact_sheet", "evaluate_folder", "evaluate_results", "holdout_pairs", "html_report",
     "markdown_table", "run_demo", "run_pipeline", "stage_key",

@@ -56,7 +56,8 @@ class Holdout:
 
     def __post_init__(self) -> None:
         self.latents, self.work_dir = Path(self.latents), Path(self.work_dir)
-        self.train_views = list(split_scene(self.scene).train)
+        # folds are over the input views of the fit's view protocol (llff, dense, sparse)
+        self.train_views = list(split_scene(self.scene, mode=getattr(self.fit_config, "split_mode", "llff")).train)
 
     def held_out(self, fold: int) -> list[str]:
         """The training views fold ``fold`` leaves out of its fit (and renders)."""
@@ -81,7 +82,8 @@ class Holdout:
         points = self.points(fold, cams) if self.points is not None else self.scene.points
         write_transforms(cams, root / "transforms_train.json", points=points)
         write_transforms([self.scene.camera(s) for s in held], root / "transforms_test.json")
-        fcfg = dataclasses.replace(self.fit_config, latents=str(self.latents))
+        # a fold scene carries its own train/test files: its fit must use them, not re-apply the protocol
+        fcfg = dataclasses.replace(self.fit_config, latents=str(self.latents), split_mode="llff")
         r = fit_scene(root, self.model(fold), fcfg, overwrite=True)
         return {"held_out": held, "gaussians": r.num_gaussians, "psnr": r.test.get("psnr")}
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from splatent_data import RunLayout, Scene, SplatentError, atomic_write_json, load_scene
+from splatent_data import RunLayout, Scene, SplatentError, atomic_write_json, load_scene, split_scene
 
 if TYPE_CHECKING:  # splatent_latents imports torch; the type is only named here
     from splatent_latents import ProgressReporter
@@ -68,6 +68,8 @@ class PipelineConfig:
     benchmark: bool = False
     report_title: str | None = None
     report_notes: tuple[str, ...] = ()
+    progress: bool = True  # draw the extract stage's bar
+    distributed: bool = True  # under accelerate launch, split extraction's images across processes
 
     def __post_init__(self) -> None:
         self.scene_path, self.output_dir = Path(self.scene_path), Path(self.output_dir)
@@ -134,8 +136,12 @@ def _extract(ctx: RunContext) -> dict[str, Any]:
 
     cfg = ctx.config
     ctx._codec = None  # new latents: the codec is rebuilt from their manifest
+    # pca fits its basis on the fit's input views (the protocol's), so test views stay unseen
+    mode = cfg.fit_options.get("split_mode", "llff")
+    split = split_scene(load_scene(ctx.working_scene, images=ctx.images), mode) if mode != "llff" else None
     r = extract_latents(ctx.working_scene, output=ctx.paths.latents.resolve(), codec=cfg.codec, model=cfg.vae_model,
-                        images=ctx.images, device=cfg.device, progress=True)
+                        images=ctx.images, device=cfg.device, progress=cfg.progress, split=split,
+                        distributed=cfg.distributed)
     return {"written": len(r.written), "skipped": len(r.skipped)}
 
 
@@ -196,8 +202,12 @@ def _eval(ctx: RunContext) -> dict[str, Any]:
 # after it, and a resumed result folder would run those stages again.
 STAGE_LIST = (
     Stage("undistort", lambda c: {"scene": str(c.scene_path.resolve()), "images": c.images},
-          lambda p: p.scene, _undistort, applies=lambda ctx: not ctx.scene.is_pinhole),
-    Stage("extract", lambda c: {"codec": c.codec, "model": c.vae_model}, lambda p: p.latents, _extract),
+          lambda p: p.undistorted, _undistort, applies=lambda ctx: not ctx.scene.is_pinhole),
+    # a view protocol other than llff changes which views pca's basis is fitted on (the default adds no key,
+    # so the keys of earlier runs still match)
+    Stage("extract", lambda c: {"codec": c.codec, "model": c.vae_model,
+                                **({"protocol": c.fit_options["split_mode"]} if "split_mode" in c.fit_options else {})},
+          lambda p: p.latents, _extract),
     Stage("fit", lambda c: {"steps": c.steps, "options": c.fit_options, "backend": c.backend},
           lambda p: p.model, _fit),
     Stage("render", lambda c: {"save_images": c.save_images}, lambda p: p.renders, _render),

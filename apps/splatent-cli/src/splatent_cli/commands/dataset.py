@@ -22,15 +22,33 @@ def dataset(
     test_scenes: str = typer.Option(None, "--test_scenes", "--test-scenes", help="Comma-separated test scenes."),
     angle_weight: float = typer.Option(1.0, "--angle_weight", "--angle-weight", help="Radians-to-radius weight in the reference score."),
     train_renders: bool = typer.Option(True, "--train-renders/--no-train-renders", "--train_renders/--no_train_renders", help="Use train/ renders as training entries."),
+    test_fraction: float = typer.Option(0.1, "--test_fraction", "--test-fraction", min=0.0, max=1.0, help="Share of scenes held out as test scenes (the original: 0.1), unless --test_scenes names them."),
+    seed: int = typer.Option(42, "--seed", help="Seed of the scene shuffle (the original: 42)."),
+    benchmark_path: Path = typer.Option(None, "--benchmark_path", "--benchmark-path", help="A folder of benchmark scenes: scenes of the same names are left out, never trained on."),
+    protocol: str = typer.Option(None, "--protocol", help="Require every scene to have been fitted with this view protocol (llff, dense, sparse)."),
 ) -> None:
     """Pair rendered views with their top-k nearest training views in a dataset JSON."""
-    from splatent_data import build_dataset, write_dataset_json
+    from splatent_data import SceneError, build_dataset, scene_protocols, write_dataset_json
 
+    exclude = None
+    if benchmark_path is not None:
+        if not benchmark_path.is_dir():
+            raise SceneError(f"--benchmark_path {benchmark_path} is not a folder; pass the folder holding the benchmark's scenes")
+        exclude = sorted(p.name for p in benchmark_path.iterdir() if p.is_dir())
     entries = build_dataset(
         out_path, original_path, top_k=top_k, benchmark=benchmark, colmap=llff, prompt=prompt,
         test_scenes=test_scenes.split(",") if test_scenes else None, angle_weight=angle_weight,
-        train_renders=train_renders,
+        train_renders=train_renders, test_fraction=test_fraction, seed=seed, exclude_scenes=exclude,
+        protocol=protocol,
     )
-    write_dataset_json(output, entries)
+    # an entry's scene is the folder above its render's folder (renders/<scene>/nvs/<stem>.pt)
+    scenes = {split: sorted({e.feature.parent.parent.name for e in entries if e.split == split}) for split in ("train", "test")}
+    protocols = scene_protocols(out_path)
+    write_dataset_json(output, entries, manifest={
+        "stage": "dataset", "renders": str(out_path.resolve()), "original": str(original_path.resolve()),
+        "top_k": top_k, "benchmark": benchmark, "test_fraction": test_fraction, "seed": seed,
+        "scenes": scenes, "excluded_scenes": [n for n in exclude or [] if n in protocols],
+        "protocols": protocols, "entries": dict(Counter(e.split for e in entries)),
+    })
     counts = Counter(e.split for e in entries)
     print(f"wrote {output}: {counts.get('train', 0)} train, {counts.get('test', 0)} test entries, top_k={top_k}")

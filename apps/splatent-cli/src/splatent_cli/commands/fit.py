@@ -9,6 +9,8 @@ import typer
 from ..errors import fail, guarded
 from ..options import config_options
 
+RENAMES = {"protocol": "split_mode"}  # FitConfig.split_mode also takes file and benchmark (API only)
+
 
 @guarded("fit")
 def fit(
@@ -28,6 +30,7 @@ def fit(
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     init: str = typer.Option("auto", "--init", help="auto (sparse points when the scene has them), points or random."),
     init_points: int = typer.Option(100_000, "--init-points", "--init_points", min=1, help="Random points when the scene has none."),
+    protocol: str = typer.Option("llff", "--protocol", help="Input/test views: llff (every 8th view tests), dense (30 furthest-point input views, the rest test) or sparse (5)."),
     split_every: int = typer.Option(8, "--split-every", "--split_every", "--llffhold", min=2, help="Every N-th view (from the first) is a test view."),
     eval_every: int = typer.Option(1000, "--eval-every", "--eval_every", min=0, help="Test-view PSNR every N steps (0: only at the end)."),
     checkpoint_every: int = typer.Option(2000, "--checkpoint-every", "--checkpoint_every", min=0, help="Checkpoint every N steps (0: only at the end)."),
@@ -53,7 +56,7 @@ def fit(
         raise fail("fit", "no scene given; pass SCENE (or -s SCENE)")
     if output is None:
         raise fail("fit", "no model folder given; pass --output MODEL_DIR (or -m MODEL_DIR)")
-    config = FitConfig.from_flat(**config_options(fit, locals(), FitConfig, FLAT_OPTIONS), progress=True)
+    config = FitConfig.from_flat(**config_options(fit, locals(), FitConfig, FLAT_OPTIONS, RENAMES), progress=True)
     result = fit_scene(path, output, config, resume=resume, overwrite=overwrite)
     psnr = result.test.get("psnr")
     quality = f"; test {'latent ' if target == 'latent' else ''}PSNR {psnr:.2f} dB" if psnr is not None else ""
