@@ -127,5 +127,5 @@ def test_scenes_split_across_two_processes_under_accelerate_launch(tmp_path):
     fitted = runs[0]["ran"] + runs[1]["ran"]
     assert sorted(fitted) == ["a", "b", "c", "d"] and runs[0]["ran"] and runs[1]["ran"]  # each once, both busy
     spec = read_dataset_json(tmp_path / "out" / "data" / "dataset.json")
-    assert {e.feature.parts[-4] for e in spec.split("test")} == {"d"}
-    assert {e.feature.parts[-4] for e in spec.split("train")} == {"a", "b", "c"}
+    assert {e.feature.parts[-3] for e in spec.split("test")} == {"d"}
+    assert {e.feature.parts[-3] for e in spec.split("train")} == {"a", "b", "c"}

@@ -184,3 +184,22 @@ def test_gradient_checkpointing_changes_memory_not_results(degraded_dataset, tmp
     assert loss_curve(tmp_path / "plain") == loss_curve(tmp_path / "ckpt")
     a, b = unet_state(plain.enhancer_dir), unet_state(ckpt.enhancer_dir)
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+def test_no_reference_ablation_and_the_small_preset(degraded_dataset, tmp_path):
+    """top_k 0 (the paper's no-reference row) trains a 1x1 grid; `small` is a real, bigger preset that trains
+    and reloads with its own architecture."""
+    from splatent_model import SplatentEnhancer, small_unet_config
+
+    result = train_enhancer(tiny_config(degraded_dataset, tmp_path / "k0", top_k=0, max_train_steps=3))
+    enhancer = load_enhancer(result.enhancer_dir)
+    assert enhancer.config.top_k == 0
+    small = SplatentEnhancer.preset("small", channels=4)
+    params = sum(p.numel() for p in small.unet.parameters())
+    assert small.config.base_model == "small" and 10e6 < params < 30e6
+    assert list(small.unet.config.block_out_channels) == small_unet_config(4)["block_out_channels"]
+    run = train_enhancer(tiny_config(degraded_dataset, tmp_path / "small", base_model="small", top_k=1,
+                                     max_train_steps=1, train_batch_size=1))
+    again = load_enhancer(run.enhancer_dir)
+    assert again.config.base_model == "small" and again.config.top_k == 1
+    assert sum(p.numel() for p in again.unet.parameters()) == params

@@ -10,8 +10,8 @@ from .checkpoint import (
     read_prompt_embeds, save_enhancer,
 )
 from .configs import (
-    DEFAULT_PROMPT, DEFAULT_TIMESTEP, SD_SCALING_FACTOR, SD_TURBO, TINY, sd_turbo_scheduler_config,
-    sd_turbo_text_config, sd_turbo_unet_config, tiny_text_config, tiny_unet_config,
+    DEFAULT_PROMPT, DEFAULT_TIMESTEP, PRESETS, SD_SCALING_FACTOR, SD_TURBO, SMALL, TINY, small_unet_config,
+    sd_turbo_scheduler_config, sd_turbo_text_config, sd_turbo_unet_config, tiny_text_config, tiny_unet_config,
 )
 from .enhancer import SplatentEnhancer, adapt_unet_channels
 from .errors import CheckpointError, EnhanceInputError, WeightsUnavailableError
@@ -30,7 +30,7 @@ __version__ = "0.4.0"
 __all__ = [
     "CheckpointError", "DEFAULT_PROMPT", "DEFAULT_TIMESTEP", "DatasetEnhanceOptions", "EnhanceInputError", "FilesEnhanceOptions",
     "EnhanceOutput", "EnhancePipeline", "EnhanceResult", "PretrainedMixin", "PromptEncoder", "RuntimeOptions",
-    "SD_SCALING_FACTOR", "SD_TURBO", "SplatentEnhancer", "TINY", "WeightsUnavailableError", "WorkItem",
+    "PRESETS", "SD_SCALING_FACTOR", "SD_TURBO", "SMALL", "small_unet_config", "SplatentEnhancer", "TINY", "WeightsUnavailableError", "WorkItem",
     "adapt_unet_channels", "alpha_bar", "apply_overrides", "codec_for", "collect_inputs", "convert_original_checkpoint",
     "decode_images", "enhance_dataset", "enhance_files", "enhance_latents", "grid_shape", "latent_psnr",
     "load_enhancer", "load_original_checkpoint", "make_scheduler", "match_references", "mean_metrics",

@@ -10,7 +10,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 from typing import Any, Callable, TypeVar
 
-from .configs import SD_TURBO, TINY
+from .configs import PRESETS, SD_TURBO
 from .errors import WeightsUnavailableError
 
 logger = logging.getLogger("splatent")
@@ -18,8 +18,9 @@ logger = logging.getLogger("splatent")
 T = TypeVar("T")
 
 
-def is_tiny(base_model: str) -> bool:
-    return str(base_model) == TINY
+def is_preset(base_model: str) -> bool:
+    """``tiny`` or ``small``: an architecture built in code, seeded, with no hub weights to load."""
+    return str(base_model) in PRESETS
 
 
 def from_base(loader: Callable[..., T], base_model: str, subfolder: str, what: str, **kwargs: Any) -> T:

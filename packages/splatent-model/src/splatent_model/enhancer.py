@@ -20,10 +20,10 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import Tensor
 
-from .base import is_tiny, load_base_scheduler_config, load_base_unet
+from .base import is_preset, load_base_scheduler_config, load_base_unet
 from .configs import (
-    DEFAULT_PROMPT, DEFAULT_TIMESTEP, SD_SCALING_FACTOR, SD_TURBO, TINY, sd_turbo_scheduler_config,
-    sd_turbo_unet_config, tiny_unet_config,
+    DEFAULT_PROMPT, DEFAULT_TIMESTEP, PRESETS, SD_SCALING_FACTOR, SD_TURBO, TINY, sd_turbo_scheduler_config,
+    sd_turbo_unet_config,
 )
 from .errors import CheckpointError, EnhanceInputError
 from .grid import grid_shape, tile_views, untile_views
@@ -97,8 +97,8 @@ class SplatentEnhancer(PretrainedMixin, ModelMixin, ConfigMixin):
         ``channels`` other than the base UNet's (a 32-channel codec on SD-Turbo's 4-channel UNet) replaces
         its input and output convolutions (see :func:`adapt_unet_channels`); the rest stays pretrained.
         """
-        if is_tiny(base_model):
-            return cls.tiny(**({"channels": channels} if channels is not None else {}), **config)
+        if is_preset(base_model):
+            return cls.preset(str(base_model), **({"channels": channels} if channels is not None else {}), **config)
         unet = load_base_unet(base_model, torch_dtype=torch_dtype)
         if channels is not None:
             adapt_unet_channels(unet, int(channels))
@@ -113,17 +113,25 @@ class SplatentEnhancer(PretrainedMixin, ModelMixin, ConfigMixin):
     def tiny(cls, seed: int = TINY_SEED, channels: int = 4, **config: Any) -> "SplatentEnhancer":
         """The CPU-test preset: a ~0.8M-parameter UNet for ``channels``-channel latents, seeded, with the
         SD-Turbo schedule."""
+        return cls.preset(TINY, seed=seed, channels=channels, **config)
+
+    @classmethod
+    def preset(cls, name: str, seed: int = TINY_SEED, channels: int = 4, **config: Any) -> "SplatentEnhancer":
+        """A seeded, untrained preset (:data:`splatent_model.configs.PRESETS`: ``tiny``, ``small``) for
+        ``channels``-channel latents, with the SD-Turbo schedule."""
+        if name not in PRESETS:
+            raise CheckpointError(f"unknown preset {name!r}; use one of {', '.join(PRESETS)}")
         config.setdefault("codec", {"name": "tiny-random"})
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            return cls(unet_config=tiny_unet_config(channels), base_model=TINY, **config)
+            return cls(unet_config=PRESETS[name](channels), base_model=name, **config)
 
     def base_unet_state(self) -> dict[str, Tensor]:
         """The base model's UNet weights, which a delta checkpoint is stored against (adapted input and output
         convolutions differ in shape, so a delta always stores them)."""
         base = self.config.base_model
-        if is_tiny(base):
-            return SplatentEnhancer.tiny(channels=self.channels).unet.state_dict()
+        if is_preset(base):
+            return SplatentEnhancer.preset(str(base), channels=self.channels).unet.state_dict()
         return load_base_unet(base).state_dict()
 
     # ----------------------------------------------------------------- properties

@@ -35,8 +35,8 @@ from torch import Tensor
 
 from splatent_data import atomic_write_json
 
-from .base import is_tiny
-from .configs import DEFAULT_PROMPT, DEFAULT_TIMESTEP, SD_SCALING_FACTOR, SD_TURBO, TINY, sd_turbo_unet_config
+from .base import is_preset
+from .configs import DEFAULT_PROMPT, DEFAULT_TIMESTEP, SD_SCALING_FACTOR, SD_TURBO, sd_turbo_unet_config
 from .errors import CheckpointError
 from .grid import grid_shape
 from .step import alpha_bar
@@ -105,7 +105,7 @@ class PretrainedMixin:
                         base_model: str | None = None, torch_dtype: torch.dtype | None = None, **overrides: Any):
         """The enhancer in ``pretrained_model_name_or_path``, whatever it is:
 
-        * ``tiny``: the seeded CPU-test preset;
+        * ``tiny`` / ``small``: a seeded, untrained preset;
         * a checkpoint folder (``config.json`` + ``unet.safetensors``);
         * an original checkpoint file (``.pkl``: ``{"state_dict_unet": ...}``), on SD-Turbo's architecture;
         * a base model (hub id or diffusers folder with ``unet/``): untrained, SD-Turbo's own weights.
@@ -119,8 +119,8 @@ class PretrainedMixin:
         source = pretrained_model_name_or_path
         text = str(source)
         path = Path(text).expanduser()
-        if text == TINY:
-            model = cls.tiny()
+        if is_preset(text):
+            model = cls.preset(text)
         elif path.is_dir() and (path / CONFIG_FILE).is_file() and (path / WEIGHTS_FILE).is_file():
             model = cls._from_folder(path, base_model)
         elif path.is_file():
@@ -163,7 +163,7 @@ class PretrainedMixin:
             channels = (kwargs.get("unet_config") or {}).get("in_channels")
             if channels is not None:  # a base UNet adapted to another codec's channel count
                 settings["channels"] = int(channels)
-            model = cls.tiny(**settings) if is_tiny(base) else cls.from_base(base, **settings)
+            model = cls.preset(str(base), **settings) if is_preset(base) else cls.from_base(base, **settings)
             load_unet_state(model, state, folder / WEIGHTS_FILE, partial=True)
         else:
             with on_meta():
@@ -191,8 +191,8 @@ class PretrainedMixin:
         state = read_original_checkpoint(path)
         config = {"timestep": DEFAULT_TIMESTEP, "top_k": 3, "prompt": DEFAULT_PROMPT, "scale": True,
                   "scaling_factor": SD_SCALING_FACTOR, **config}
-        if is_tiny(base_model):
-            model = cls.tiny(**config)
+        if is_preset(base_model):
+            model = cls.preset(str(base_model), **config)
             load_unet_state(model, state, path, partial=True)
             return model
         architecture = dict(unet_config or sd_turbo_unet_config())

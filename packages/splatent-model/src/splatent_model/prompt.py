@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .base import from_base, is_tiny
+from .base import from_base, is_preset
 from .configs import tiny_text_config
 
 TINY_SEED = 0
@@ -27,8 +27,8 @@ class PromptEncoder:
 
     @classmethod
     def from_base(cls, base_model: str, device: torch.device | str = "cpu", dtype: torch.dtype | None = None) -> "PromptEncoder":
-        """SD-Turbo's tokenizer and text encoder (``tokenizer/``, ``text_encoder/``), or the tiny preset's."""
-        if is_tiny(base_model):
+        """SD-Turbo's tokenizer and text encoder (``tokenizer/``, ``text_encoder/``), or the presets' (``tiny``, ``small``) tiny one."""
+        if is_preset(base_model):
             encoder = tiny_prompt_encoder()
         else:
             from transformers import CLIPTextModel, CLIPTokenizer

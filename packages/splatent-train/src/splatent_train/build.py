@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from splatent_latents import parse_dtype
-from splatent_model import TINY, SplatentEnhancer, load_enhancer
+from splatent_model import PRESETS, SplatentEnhancer, load_enhancer
 
 from .config import TrainConfig
 from .errors import TrainError
@@ -63,9 +63,9 @@ def build_enhancer(config: TrainConfig, codec: Any) -> SplatentEnhancer:
     channels = int(codec.channels)  # the UNet reads and writes the codec's latents
     if config.init_from:
         model = load_enhancer(config.init_from, **settings)
-    elif config.base_model == TINY:
-        model = SplatentEnhancer.tiny(seed=config.seed, channels=channels, scaling_factor=float(codec.scaling_factor),
-                                      **settings)
+    elif config.base_model in PRESETS:  # tiny, small: trained from scratch
+        model = SplatentEnhancer.preset(config.base_model, seed=config.seed, channels=channels,
+                                        scaling_factor=float(codec.scaling_factor), **settings)
     else:
         model = SplatentEnhancer.from_base(config.base_model, channels=channels,
                                            scaling_factor=float(codec.scaling_factor), **settings)

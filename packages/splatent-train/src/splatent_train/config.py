@@ -31,10 +31,12 @@ class TrainConfig:
     """Options of one training run.
 
     Model:
-        base_model: Hub id or diffusers folder whose UNet is fine-tuned (``stabilityai/sd-turbo``), or ``tiny``.
+        base_model: Hub id or diffusers folder whose UNet is fine-tuned (``stabilityai/sd-turbo``), or a preset
+            trained from scratch: ``small`` (17.6M parameters, minutes on one GPU) or ``tiny`` (CPU tests).
         init_from: Start from this enhancer checkpoint (folder or original ``.pkl``) instead of the base weights.
         timestep: The fixed timestep the render is denoised from.
-        top_k: Reference views per target (1 + top_k must tile a grid: 1, 3, 5...).
+        top_k: Reference views per target (1 + top_k must tile a grid: 0, 1, 3, 5...; 0 is the paper's
+            no-reference ablation).
         min_k: Skip this many best references (the original's ``--min_k``).
         scale: Multiply latents by the codec's scaling factor before the UNet (the original's ``--scale``).
         prompt: Use this prompt for every entry instead of the entries' own.
@@ -167,7 +169,7 @@ class TrainConfig:
              f"--gradient_accumulation_steps must be at least 1, got {self.gradient_accumulation_steps}")
         need(self.dataloader_num_workers >= 0, f"--dataloader_num_workers must be >= 0, got {self.dataloader_num_workers}")
         need(self.learning_rate > 0, f"--learning_rate must be positive, got {self.learning_rate}")
-        need(self.top_k >= 1, f"--top_k must be at least 1, got {self.top_k}")
+        need(self.top_k >= 0, f"--top_k must be 0 (no references) or more, got {self.top_k}")
         need(self.min_k >= 0, f"--min_k must be >= 0, got {self.min_k}")
         for name in ("resolution", "eval_resolution"):
             value = getattr(self, name)

@@ -36,10 +36,10 @@ def train(
     dataset_path: Path = typer.Option(..., "--dataset_path", "--dataset-path", help="Dataset JSON (`splatent dataset`)."),
     output_dir: Path = typer.Option(..., "--output_dir", "--output-dir", help="Run folder: checkpoints/, enhancer/, logs/, metrics.jsonl."),
     # model
-    base_model: str = typer.Option("stabilityai/sd-turbo", "--base_model", "--base-model", help="Hub id or diffusers folder whose UNet is fine-tuned, or 'tiny'."),
+    base_model: str = typer.Option("stabilityai/sd-turbo", "--base_model", "--base-model", help="Hub id or diffusers folder whose UNet is fine-tuned, or a preset trained from scratch: 'small' (17.6M parameters) or 'tiny'."),
     init_from: str = typer.Option(None, "--init_from", "--init-from", help="Start from this enhancer checkpoint (folder or original .pkl)."),
     timestep: int = typer.Option(300, "--timestep", help="Fixed timestep the render is denoised from."),
-    top_k: int = typer.Option(3, "--top_k", "--top-k", help="Reference views per target (1, 3 or 5)."),
+    top_k: int = typer.Option(3, "--top_k", "--top-k", help="Reference views per target (0, 1, 3 or 5)."),
     min_k: int = typer.Option(0, "--min_k", "--min-k", help="Skip this many best references."),
     scale: bool = typer.Option(True, "--scale/--no_scale", " /--no-scale", help="Multiply latents by the codec's scaling factor (the original's --scale)."),
     prompt: str = typer.Option(None, "--prompt", help="Use this prompt for every entry."),
