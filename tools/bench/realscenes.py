@@ -248,14 +248,30 @@ def report_md(report: dict) -> str:
         f"{report['date']}, {report['device']}, torch {report['torch']} (CUDA {report['cuda']}); codec "
         f"{report['codec']}, enhancer `{report['base_model']}` trained from scratch for {report['train_steps']} steps "
         f"per number of references; fits of {report['fit_steps']} steps at latent resolution; "
-        f"{report.get('wall_seconds', 0):.0f} s in all. Training scenes: {', '.join(report['train_scenes'])}. "
+        + (f"{report['wall_seconds']:.0f} s in all. " if "wall_seconds" in report else "the run did not finish. ") +
+        f"Training scenes: {', '.join(report['train_scenes'])}. "
         f"Evaluation scenes (never trained on): {', '.join(report['eval_scenes'])}. LPIPS: "
         f"{'yes' if report['lpips'] else 'not computed (its VGG weights cannot be downloaded here)'}.",
         "",
     ]
+    if report.get("note"):
+        lines += [f"Note: {report['note']}", ""]
     for protocol, entry in report["protocols"].items():
         mean = entry.get("mean", {})
         psnr, ssim = mean.get("psnr", {}), mean.get("ssim", {})
+        if "eval" not in entry:
+            train = entry.get("train", {})
+            lines += [f"### {protocol} protocol", "",
+                      "**Not measured: the run ended (device time limit) before the evaluation finished.** What did run:",
+                      "", "Scenes of the batch:", "", entry.get("table", ""), "",
+                      f"Dataset entries: {entry.get('entries')}. Enhancers trained: " + ", ".join(
+                          f"{k} references {t['steps']} steps in {t['seconds']:.0f} s ({t['steps_per_second']:.1f} steps/s, "
+                          f"{t['samples_per_second']:.0f} samples/s, final latent L2 {t['losses'].get('loss_l2', float('nan')):.3f})"
+                          for k, t in train.items()) + ".", ""]
+            lines += [f"![{protocol} {name}](realscenes-{protocol}-{name}.png)" for name in report["eval_scenes"]
+                      if (Path(__file__).resolve().parents[2] / "benchmarks" / f"realscenes-{protocol}-{name}.png").is_file()]
+            lines.append("")
+            continue
         lines += [f"### {protocol} protocol", "", "Mean over the evaluation scenes (PSNR dB / SSIM against the photos):", "",
                   "| | render | " + " | ".join(f"enhanced, {k} refs" for k in report["top_k"]) + " | codec ceiling |",
                   "|---|---|" + "---|" * len(report["top_k"]) + "---|"]
