@@ -103,3 +103,14 @@ def test_dataset_checks_the_protocol_and_excludes_benchmark_scenes(tmp_path, mak
     test_scenes = {e.feature.parent.parent.name for e in entries if e.split == "test"}
     assert len(test_scenes) == 1  # ceil(0.1 * 2) = 1 scene judges, the other trains
     assert not test_scenes & {e.feature.parent.parent.name for e in entries if e.split == "train"}
+
+
+def test_benchmark_folder_names_its_scenes(tmp_path):
+    from splatent_data import benchmark_scene_names
+
+    for name in ("b", "a"):
+        (tmp_path / "bench" / name).mkdir(parents=True)
+    (tmp_path / "bench" / "notes.txt").write_text("x")
+    assert benchmark_scene_names(tmp_path / "bench") == ["a", "b"]
+    with pytest.raises(SceneError, match="--benchmark_path .* is not a folder"):
+        benchmark_scene_names(tmp_path / "nowhere")

@@ -23,7 +23,7 @@ from .scene import PointCloud, Scene
 from .references import camera_radius, reference_scores, select_references
 from .sfm import SfmResult, run_sfm
 from .splits import (
-    PROTOCOL_VIEWS, PROTOCOLS, SPLIT_MODES, SceneSplit, Split, furthest_point_views, llff_split, protocol_split, read_split_file,
+    PROTOCOL_VIEWS, PROTOCOLS, SPLIT_MODES, SceneSplit, Split, benchmark_scene_names, furthest_point_views, llff_split, protocol_split, read_split_file,
     split_scene, split_scene_names,
 )
 from .summary import scene_summary
@@ -35,7 +35,7 @@ __version__ = "0.4.0"
 __all__ = [
     "Camera", "DEFAULT_PROMPT", "DISTORTION_PARAMS", "DatasetEntry", "DatasetFormatError", "DatasetSpec",
     "IMAGE_EXTENSIONS", "PointCloud", "RENDER_FOLDERS", "RenderLayout", "RunLayout", "SCENE_FORMATS", "Scene", "SceneError", "Split", "SplatentError", "atomic_write_bytes",
-    "atomic_write_json", "build_dataset", "dataset_manifest_path", "render_protocol", "scene_protocols", "camera_radius", "distort_points", "find_image", "find_poses_bounds", "furthest_point_views", "PROTOCOLS", "PROTOCOL_VIEWS", "SPLIT_MODES", "protocol_split", "SceneSplit", "split_scene_names",
+    "atomic_write_json", "build_dataset", "dataset_manifest_path", "render_protocol", "scene_protocols", "camera_radius", "distort_points", "find_image", "find_poses_bounds", "furthest_point_views", "PROTOCOLS", "PROTOCOL_VIEWS", "SPLIT_MODES", "protocol_split", "SceneSplit", "benchmark_scene_names", "split_scene_names",
     "list_images", "llff_split",
     "load_rgb", "load_scene", "look_at", "make_synthetic_scene", "render_synthetic", "ring_of_cameras",
     "opengl_to_opencv", "parse_colmap", "parse_llff", "parse_transforms", "read_dataset_json", "read_image_size",

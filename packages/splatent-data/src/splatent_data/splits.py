@@ -132,6 +132,14 @@ def split_scene(scene: Scene, mode: str = "llff", every: int = 8, split_file: Pa
     return llff_split(stems, every)
 
 
+def benchmark_scene_names(folder: str | Path) -> list[str]:
+    """The scene names a benchmark folder holds (its sub-folders): ``--benchmark_path``'s exclusion list."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SceneError(f"--benchmark_path {folder} is not a folder; pass the folder holding the benchmark's scenes")
+    return sorted(p.name for p in folder.iterdir() if p.is_dir())
+
+
 @dataclass(frozen=True)
 class SceneSplit:
     """Which scenes train the enhancer and which judge it; ``excluded`` scenes do neither here."""

@@ -37,8 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from splatent_data import (
-    PROTOCOLS, SceneError, SplatentError, atomic_write_json, build_dataset, load_scene, read_dataset_json,
-    scene_protocols, split_scene_names, write_dataset_json,
+    PROTOCOLS, SceneError, SplatentError, atomic_write_json, build_dataset, read_dataset_json,
+    render_protocol, split_scene_names, write_dataset_json,
 )
 
 from .pipeline import PipelineConfig, PipelineRun, RunContext, Say
@@ -149,7 +149,9 @@ def _run_scene(cfg: BatchConfig, scene: Path, role: str, device: str, say: Say) 
         result = run.run()
         if not result.ran:
             record.status = "skipped"
-        fit = json.loads(run.context.paths.model.joinpath("fit.json").read_text())
+        from splatent_splat import read_fit_manifest
+
+        fit = read_fit_manifest(run.context.paths.model)
         record.views = {"train": len(fit["split"]["train"]), "test": len(fit["split"]["test"])}
         record.fit_psnr = (fit.get("test") or {}).get("psnr")
         if role == "train" and cfg.pairs in ("holdout", "both"):
@@ -258,8 +260,7 @@ def _write_dataset(cfg: BatchConfig, ok: list[SceneRecord], role: dict[str, str]
         "pairs": cfg.pairs, "folds": cfg.folds, "top_k": cfg.top_k, "seed": cfg.seed,
         "test_fraction": cfg.test_fraction,
         "scenes": {"train": sorted(n for n in runs if role[n] == "train"), "test": sorted(tests)},
-        "excluded_scenes": sorted(cfg.exclude), "protocols": {n: scene_protocols(layouts[n].renders_root).get(n)
-                                                              for n in runs},
+        "excluded_scenes": sorted(cfg.exclude), "protocols": {n: render_protocol(layouts[n].render) for n in runs},
         "entries": counts,
     })
     say(f"wrote {dataset}: {counts.get('train', 0)} train, {counts.get('test', 0)} test entries")

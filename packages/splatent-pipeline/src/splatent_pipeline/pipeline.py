@@ -136,9 +136,10 @@ def _extract(ctx: RunContext) -> dict[str, Any]:
 
     cfg = ctx.config
     ctx._codec = None  # new latents: the codec is rebuilt from their manifest
-    # pca fits its basis on the fit's input views (the protocol's), so test views stay unseen
+    # pca fits its basis on the fit's input views (the protocol's), so test views stay unseen; undistortion
+    # keeps names and camera centres, so the scene parsed once gives the same views
     mode = cfg.fit_options.get("split_mode", "llff")
-    split = split_scene(load_scene(ctx.working_scene, images=ctx.images), mode) if mode != "llff" else None
+    split = split_scene(ctx.scene, mode) if mode != "llff" else None
     r = extract_latents(ctx.working_scene, output=ctx.paths.latents.resolve(), codec=cfg.codec, model=cfg.vae_model,
                         images=ctx.images, device=cfg.device, progress=cfg.progress, split=split,
                         distributed=cfg.distributed)

@@ -28,13 +28,9 @@ def dataset(
     protocol: str = typer.Option(None, "--protocol", help="Require every scene to have been fitted with this view protocol (llff, dense, sparse)."),
 ) -> None:
     """Pair rendered views with their top-k nearest training views in a dataset JSON."""
-    from splatent_data import SceneError, build_dataset, scene_protocols, write_dataset_json
+    from splatent_data import benchmark_scene_names, build_dataset, scene_protocols, write_dataset_json
 
-    exclude = None
-    if benchmark_path is not None:
-        if not benchmark_path.is_dir():
-            raise SceneError(f"--benchmark_path {benchmark_path} is not a folder; pass the folder holding the benchmark's scenes")
-        exclude = sorted(p.name for p in benchmark_path.iterdir() if p.is_dir())
+    exclude = benchmark_scene_names(benchmark_path) if benchmark_path is not None else None
     entries = build_dataset(
         out_path, original_path, top_k=top_k, benchmark=benchmark, colmap=llff, prompt=prompt,
         test_scenes=test_scenes.split(",") if test_scenes else None, angle_weight=angle_weight,

@@ -63,19 +63,17 @@ def pipeline(
 
 
 def _batch(opts: dict) -> None:
-    from splatent_data import SceneError
+    from splatent_data import benchmark_scene_names
     from splatent_pipeline import BatchConfig, run_batch
 
     bench = opts["benchmark_path"]
-    if bench is not None and not bench.is_dir():
-        raise SceneError(f"--benchmark_path {bench} is not a folder; pass the folder holding the benchmark's scenes")
     cfg = BatchConfig(
         scenes_dir=opts["scenes"], output_dir=opts["output_dir"], codec=opts["codec"], vae_model=opts["vae_model"],
         images=opts["images"], protocol=opts["protocol"], steps=opts["steps"], fit_options={"strategy": opts["strategy"]},
         top_k=opts["top_k"], pairs=opts["pairs"], folds=opts["folds"],
         test_scenes=opts["test_scenes"].split(",") if opts["test_scenes"] else None,
         test_fraction=opts["test_fraction"], seed=opts["seed"],
-        exclude=sorted(p.name for p in bench.iterdir() if p.is_dir()) if bench is not None else [],
+        exclude=benchmark_scene_names(bench) if bench is not None else [],
         backend=opts["backend"], device=opts["device"],
     )
     result = run_batch(cfg)
