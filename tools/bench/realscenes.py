@@ -10,7 +10,8 @@ views tested):
    scenes are the batch's test scenes, so none of their views trains the enhancer; the training scenes'
    renders of their own test views are the enhancer's pairs (``--pairs test-views``).
 2. ``splatent train`` (:func:`splatent_train.train_enhancer`) of the ``small`` preset (17.6M parameters, from
-   scratch) once per ``--top-k`` value.
+   scratch) once per ``--top-k`` value, ``--train-jobs`` of them at once in separate processes (a small UNet's
+   step is bound by the CPU's kernel launches, ``tools/bench/train_step.py``, so one process leaves the GPU idle).
 3. On every evaluation scene and for every model: ``splatent enhance`` of its test views, then ``splatent
    eval`` (:func:`splatent_pipeline.evaluate_results`): PSNR / SSIM (LPIPS where its weights load) of the
    decoded render, the enhanced render and the codec's ceiling against the photos, and contact sheets
@@ -23,6 +24,9 @@ Run on the GPU machine (scenes carried under ``.device/scenes``, fox undistorted
 
     python tools/bench/realscenes.py --train-scenes .device/scenes --eval-scenes milk,table_room \\
         --out $OUT/realscenes.json --sheets $OUT
+
+or one process per protocol sharing the GPU (``--protocols dense --work /tmp/rs-dense --out
+$OUT/realscenes-dense.json`` and the same for ``sparse``, run at once), then ``--report`` once per JSON.
 
 ``--eval-scenes`` takes scene names among the training folders (held out of training) or folders of other
 scenes (LLFF, COLMAP or transforms.json). Then ``python tools/bench/realscenes.py --report realscenes.json
@@ -85,7 +89,7 @@ def run(args) -> dict:
     from splatent_latents import codec_from_manifest, load_latent
     from splatent_model import DatasetEnhanceOptions, RuntimeOptions, enhance_dataset, load_enhancer
     from splatent_pipeline import BatchConfig, contact_sheet, evaluate_results, run_batch
-    from splatent_train import TrainConfig, train_enhancer
+    from splatent_train import TrainConfig
 
     t_start = time.perf_counter()
     work = args.work
@@ -131,25 +135,28 @@ def run(args) -> dict:
         _save(report, args.out)
         if batch.dataset is None:
             continue
+        configs = {k: TrainConfig(
+            dataset_path=batch.dataset, output_dir=root / f"train_k{k}", base_model=args.base_model, top_k=k,
+            gt_from_latents=True, resolution=args.resolution, eval_resolution=0, lambda_lpips=0.0,
+            lambda_rgb=args.lambda_rgb, learning_rate=args.lr, lr_warmup_steps=min(100, args.train_steps // 10),
+            lr_scheduler="cosine", train_batch_size=args.batch_size, max_train_steps=args.train_steps,
+            dataloader_num_workers=args.workers,
+            seed=0, checkpointing_steps=0, eval_freq=0, viz_freq=0, logger="none",
+            mixed_precision="bf16" if args.device != "cpu" and torch.cuda.is_available() else "no",
+            cpu=args.device == "cpu", log_every=50) for k in args.top_k}
+        t0 = time.perf_counter()
         models = {}
-        for k in args.top_k:
-            t0 = time.perf_counter()
-            result = train_enhancer(TrainConfig(
-                dataset_path=batch.dataset, output_dir=root / f"train_k{k}", base_model=args.base_model, top_k=k,
-                gt_from_latents=True, resolution=args.resolution, eval_resolution=0, lambda_lpips=0.0,
-                lambda_rgb=args.lambda_rgb, learning_rate=args.lr, lr_warmup_steps=min(100, args.train_steps // 10),
-                lr_scheduler="cosine", train_batch_size=args.batch_size, max_train_steps=args.train_steps,
-                dataloader_num_workers=args.workers,
-                seed=0, checkpointing_steps=0, eval_freq=0, viz_freq=0, logger="none",
-                mixed_precision="bf16" if args.device != "cpu" and torch.cuda.is_available() else "no",
-                cpu=args.device == "cpu", log_every=50))
-            models[k] = result.enhancer_dir
-            entry["seconds"][f"train_k{k}"] = time.perf_counter() - t0
-            entry.setdefault("train", {})[str(k)] = {
-                "steps": result.steps, "seconds": result.seconds, "steps_per_second": result.steps_per_second,
-                "samples_per_second": result.samples_per_second, "losses": result.losses,
-                "peak_memory_gb": result.peak_memory_gb}
-            _save(report, args.out)
+        # One enhancer per number of references, trained at once in separate processes (--train-jobs): a step of
+        # the small UNet is bound by Python and kernel launches (train_step.py: ~110 ms of CPU against ~36 ms of
+        # GPU for 4 views at batch 16 on an H200), so one process leaves the GPU mostly idle.
+        jobs = max(1, min(args.train_jobs, len(configs)))
+        with _executor(jobs) as pool:
+            for k, result in zip(configs, pool.map(_train, configs.values())):
+                models[k] = Path(result.pop("enhancer_dir"))
+                entry.setdefault("train", {})[str(k)] = result
+        entry["seconds"]["train"] = time.perf_counter() - t0
+        entry["train_jobs"] = jobs
+        _save(report, args.out)
         t0 = time.perf_counter()
         per_scene: dict = {}
         for name in sorted(evals):
@@ -164,8 +171,7 @@ def run(args) -> dict:
                     split="test", scene_id=f"/renders/{name}/", save_images=False, metrics=False, overwrite=True),
                     options=RuntimeOptions(device=args.device, batch_size=16), model_source=str(enhancer_dir))
                 enhanced_dirs[k] = out / "enhanced"
-                ev = evaluate_results(render, root / f"eval_k{k}" / name, enhanced=out / "enhanced",
-                                      dataset=batch.dataset, lpips=lpips, device=args.device, codec=codec,
+                ev = evaluate_results(render, root / f"eval_k{k}" / name, enhanced=out / "enhanced", lpips=lpips, device=args.device, codec=codec,
                                       title=f"{name}, {protocol} protocol, {k} references")
                 per_scene[name][str(k)] = ev.means
             _sheet(args, protocol, name, render, enhanced_dirs, codec, load_scene, load_latent, contact_sheet)
@@ -176,6 +182,39 @@ def run(args) -> dict:
     report["wall_seconds"] = time.perf_counter() - t_start
     _save(report, args.out)
     return report
+
+
+def _train(config) -> dict:
+    """Train one enhancer (in a worker process); what the report keeps of it."""
+    from splatent_train import train_enhancer
+
+    result = train_enhancer(config)
+    return {"enhancer_dir": str(result.enhancer_dir), "steps": result.steps, "seconds": result.seconds,
+            "steps_per_second": result.steps_per_second, "samples_per_second": result.samples_per_second,
+            "losses": result.losses, "peak_memory_gb": result.peak_memory_gb}
+
+
+class _InProcess:
+    """``map`` in this process (one job): no worker to spawn."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def map(self, fn, items):
+        return map(fn, items)
+
+
+def _executor(jobs: int):
+    if jobs == 1:
+        return _InProcess()
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn: CUDA cannot be used in a forked child of a process that has touched it
+    return ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
 
 
 def _means(per_scene: dict, top_ks: list[int]) -> dict:
@@ -244,6 +283,21 @@ def _sheet(args, protocol, name, render, enhanced_dirs, codec, load_scene, load_
     canvas.save(args.sheets / f"realscenes-{protocol}-{name}.png")
 
 
+def merge_reports(reports: list[dict]) -> dict:
+    """One report from runs of single protocols (e.g. two processes sharing one GPU): their protocols side by
+    side, the wall time of the longest, the commands joined."""
+    merged = dict(reports[0])
+    merged["protocols"] = {}
+    for r in reports:
+        merged["protocols"].update(r["protocols"])
+    if all("wall_seconds" in r for r in reports):
+        merged["wall_seconds"] = max(r["wall_seconds"] for r in reports)
+    else:
+        merged.pop("wall_seconds", None)
+    merged["command"] = " & ".join(dict.fromkeys(r["command"] for r in reports))
+    return merged
+
+
 def report_md(report: dict) -> str:
     lines = [
         f"{report['date']}, {report['device']}, torch {report['torch']} (CUDA {report['cuda']}); codec "
@@ -290,6 +344,12 @@ def report_md(report: dict) -> str:
             lines += ["", f"Gain of {max(report['top_k'])} references over the render: {mean['gain_db']:+.2f} dB "
                           f"(goal +1.5 dB: {'met' if mean['goal_gain_met'] else 'not met'}); more references never worse: "
                           f"{'met' if mean['goal_order_met'] else 'not met'}."]
+        train = entry.get("train", {})
+        if train:
+            lines += ["", f"Enhancers ({entry.get('train_jobs', 1)} trained at once): " + ", ".join(
+                f"{k} references {t['steps']} steps at {t['steps_per_second']:.1f} steps/s "
+                f"({t['samples_per_second']:.0f} samples/s, final latent L2 {t['losses'].get('loss_l2', float('nan')):.3f})"
+                for k, t in train.items()) + "."]
         lines += ["", "Scenes of the batch:", "", entry.get("table", ""), "",
                   "Seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in entry.get("seconds", {}).items()), ""]
         for name in report["eval_scenes"]:
@@ -313,6 +373,8 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1),
                    help="data-loader processes (H200: 5.7 steps/s with 1, 8.4 with 8; beyond that the step itself is slow)")
+    p.add_argument("--train-jobs", type=int, default=None,
+                   help="enhancers trained at once, one process each (default: 3 on a GPU, 1 on the CPU)")
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--lambda-rgb", type=float, default=0.0)
     p.add_argument("--resolution", type=int, default=256, help="training crop in pixels (latents: /8)")
@@ -324,17 +386,20 @@ def main() -> None:
                    help="fits, renders and models (default: the system's temporary folder)")
     p.add_argument("--out", type=Path, default=Path("realscenes.json"))
     p.add_argument("--sheets", type=Path, default=None, help="folder for the contact sheets (default: beside --out)")
-    p.add_argument("--report", type=Path, help="write RESULTS.md's section from this JSON instead of running")
+    p.add_argument("--report", type=Path, action="append",
+                   help="write RESULTS.md's section from this JSON instead of running (repeat: one per protocol run)")
     p.add_argument("--results", type=Path, default=REPO / "benchmarks" / "RESULTS.md")
     args = p.parse_args()
     if args.report:
-        report = json.loads(args.report.read_text())
+        report = merge_reports([json.loads(path.read_text()) for path in args.report])
         write_section(args.results, SECTION, TITLE, report["command"], report_md(report))
         return
     args.top_k = [int(k) for k in args.top_k.split(",")]
     args.sheets = args.sheets or args.out.parent
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    if args.train_jobs is None:
+        args.train_jobs = 1 if args.device == "cpu" else len(args.top_k)
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     run(args)
 
