@@ -1,3 +1,3 @@
 """The ``splatent`` command line: a thin Typer layer over the splatent-* packages."""
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"

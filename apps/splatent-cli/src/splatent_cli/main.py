@@ -4,11 +4,13 @@ registered here; a command parses options, calls one package function, and lets
 
 from __future__ import annotations
 
+import os
+
 import typer
 
 from . import __version__
 from .commands import convert_ckpt, dataset, decode, demo, enhance, evaluate, extract, fit, pipeline, render, scene, train
-from .errors import setup_logging
+from .errors import DEBUG_ENV, debugging, setup_logging
 
 app = typer.Typer(
     name="splatent",
@@ -30,8 +32,11 @@ def _version(value: bool) -> None:
 def _root(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show debug messages."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    debug: bool = typer.Option(False, "--debug", help=f"Show the traceback of a failure (for bug reports; or {DEBUG_ENV}=1)."),
 ) -> None:
-    setup_logging(verbose)
+    if debug:
+        os.environ[DEBUG_ENV] = "1"
+    setup_logging(verbose or debugging())
 
 
 app.command("dataset", help="Pair rendered views with their top-k nearest training views in a dataset JSON.")(dataset.dataset)
