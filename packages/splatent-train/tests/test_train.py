@@ -12,6 +12,7 @@ import torch
 
 from splatent_model import load_enhancer
 from splatent_train import BrokenEntryError, TrainConfig, TrainError, loss_curve, train_enhancer
+from splatent_train.tracking import read_metrics
 
 HERE = Path(__file__).resolve().parent
 
@@ -69,8 +70,15 @@ def test_resume_after_a_crash_reaches_the_same_weights(degraded_dataset, tmp_pat
     assert [p.name for p in (tmp_path / "crashed" / "checkpoints").iterdir()] == [f"checkpoint-{n}"]
     with pytest.raises(TrainError, match="--resume latest"):
         train_enhancer(tiny_config(degraded_dataset, tmp_path / "crashed", **settings))
+    # the history is on disk up to the crash (flushed per write); a killed run may also leave records past its
+    # last checkpoint and a cut line: the resume drops both
+    assert max(loss_curve(tmp_path / "crashed")) == n
+    with open(tmp_path / "crashed" / "metrics.jsonl", "a") as f:
+        f.write('{"step": %d, "loss": 99.0}\n{"step": ' % (2 * n + 5))
     resumed = train_enhancer(tiny_config(degraded_dataset, tmp_path / "crashed", resume="latest", **settings))
     assert resumed.start_step == n and resumed.steps == 2 * n
+    steps = [r["step"] for r in read_metrics(tmp_path / "crashed") if "loss" in r]
+    assert steps == sorted(set(steps)) and max(steps) == 2 * n
     assert resumed.resumed_from.name == f"checkpoint-{n}"
     a, b = unet_state(whole.enhancer_dir), unet_state(resumed.enhancer_dir)
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -203,3 +211,28 @@ def test_no_reference_ablation_and_the_small_preset(degraded_dataset, tmp_path):
     again = load_enhancer(run.enhancer_dir)
     assert again.config.base_model == "small" and again.config.top_k == 1
     assert sum(p.numel() for p in again.unet.parameters()) == params
+
+
+class _Exploit:
+    """Unpickling this would create a file: the proof that a pickle ran code."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+@pytest.mark.parametrize("victim", ["optimizer.bin", "random_states_0.pkl"])
+def test_resume_refuses_a_checkpoint_file_that_could_run_code(degraded_dataset, tmp_path, victim):
+    import pickle
+
+    settings = dict(max_train_steps=2, checkpointing_steps=1, resolution=32)
+    run = train_enhancer(tiny_config(degraded_dataset, tmp_path / "run", **settings))
+    checkpoint = run.checkpoints[-1]
+    marker = tmp_path / "pwned"
+    (checkpoint / victim).write_bytes(pickle.dumps({"state": _Exploit(str(marker))}))
+    with pytest.raises(TrainError, match=f"refused to resume .*{victim}"):
+        train_enhancer(tiny_config(degraded_dataset, tmp_path / "run", resume="latest",
+                                   **{**settings, "max_train_steps": 3}))
+    assert not marker.exists()

@@ -24,7 +24,7 @@ from .losses import EnhancerLoss, LossTerms, backbone_cache_path, build_lpips, l
 from .tracking import METRICS_FILE, TrainLogger, loss_curve, read_metrics
 from .train import TrainResult, train_enhancer
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 
 __all__ = [
     "Batch", "BrokenEntryError", "ENHANCER_DIR", "EnhancerDataset", "EnhancerLoss", "EntryProblem", "EvalReport",

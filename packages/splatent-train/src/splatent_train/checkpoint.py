@@ -124,6 +124,7 @@ def load_checkpoint(accelerator, model, path: Path) -> TrainState:
     if path.suffix == ".pkl":
         return load_original_weights(accelerator.unwrap_model(model), path)
     state, _ = read_state(path)
+    check_loadable(path)
     try:
         accelerator.load_state(str(path))
     except (OSError, RuntimeError, ValueError, KeyError) as exc:
@@ -131,6 +132,24 @@ def load_checkpoint(accelerator, model, path: Path) -> TrainState:
         raise TrainError(f"cannot restore {path} ({first}); it was written for another model or is damaged: "
                          f"resume from another checkpoint or start a new --output_dir") from None
     return state
+
+
+def check_loadable(path: Path) -> None:
+    """Refuse a checkpoint any of whose pickled files (optimizer, scheduler, random states) a weights-only load
+    cannot read: such a file could run code when unpickled. accelerate itself skips unreadable random states
+    silently, which would resume with other random streams; here that is an error too."""
+    from accelerate.utils.other import load as weights_only_load  # torch.load(weights_only=True) + accelerate's safe types
+
+    for file in sorted(Path(path).iterdir()):
+        if file.suffix not in (".bin", ".pkl", ".pt") or not file.is_file():
+            continue
+        try:
+            weights_only_load(file, map_location="cpu")
+        except Exception as exc:  # UnpicklingError (a disallowed global), truncated or foreign data
+            first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+            raise TrainError(f"refused to resume from {path}: {file.name} cannot be read as plain weights and "
+                             f"state ({first}); it may be damaged or could run code when loaded. Resume from "
+                             f"another checkpoint or start a new --output_dir") from None
 
 
 def load_original_weights(model, path: Path) -> TrainState:

@@ -22,7 +22,7 @@ class TrainLogger:
     """Writes scalars and images; does nothing on processes other than the main one (``enabled`` False)."""
 
     def __init__(self, output_dir: Path, run_name: str = "run", backend: str = "tensorboard",
-                 enabled: bool = True) -> None:
+                 enabled: bool = True, resume_step: int | None = None) -> None:
         self.enabled = enabled
         self.writer = None
         self.file = None
@@ -30,6 +30,8 @@ class TrainLogger:
             return
         output_dir = Path(output_dir)
         output_dir.mkdir(parents=True, exist_ok=True)
+        if resume_step is not None:
+            keep_history(output_dir / METRICS_FILE, resume_step)
         self.file = open(output_dir / METRICS_FILE, "a", encoding="utf-8")
         if backend == "tensorboard":
             from torch.utils.tensorboard import SummaryWriter
@@ -41,6 +43,7 @@ class TrainLogger:
             return
         clean = {f"{prefix}{k}": (float(v) if math.isfinite(float(v)) else None) for k, v in values.items()}
         self.file.write(json.dumps({"step": int(step), **clean}) + "\n")
+        self.file.flush()  # a killed run keeps its history up to its last logged step
         if self.writer is not None:
             for key, value in clean.items():
                 if value is not None:
@@ -61,6 +64,24 @@ class TrainLogger:
             self.file.close()
             if self.writer is not None:
                 self.writer.close()
+
+
+def keep_history(path: Path, step: int) -> None:
+    """Keep the records of steps up to ``step`` (the checkpoint a run resumes from): the killed run's later
+    records are redone by the resumed run, and a line cut by the kill is dropped. Atomic."""
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and int(record.get("step", 0)) <= step:
+            kept.append(line)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(f"{line}\n" for line in kept), encoding="utf-8")
+    tmp.replace(path)
 
 
 def read_metrics(output_dir: Path) -> list[dict[str, Any]]:

@@ -215,7 +215,8 @@ class Run:
         self.evaluator = Evaluator(test_set, max_views=config.num_samples_eval, **evaluator_args) \
             if len(test_set) else None
         self.viewer = Evaluator(viz_set, max_views=config.num_samples_viz, **evaluator_args)
-        self.tracker = TrainLogger(out, config.tracker_run_name, config.logger, enabled=self.main)
+        self.tracker = TrainLogger(out, config.tracker_run_name, config.logger, enabled=self.main,
+                                   resume_step=self.state.step if self.resume_path is not None else None)
         self.last_eval: EvalReport | None = None
         self.last_losses: dict[str, float] = {}
         self._stand_in = None
