@@ -30,7 +30,7 @@ from .summary import scene_summary
 from .synthetic import make_synthetic_scene, render_synthetic, ring_of_cameras, synthetic_points
 from .undistort import undistort_image, undistort_scene
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 
 __all__ = [
     "Camera", "DEFAULT_PROMPT", "DISTORTION_PARAMS", "DatasetEntry", "DatasetFormatError", "DatasetSpec",

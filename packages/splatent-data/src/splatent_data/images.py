@@ -54,11 +54,21 @@ def load_rgb(path: Path) -> np.ndarray:
     """Decode an image to ``[H, W, 3]`` uint8 RGB.
 
     Grey-scale and palette images are expanded; an alpha channel is composited
-    over white (the NeRF-synthetic convention) and noted once in the log.
+    over white (the NeRF-synthetic convention) and noted once in the log. 16-bit
+    grey (``I;16``, or ``I`` as Pillow reads 16-bit PNGs) is scaled to 8 bits (Pillow's
+    own ``convert`` clips it, turning most photos white); CMYK and YCbCr go through
+    Pillow's conversion; 32-bit float images are refused (their value range is unknown).
     """
     try:
         with Image.open(path) as img:
             img.load()  # force a full decode so truncated files fail here, by name
+            if img.mode.startswith("I"):  # I;16, I;16B, I;16L, I: integer grey, 16 bits in practice
+                grey = np.asarray(img).astype(np.float64)
+                grey = np.clip(np.rint(grey / 257.0), 0, 255).astype(np.uint8)
+                return np.repeat(grey[..., None], 3, axis=2)
+            if img.mode == "F":
+                raise SceneError(f"{path} is a 32-bit float image, whose value range is unknown; convert it to "
+                                 "8- or 16-bit PNG or JPEG")
             if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
                 logger.debug("%s has an alpha channel: composited over white", path.name)
                 rgba = img.convert("RGBA")
