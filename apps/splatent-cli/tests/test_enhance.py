@@ -57,6 +57,16 @@ def test_convert_then_enhance_a_dataset(cli, tmp_path, tiny_ckpt):
     metrics = json.loads((tmp_path / "out" / "enhanced" / "metrics.json").read_text())
     assert len(metrics["views"]) == 3
     assert sorted(p.name for p in (tmp_path / "out" / "enhanced").glob("*.png")) == ["0000.png", "0001.png", "0002.png"]
+    # another number of references than the checkpoint was trained with changes the grid: refused, nothing written
+    trained = json.loads((tmp_path / "ckpt" / "config.json").read_text())["top_k"]
+    before = sorted((tmp_path / "out").rglob("*"))
+    res = run_here("enhance", "--dataset_path", tmp_path / "data.json", "--model_path", tmp_path / "ckpt",
+                   "--output_dir", tmp_path / "out2", "--device", "cpu", "--top_k", str(trained - 1))
+    assert res.exit_code == 1 and (res.exception is None or isinstance(res.exception, SystemExit))
+    assert res.stderr.strip() == (f"splatent enhance: --top_k {trained - 1}: {tmp_path / 'ckpt'} was trained with "
+                                  f"{trained} references per view (its UNet sees a grid of {trained + 1} tiles); pass "
+                                  f"--top_k {trained} or leave it out")
+    assert not (tmp_path / "out2").exists() and sorted((tmp_path / "out").rglob("*")) == before
 
 
 def test_custom_mode_with_the_originals_flags(tmp_path):

@@ -53,6 +53,10 @@ def enhance(
         DatasetEnhanceOptions, FilesEnhanceOptions, RuntimeOptions, codec_for, enhance_dataset, enhance_files, load_enhancer,
     )
 
+    trained_k = _trained_top_k(model_path)
+    if top_k is not None and trained_k is not None and top_k != trained_k:
+        raise fail("enhance", f"--top_k {top_k}: {model_path} was trained with {trained_k} references per view (its "
+                              f"UNet sees a grid of {trained_k + 1} tiles); pass --top_k {trained_k} or leave it out")
     model = load_enhancer(model_path, base_model=base_model, timestep=timestep, top_k=top_k, scale=scale)
     codec_obj = codec_for(model, codec)
     options = RuntimeOptions(
@@ -87,3 +91,18 @@ def enhance(
               f"{m['latent_psnr_out']:.2f} dB ({result.output_dir / 'metrics.json'})")
     if result.video is not None:
         print(f"  video: {result.video}")
+
+
+def _trained_top_k(model_path: str) -> int | None:
+    """References per view a trained checkpoint folder was trained with (its ``config.json``); None otherwise."""
+    import json
+    from pathlib import Path
+
+    config = Path(model_path) / "config.json"
+    if not config.is_file():
+        return None
+    try:
+        value = json.loads(config.read_text()).get("top_k")
+    except (json.JSONDecodeError, AttributeError, OSError):
+        return None  # load_enhancer says what is wrong with the file
+    return int(value) if isinstance(value, int) else None
