@@ -68,6 +68,13 @@ def test_dataset_command_both_spellings(cli, tmp_path):
     res = cli("dataset", "--out-path", tmp_path / "r", "--original-path", tmp_path / "scene",
               "--output", out, "--top-k", "0")
     assert res.returncode == 1 and res.stderr.strip() == "splatent dataset: --top_k must be at least 1, got 0"
+    # more references than there are training views: capped, and the report says what the entries hold
+    res = cli("dataset", "--out_path", tmp_path / "r", "--original_path", tmp_path / "scene", "--output", out,
+              "--top_k", "1000")
+    assert res.returncode == 0, res.stderr
+    assert "top_k=7 (asked 1000; capped by the views available)" in res.stdout
+    manifest = json.loads(out.with_name("data.manifest.json").read_text())
+    assert manifest["top_k"] == 7 and manifest["top_k_requested"] == 1000
 
 
 def test_inspect_llff_scene(cli, tmp_path):

@@ -40,11 +40,17 @@ def dataset(
     # an entry's scene is the folder above its render's folder (renders/<scene>/nvs/<stem>.pt)
     scenes = {split: sorted({e.feature.parent.parent.name for e in entries if e.split == split}) for split in ("train", "test")}
     protocols = scene_protocols(out_path)
+    # top_k is capped by each scene's candidate views: report what the entries hold, not what was asked
+    held = sorted({len(e.ref_features) for e in entries})
+    actual = held[-1] if held else 0
     write_dataset_json(output, entries, manifest={
         "stage": "dataset", "renders": str(out_path.resolve()), "original": str(original_path.resolve()),
-        "top_k": top_k, "benchmark": benchmark, "test_fraction": test_fraction, "seed": seed,
+        "top_k": actual, "top_k_requested": top_k, "benchmark": benchmark, "test_fraction": test_fraction, "seed": seed,
         "scenes": scenes, "excluded_scenes": [n for n in exclude or [] if n in protocols],
         "protocols": protocols, "entries": dict(Counter(e.split for e in entries)),
     })
     counts = Counter(e.split for e in entries)
-    print(f"wrote {output}: {counts.get('train', 0)} train, {counts.get('test', 0)} test entries, top_k={top_k}")
+    shown = f"top_k={actual}" if actual == top_k else f"top_k={actual} (asked {top_k}; capped by the views available)"
+    if len(held) > 1:
+        shown = f"top_k {held[0]}-{held[-1]} (asked {top_k}; capped by each scene's views)"
+    print(f"wrote {output}: {counts.get('train', 0)} train, {counts.get('test', 0)} test entries, {shown}")
