@@ -234,3 +234,21 @@ def test_a_4_channel_enhancer_refuses_32_channel_latents_in_one_line():
     assert "\n" not in message and "4-channel" in message and "32-channel" in message and "taef2" in message
     with pytest.raises(EnhanceInputError, match="32 channels but the enhancer's UNet takes 4"):
         model(_latents(32))
+
+
+def test_a_folder_written_before_residual_loads_as_the_plain_update(tmp_path):
+    """0.4 checkpoints have no ``residual`` key: they load with the plain one-step update, also for the ``small``
+    preset whose new default is residual (its delta is stored against the non-zeroed output convolution)."""
+    import json
+
+    from splatent_model import SplatentEnhancer
+
+    old = SplatentEnhancer.preset("small", channels=4, residual=False)
+    folder = old.save_pretrained(tmp_path / "old", delta=True)
+    config = json.loads((folder / "config.json").read_text())
+    del config["residual"]
+    (folder / "config.json").write_text(json.dumps(config))
+    again = SplatentEnhancer.from_pretrained(folder)
+    assert again.config.residual is False
+    state, expected = again.unet.state_dict(), old.unet.state_dict()
+    assert all(torch.equal(state[k], expected[k]) for k in expected)

@@ -111,3 +111,33 @@ def test_gradients_reach_the_unet(fresh_tiny, latents):
     fresh_tiny.train().requires_grad_(True)
     fresh_tiny(latents[:1]).square().mean().backward()
     assert fresh_tiny.unet.conv_in.weight.grad.abs().sum() > 0
+
+
+def test_a_residual_preset_starts_as_the_identity_and_learns_a_correction(latents, tmp_path):
+    """``residual``: the untrained preset returns its input (``small`` is residual by default, ``tiny`` not); one
+    optimiser step moves it off the identity; the setting survives a save and reload, delta checkpoints
+    included."""
+    plain = SplatentEnhancer.tiny().eval()
+    assert not plain.config.residual
+    with torch.no_grad():
+        assert not torch.allclose(plain(latents), latents[:, 0], atol=1e-3)
+    model = SplatentEnhancer.tiny(residual=True)
+    assert model.config.residual and model.unet.conv_out.weight.abs().sum() == 0
+    with torch.no_grad():
+        assert torch.allclose(model(latents), latents[:, 0], atol=1e-5)
+        assert torch.allclose(model(latents, all_views=True), latents, atol=1e-5)
+    optimiser = torch.optim.SGD(model.unet.parameters(), lr=1e-2)
+    model.train()
+    (model(latents) - latents[:, 0].flip(-1)).square().mean().backward()
+    optimiser.step()
+    model.eval()
+    with torch.no_grad():
+        moved = model(latents)
+    assert not torch.allclose(moved, latents[:, 0], atol=1e-4)
+    for delta in (False, True):
+        model.save_pretrained(tmp_path / f"ckpt{delta}", delta=delta)
+        again = SplatentEnhancer.from_pretrained(tmp_path / f"ckpt{delta}")
+        assert again.config.residual
+        with torch.no_grad():
+            assert torch.allclose(again.eval()(latents), moved, atol=1e-5)
+    assert SplatentEnhancer.preset("small", channels=4).config.residual

@@ -5,6 +5,7 @@ import torch
 from diffusers import DDPMScheduler
 
 from splatent_model import alpha_bar, make_scheduler, one_step_denoise, sd_turbo_scheduler_config
+from splatent_model.step import identity_output
 
 
 @pytest.fixture
@@ -54,3 +55,14 @@ def test_clip_and_other_parametrisations():
 def test_bf16_inputs_give_float32(scheduler):
     x = torch.randn(1, 4, 4, 4).bfloat16()
     assert one_step_denoise(x, x, alpha_bar(scheduler, 300)).dtype == torch.float32
+
+
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction", "sample"])
+@pytest.mark.parametrize("t", [1, 300, 999])
+def test_identity_output_gives_back_the_sample(scheduler, prediction_type, t):
+    x_t = torch.randn(2, 4, 5, 5, generator=torch.Generator().manual_seed(t))
+    a = alpha_bar(scheduler, t)
+    x0 = one_step_denoise(x_t, identity_output(x_t, a, prediction_type), a, prediction_type)
+    assert torch.allclose(x0, x_t, atol=1e-5)
+    with pytest.raises(ValueError, match="prediction_type"):
+        identity_output(x_t, a, "flow")

@@ -22,19 +22,23 @@ from torch import Tensor
 
 from .base import is_preset, load_base_scheduler_config, load_base_unet
 from .configs import (
-    DEFAULT_PROMPT, DEFAULT_TIMESTEP, PRESETS, SD_SCALING_FACTOR, SD_TURBO, TINY, sd_turbo_scheduler_config,
+    DEFAULT_PROMPT, DEFAULT_TIMESTEP, PRESETS, SD_SCALING_FACTOR, SD_TURBO, SMALL, TINY, sd_turbo_scheduler_config,
     sd_turbo_unet_config,
 )
 from .errors import CheckpointError, EnhanceInputError
 from .grid import grid_shape, tile_views, untile_views
 from .pretrained import PretrainedMixin
 from .pretrained import on_meta as _on_meta  # tools/bench/enhance.py builds random SD-Turbo parts with it
-from .step import alpha_bar, make_scheduler, one_step_denoise, scheduler_clip
+from .step import alpha_bar, identity_output, make_scheduler, one_step_denoise, scheduler_clip
 
 logger = logging.getLogger("splatent")
 
 LAYOUTS = ("grid",)
 TINY_SEED = 0
+#: Whether a preset trained from scratch is residual (:class:`SplatentEnhancer`'s ``residual``) unless asked
+#: otherwise. ``small``, the preset that learns real scenes, starts as the identity; ``tiny``, the CPU-test preset,
+#: keeps the method's plain one-step update so the tests exercise it.
+PRESET_RESIDUAL = {TINY: False, SMALL: True}
 
 
 class SplatentEnhancer(PretrainedMixin, ModelMixin, ConfigMixin):
@@ -54,6 +58,12 @@ class SplatentEnhancer(PretrainedMixin, ModelMixin, ConfigMixin):
         scale: Multiply input latents by ``scaling_factor`` and divide outputs by it.
         scaling_factor: The codec's latent scaling factor (0.18215 for SD's VAE).
         codec: Config of the latent codec (``splatent_latents.load_codec(**codec)``) for encode/decode.
+        residual: The UNet predicts a correction of the render: its output is added to the one whose
+            one-step x0 is x_t itself (:func:`~splatent_model.step.identity_output`), so x0 = x_t - sqrt((1-ᾱ)/ᾱ)
+            UNet(x_t) for ε-prediction. With a zero-initialised output convolution the untrained enhancer returns
+            its input. Off for SD-Turbo, whose pretrained denoiser is the starting point; on for the ``small``
+            preset trained from scratch, which otherwise starts by scaling its input by 1/sqrt(ᾱ_t) (1.19 at
+            t = 300) and spends its first thousands of steps learning the identity.
     """
 
     config_name = "config.json"
@@ -72,6 +82,7 @@ class SplatentEnhancer(PretrainedMixin, ModelMixin, ConfigMixin):
         scale: bool = True,
         scaling_factor: float = SD_SCALING_FACTOR,
         codec: dict[str, Any] | None = None,
+        residual: bool = False,
     ) -> None:
         super().__init__()
         if layout not in LAYOUTS:
@@ -118,20 +129,27 @@ class SplatentEnhancer(PretrainedMixin, ModelMixin, ConfigMixin):
     @classmethod
     def preset(cls, name: str, seed: int = TINY_SEED, channels: int = 4, **config: Any) -> "SplatentEnhancer":
         """A seeded, untrained preset (:data:`splatent_model.configs.PRESETS`: ``tiny``, ``small``) for
-        ``channels``-channel latents, with the SD-Turbo schedule."""
+        ``channels``-channel latents, with the SD-Turbo schedule. ``residual`` defaults to
+        :data:`PRESET_RESIDUAL`; a residual preset's output convolution starts at zero (the identity)."""
         if name not in PRESETS:
             raise CheckpointError(f"unknown preset {name!r}; use one of {', '.join(PRESETS)}")
         config.setdefault("codec", {"name": "tiny-random"})
+        config.setdefault("residual", PRESET_RESIDUAL.get(name, False))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            return cls(unet_config=PRESETS[name](channels), base_model=name, **config)
+            model = cls(unet_config=PRESETS[name](channels), base_model=name, **config)
+        if model.config.residual:
+            torch.nn.init.zeros_(model.unet.conv_out.weight)
+            torch.nn.init.zeros_(model.unet.conv_out.bias)
+        return model
 
     def base_unet_state(self) -> dict[str, Tensor]:
         """The base model's UNet weights, which a delta checkpoint is stored against (adapted input and output
         convolutions differ in shape, so a delta always stores them)."""
         base = self.config.base_model
         if is_preset(base):
-            return SplatentEnhancer.preset(str(base), channels=self.channels).unet.state_dict()
+            return SplatentEnhancer.preset(str(base), channels=self.channels,
+                                           residual=bool(self.config.residual)).unet.state_dict()
         return load_base_unet(base).state_dict()
 
     # ----------------------------------------------------------------- properties
@@ -222,8 +240,10 @@ class SplatentEnhancer(PretrainedMixin, ModelMixin, ConfigMixin):
         embeds = prompt_embeds.to(self.dtype).expand(grid.shape[0], -1, -1)
         t_tensor = torch.tensor(t, device=grid.device, dtype=torch.long)
         model_output = self.unet(x_t, t_tensor, encoder_hidden_states=embeds, return_dict=False)[0]
-        return one_step_denoise(grid, model_output, alpha_bar(self.scheduler, t),
-                                self.scheduler.config.prediction_type, scheduler_clip(self.scheduler))
+        alpha_bar_t, prediction_type = alpha_bar(self.scheduler, t), self.scheduler.config.prediction_type
+        if self.config.residual:
+            model_output = model_output.float() + identity_output(grid, alpha_bar_t, prediction_type)
+        return one_step_denoise(grid, model_output, alpha_bar_t, prediction_type, scheduler_clip(self.scheduler))
 
     def forward(
         self,

@@ -50,7 +50,7 @@ ORIGINAL_SUFFIXES = (".pkl", ".pt", ".pth", ".ckpt", ".bin")
 _STRIP_PREFIXES = ("module.", "_orig_mod.", "unet.")
 # keys that configure a SplatentEnhancer, as opposed to file bookkeeping in config.json
 CONFIG_KEYS = ("unet_config", "scheduler_config", "base_model", "timestep", "top_k", "layout", "prompt", "scale",
-               "scaling_factor", "codec")
+               "scaling_factor", "codec", "residual")
 
 
 @contextlib.contextmanager
@@ -151,6 +151,7 @@ class PretrainedMixin:
         config = _read_config(folder, cls.__name__)
         weights = config.pop("weights", {}) or {}
         kwargs = {k: config[k] for k in CONFIG_KEYS if k in config}
+        kwargs.setdefault("residual", False)  # written before 0.5: the plain one-step update, whatever the preset's default
         if base_model is not None:
             kwargs["base_model"] = str(base_model)
         try:

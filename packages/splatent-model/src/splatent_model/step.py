@@ -60,6 +60,27 @@ def one_step_denoise(
     return x0
 
 
+def identity_output(
+    sample: Tensor,  # [..., C, H, W] x_t
+    alpha_bar_t: float,
+    prediction_type: str = "epsilon",
+) -> Tensor:
+    """The model output whose one-step x0 (:func:`one_step_denoise`, no clip) is ``sample`` itself.
+
+    ``epsilon``: x_t (1 - sqrt ᾱ_t) / sqrt(1 - ᾱ_t); ``v_prediction``: x_t (sqrt ᾱ_t - 1) / sqrt(1 - ᾱ_t);
+    ``sample``: x_t. A residual enhancer adds its UNet's output to this, so a zero output is the identity.
+    """
+    x_t = sample.float()
+    a, s = alpha_bar_t ** 0.5, (1.0 - alpha_bar_t) ** 0.5
+    if prediction_type == "epsilon":
+        return x_t * ((1.0 - a) / s)
+    if prediction_type == "v_prediction":
+        return x_t * ((a - 1.0) / s)
+    if prediction_type == "sample":
+        return x_t
+    raise ValueError(f"unknown prediction_type {prediction_type!r}")
+
+
 def scheduler_clip(scheduler: DDPMScheduler) -> float | None:
     """The clamp range the scheduler applies to x0, or None."""
     if getattr(scheduler.config, "thresholding", False):
