@@ -61,5 +61,5 @@ def test_batches_group_sizes_within_a_pixel_budget(tmp_path, make_images):
     batches = batches_by_size(items, None, pixel_budget=2 * 64 * 48)
     assert batches == [[0, 1], [2, 3], [4], [5]]
     assert batches_by_size(items, 10, 1) == [[0, 1, 2, 3, 4], [5]]
-    images, good, bad = ImageBatches(items, batches)[0]
+    images, good, bad = ImageBatches(items, batches)[0]  # NumPy: it crosses the worker pipe, not shared memory
     assert images.shape == (2, 3, 48, 64) and good == [0, 1] and bad == {}

@@ -108,7 +108,10 @@ def parse_colmap(path: Path, images: str | None = None, strict: bool = False) ->
     try:
         rec = pycolmap.Reconstruction(str(model_dir))
     except Exception as exc:  # pycolmap raises plain RuntimeError/ValueError for corrupt files
-        raise SceneError(f"cannot read COLMAP model {model_dir}: {exc}".splitlines()[0]) from None
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise SceneError(f"cannot read COLMAP model {model_dir} (cameras.bin, images.bin, points3D.bin or their .txt): "
+                         f"{reason}; the files are damaged or not COLMAP's format: re-export the model "
+                         f"(colmap model_converter) or re-run `splatent scene sfm`") from None
     root = _root_of(model_dir)
     image_dir = root / (images or "images")
     declared: list[Camera] = []

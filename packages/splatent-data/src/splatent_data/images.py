@@ -12,7 +12,10 @@ from .errors import SceneError
 
 logger = logging.getLogger("splatent")
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".PNG", ".JPG", ".JPEG")
+# Formats Pillow decodes that photo captures come in (TIFF, WebP and BMP too: a scene whose frames name a .tif must
+# not lose those frames silently); both cases, as file systems are case-sensitive.
+IMAGE_EXTENSIONS = tuple(e for ext in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
+                         for e in (ext, ext.upper()))
 
 
 def list_images(folder: Path) -> list[Path]:

@@ -56,8 +56,18 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
+#: nerfstudio's ``camera_model`` values read as a pinhole camera with OpenCV or fisheye distortion (undistorted
+#: before fitting). Any other (``EQUIRECTANGULAR``, ``FISHEYE624``, ...) is refused rather than read as a pinhole.
+SUPPORTED_CAMERA_MODELS = ("OPENCV", "PINHOLE", "SIMPLE_PINHOLE", "PERSPECTIVE", "OPENCV_FISHEYE")
+
+
 def _distortion(meta: dict[str, Any]) -> tuple[str, tuple[float, ...]]:
     model = str(meta.get("camera_model", "OPENCV")).upper()
+    if model not in SUPPORTED_CAMERA_MODELS:
+        raise SceneError(
+            f"camera_model {model} is not supported (Splatent renders pinhole cameras; it reads "
+            f"{', '.join(SUPPORTED_CAMERA_MODELS)}): convert the images to a pinhole or OpenCV camera first "
+            f"(e.g. nerfstudio's or COLMAP's image_undistorter)")
     get = lambda k: float(meta.get(k, 0.0))  # noqa: E731
     if model == "OPENCV_FISHEYE":
         params = tuple(get(k) for k in ("k1", "k2", "k3", "k4"))

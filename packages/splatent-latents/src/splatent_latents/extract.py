@@ -54,6 +54,7 @@ from .progress import progress_bar
 from .registry import CODEC_NAMES, DEFAULT_CODEC, DETERMINISTIC_CODECS, load_codec
 from .taef2 import Taef2Codec
 from .vae import VaeCodec
+from .workers import as_is, die_with_parent
 
 logger = logging.getLogger("splatent")
 
@@ -218,8 +219,9 @@ def _encode(codec, todo, out_dir, dev, dtype, batch_size, workers, sample, seed,
         item = pending.pop(future)
         try:
             future.result()
-        except OSError as exc:
-            raise LatentError(f"cannot write {out_dir / (item.stem + LATENT_SUFFIX)}: {exc.strerror or exc}; check the disk") from None
+        except OSError as exc:  # disk full, file-size limit, permissions: the OS's error, naming the file
+            exc.filename = exc.filename or str(out_dir / (item.stem + LATENT_SUFFIX))
+            raise
         written.append(item.stem)
         done_sizes[item.stem] = list(item.encoded_size)
 
@@ -247,7 +249,7 @@ def _encode(codec, todo, out_dir, dev, dtype, batch_size, workers, sample, seed,
                 if good:
                     batch = [todo[i] for i in good]
                     generators = [torch.Generator().manual_seed(_image_seed(seed, i.stem)) for i in batch] if sample else None
-                    x = images.to(dev, non_blocking=True).to(dtype).div_(255.0)
+                    x = torch.from_numpy(images).to(dev).to(dtype).div_(255.0)
                     latents = codec.encode(x, sample=sample, generator=generators).float()
                     finite = torch.isfinite(latents).flatten(1).all(1).cpu()
                     latents = latents.cpu()
@@ -275,9 +277,10 @@ def _loader(todo: list[ImageItem], batches: list[list[int]], workers: int | None
     if workers is None:
         workers = min(8, max(0, (os.cpu_count() or 1) // processes - 1))
     workers = min(workers, len(batches))
+    # NumPy batches through the workers' pipes, workers tied to this process: see splatent_latents.workers
     return torch.utils.data.DataLoader(
-        ImageBatches(todo, batches), batch_size=None, shuffle=False, num_workers=workers,
-        pin_memory=dev.type == "cuda", prefetch_factor=4 if workers else None,
+        ImageBatches(todo, batches), batch_size=None, shuffle=False, num_workers=workers, collate_fn=as_is,
+        worker_init_fn=die_with_parent if workers else None, prefetch_factor=4 if workers else None,
     )
 
 
@@ -412,7 +415,7 @@ def _pca_codec(given: LatentCodec | None, out_dir: Path, scene: Path, image_dir:
             if bad and fail_fast:
                 raise LatentError(next(iter(bad.values())))
             if len(images):
-                yield images.float().div_(255.0)
+                yield torch.from_numpy(images).float().div_(255.0)
 
     codec = PCACodec.fit(stream(), {"fitted_on": how})
     logger.info("fitted the pca basis on %s", how)

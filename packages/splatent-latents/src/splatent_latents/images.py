@@ -142,7 +142,9 @@ def batches_by_size(items: list[ImageItem], batch_size: int | None, pixel_budget
 class ImageBatches(torch.utils.data.Dataset):
     """Batches of decoded images, for a ``DataLoader(batch_size=None)`` whose workers decode while the GPU encodes.
 
-    Item ``k`` is batch ``k``: ``(images [B, 3, H, W] uint8, indices of those decoded, {file name: error})``.
+    Item ``k`` is batch ``k``: ``(images [B, 3, H, W] uint8, indices of those decoded, {file name: error})``, the
+    images a NumPy array: with ``collate_fn=splatent_latents.workers.as_is`` it crosses the worker's pipe rather
+    than a shared-memory file (see :mod:`splatent_latents.workers`).
     """
 
     def __init__(self, items: list[ImageItem], batches: list[list[int]]):
@@ -152,7 +154,7 @@ class ImageBatches(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.batches)
 
-    def __getitem__(self, k: int) -> tuple[torch.Tensor, list[int], dict[str, str]]:
+    def __getitem__(self, k: int) -> tuple[np.ndarray, list[int], dict[str, str]]:
         images, good, failed = [], [], {}
         for index in self.batches[k]:
             try:
@@ -161,5 +163,5 @@ class ImageBatches(torch.utils.data.Dataset):
             except SplatentError as exc:
                 failed[self.items[index].path.name] = str(exc)
         height, width = self.items[self.batches[k][0]].encoded_size
-        stacked = torch.stack(images) if images else torch.empty(0, 3, height, width, dtype=torch.uint8)
+        stacked = np.stack([i.numpy() for i in images]) if images else np.empty((0, 3, height, width), np.uint8)
         return stacked, good, failed

@@ -101,6 +101,10 @@ def evaluate_results(
             refs[e.feature.stem] = list(e.ref_features)
     lpips_model = build_lpips(lpips_net, off_switch="--no-lpips").to(dev) if lpips else None
     enhanced = Path(enhanced) if enhanced is not None else None
+    if enhanced is not None and not any((enhanced / f"{stem}.pt").is_file() for stem in stems):
+        raise SplatentError(
+            f"{enhanced} holds no enhanced latent of the {len(stems)} test views of {layout.nvs} "
+            f"({stems[0]}.pt, ...); pass the folder `splatent enhance` wrote (OUTPUT_DIR/enhanced) or leave out --enhanced")
     (output / "sheets").mkdir(parents=True, exist_ok=True)
 
     def decode(path: Path) -> torch.Tensor:
@@ -158,7 +162,7 @@ def evaluate_folder(
             raise SplatentError(f"{result_dir} holds neither nvs/ nor renders/<scene>/nvs/; pass a render or pipeline folder")
         renders = found[0]
     run = RunLayout(result_dir, renders.name)
-    enhanced = enhanced or (run.enhanced if run.enhanced.is_dir() else None)
+    enhanced = enhanced or (run.enhanced if any(run.enhanced.glob("*.pt")) else None)  # an empty one: no enhancer ran
     dataset = dataset or (run.dataset if run.dataset.is_file() else None)
     return evaluate_results(renders, output or run.eval, enhanced=enhanced, dataset=dataset, **options)
 

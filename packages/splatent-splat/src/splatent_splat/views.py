@@ -55,7 +55,8 @@ def load_latent_views(scene: Scene, latents_dir: Path, stems: list[str], device:
         raise SceneError(
             f"no latents at {latents_dir}; run `splatent extract {scene.root}` first (or pass --latents DIR)"
         )
-    channels = read_manifest(latents_dir).channels
+    manifest = read_manifest(latents_dir)
+    channels = manifest.channels
     views = []
     for stem in stems:
         path = latents_dir / f"{stem}.pt"
@@ -66,6 +67,13 @@ def load_latent_views(scene: Scene, latents_dir: Path, stems: list[str], device:
             )
         latent = load_latent(path, channels=channels).float()
         h, w = latent.shape[-2:]
+        encoded = manifest.sizes.get(stem)
+        if encoded is not None and (h, w) != (encoded[0] // manifest.downsample, encoded[1] // manifest.downsample):
+            raise SceneError(
+                f"{path} is a {w}x{h} latent but {latents_dir / 'manifest.json'} says its image was encoded at "
+                f"{encoded[1]}x{encoded[0]} (a {encoded[1] // manifest.downsample}x{encoded[0] // manifest.downsample} "
+                f"latent); the file was replaced or damaged: re-extract it (`splatent extract --overwrite`)"
+            )
         cam = scene.camera(stem)
         if abs(cam.width / cam.height - w / h) > 1.5 / min(h, w):
             raise SceneError(

@@ -38,6 +38,7 @@ from PIL import Image
 from torch import Tensor
 
 from splatent_data import DatasetEntry, SplatentError, load_rgb, resolve_image_path
+from splatent_latents.workers import arrays_to_tensors, tensors_to_arrays
 
 from .errors import TrainError
 
@@ -268,6 +269,14 @@ class Batch:
 
         return Batch(self.ids, self.indices, pin(self.views), pin(self.target), pin(self.images), pin(self.prompts),
                      self.problems)
+
+    # A batch leaves a data-loader worker through its pipe as NumPy arrays, not through shared-memory files,
+    # whose failure (file-size limit, full /dev/shm) is silent and hangs the run (splatent_latents.workers).
+    def __getstate__(self) -> dict[str, Any]:
+        return tensors_to_arrays(dict(self.__dict__))
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(arrays_to_tensors(state))
 
     def float_images(self) -> Tensor | None:  # [B, 3, H, W] in [0, 1]
         return None if self.images is None else self.images.float().div_(255.0)

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from splatent_latents.workers import die_with_parent
 from splatent_model import latent_psnr, psnr, ssim
 
 from .data import Batch, EnhancerDataset, EntryProblem, collate_samples
@@ -159,7 +160,8 @@ class Evaluator:
 
     def batches(self, indices: Sequence[int]) -> Iterable[Batch]:
         return torch.utils.data.DataLoader(self.dataset, batch_size=self.batch_size, sampler=list(indices),
-                                           collate_fn=collate_samples, num_workers=self.num_workers)
+                                           collate_fn=collate_samples, num_workers=self.num_workers,
+                                           worker_init_fn=die_with_parent if self.num_workers else None)
 
     @torch.no_grad()
     def run(self, model, accelerator, step: int) -> EvalReport:

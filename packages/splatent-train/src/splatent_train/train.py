@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from splatent_data import atomic_write_json, read_dataset_json
+from splatent_latents.workers import die_with_parent
 from splatent_model import EnhanceInputError
 
 from .build import (
@@ -232,6 +233,7 @@ class Run:
             self.train_set, batch_size=c.train_batch_size, sampler=sampler, collate_fn=collate_samples,
             num_workers=c.dataloader_num_workers, pin_memory=self.acc.device.type == "cuda",
             persistent_workers=c.dataloader_num_workers > 0,
+            worker_init_fn=die_with_parent if c.dataloader_num_workers > 0 else None,  # no orphan after a kill -9
         )
 
     def train(self, progress: Progress | None, step_callback: StepCallback | None) -> TrainResult:
