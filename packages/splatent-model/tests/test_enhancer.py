@@ -141,3 +141,16 @@ def test_a_residual_preset_starts_as_the_identity_and_learns_a_correction(latent
         with torch.no_grad():
             assert torch.allclose(again.eval()(latents), moved, atol=1e-5)
     assert SplatentEnhancer.preset("small", channels=4).config.residual
+
+
+def test_an_enhancer_trained_on_one_learned_latent_space_refuses_another():
+    from types import SimpleNamespace
+
+    model = SplatentEnhancer.tiny(codec={"name": "sd-vae"})
+    model.check_codec(SimpleNamespace(name="sd-vae", channels=4))
+    model.check_codec(SimpleNamespace(name="tiny-random", channels=4))  # the test codec: never refused by name
+    model.check_codec(SimpleNamespace(name="pca", channels=4))
+    with pytest.raises(EnhanceInputError, match="trained on sd-vae latents .* taef2"):
+        model.check_codec(SimpleNamespace(name="taef2", channels=4))
+    with pytest.raises(EnhanceInputError, match="4-channel"):
+        SplatentEnhancer.tiny().check_codec(SimpleNamespace(name="taef2", channels=32))

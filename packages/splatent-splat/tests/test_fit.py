@@ -153,3 +153,21 @@ def test_config_nests_rates_and_strategy_and_takes_flat_spellings():
     resolved = FitConfig(steps=600, strategy="mcmc").resolved()
     assert resolved.strategy.refine_stop == 500 and resolved.strategy.opacity_reg == 0.01 and resolved.init_opacity == 0.5
     assert FitConfig(steps=600).resolved().strategy.refine_stop == 300
+
+
+def test_a_cpu_fit_runs_with_the_small_kernel_thread_policy(monkeypatch):
+    """fit_scene itself (so the CLI, the pipeline and library callers alike) runs a CPU fit with one thread unless
+    OMP_NUM_THREADS says otherwise, and gives the caller's thread count back."""
+    import torch
+
+    from splatent_splat import FitConfig
+    from splatent_splat import fit as fit_module
+
+    seen = []
+    monkeypatch.setattr(fit_module, "_fit_scene", lambda *args: seen.append(torch.get_num_threads()))
+    before = torch.get_num_threads()
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    fit_module.fit_scene("scene", "model", FitConfig(device="cpu"))
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    fit_module.fit_scene("scene", "model", FitConfig(device="cpu"))
+    assert seen == [1, 2] and torch.get_num_threads() == before

@@ -66,8 +66,12 @@ def test_parameter_shapes_are_checked():
 
 def test_nearest_neighbour_distance_and_standardisation():
     grid = torch.stack(torch.meshgrid(*[torch.arange(5.0)] * 3, indexing="ij"), -1).reshape(-1, 3) * 0.5
-    d = nearest_neighbour_distance(grid, k=3, chunk=7)
+    d = nearest_neighbour_distance(grid, k=3)
     assert torch.allclose(d[62], torch.tensor(0.5))  # an interior point: 6 neighbours at 0.5
+    assert torch.allclose(d[0], torch.tensor(0.5))  # a corner: 3 neighbours at 0.5
+    cloud = torch.randn(500, 3, generator=torch.Generator().manual_seed(0))
+    brute = torch.cdist(cloud, cloud).topk(4, largest=False).values[:, 1:].mean(1)  # the all-pairs definition
+    assert torch.allclose(nearest_neighbour_distance(cloud), brute, atol=1e-6)
     lat = [torch.randn(4, 6, 5) * 3 + 1, torch.randn(4, 6, 5) * 3 + 1]
     mean, scale = standardisation(lat)
     assert torch.allclose(mean, torch.cat([x.reshape(4, -1) for x in lat], 1).mean(1))

@@ -34,6 +34,8 @@ from .step import alpha_bar, identity_output, make_scheduler, one_step_denoise, 
 logger = logging.getLogger("splatent")
 
 LAYOUTS = ("grid",)
+#: Codecs whose latent space is learned and fixed: an enhancer trained on one is meaningless on another.
+LEARNED_CODECS = ("sd-vae", "taef2")
 TINY_SEED = 0
 #: Whether a preset trained from scratch is residual (:class:`SplatentEnhancer`'s ``residual``) unless asked
 #: otherwise. ``small``, the preset that learns real scenes, starts as the identity; ``tiny``, the CPU-test preset,
@@ -169,7 +171,15 @@ class SplatentEnhancer(PretrainedMixin, ModelMixin, ConfigMixin):
         return int(self.unet.config.in_channels)
 
     def check_codec(self, codec: Any, source: str = "the enhancer") -> None:
-        """Refuse a codec whose latents have another channel count than the UNet was built for."""
+        """Refuse a codec whose latents have another channel count than the UNet was built for, or another learned
+        latent space than it was trained on (``sd-vae`` and ``taef2`` latents mean different things at equal
+        channel counts; ``tiny-random``, the test codec, is never refused by name)."""
+        trained_name = (self.config.codec or {}).get("name")
+        codec_name = getattr(codec, "name", None)
+        if trained_name in LEARNED_CODECS and codec_name in LEARNED_CODECS and trained_name != codec_name:
+            raise EnhanceInputError(
+                f"{source} was trained on {trained_name} latents but the latents here are {codec_name}'s; pass "
+                f"--codec {trained_name} (and latents extracted with it) or use an enhancer trained on {codec_name}")
         codec_channels = int(getattr(codec, "channels", self.channels))
         if codec_channels != self.channels:
             trained = (self.config.codec or {}).get("name", "another codec")

@@ -21,7 +21,7 @@ from .pipeline import (
 )
 from .report import bar_plot_svg, contact_sheet, html_report, markdown_table
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "BatchConfig", "BatchResult", "DEMO_CODECS", "DemoConfig", "PAIRS", "SceneRecord", "find_scenes", "run_batch", "DemoResult", "EvalResult", "FoldPoints", "Holdout", "PipelineConfig",

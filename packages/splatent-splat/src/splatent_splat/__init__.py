@@ -18,7 +18,7 @@ from .torch_backend import rasterize_torch
 from .training import LearningRates, StrategyConfig
 from .views import View, load_latent_views, load_rgb_views
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 
 __all__ = [
     "BACKENDS", "FLAT_OPTIONS", "FeatureGaussians", "FitConfig", "FitResult", "KernelBuild", "LearningRates", "RenderResult",

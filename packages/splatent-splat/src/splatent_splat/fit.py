@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from splatent_data import Scene, SceneError, SplatentError, atomic_write_json, load_scene, split_scene
-from splatent_latents import ProgressReporter, resolve_device
+from splatent_latents import ProgressReporter, cpu_threads, resolve_device
 
 from .cameras import camera_tensors
 from .gaussians import FeatureGaussians, features_from_views, random_points_in_frustums, standardisation
@@ -317,6 +317,13 @@ def fit_scene(
         overwrite: Start again even if ``output`` holds a fit.
     """
     cfg = (config or FitConfig()).resolved()
+    # On the CPU, the thread policy for many small kernels (one thread unless OMP_NUM_THREADS says otherwise): a
+    # fit under contention ran 7x slower with every thread.
+    with cpu_threads(resolve_device(cfg.device)):
+        return _fit_scene(scene, output, cfg, resume, overwrite)
+
+
+def _fit_scene(scene: str | Path | Scene, output: str | Path, cfg: FitConfig, resume: bool, overwrite: bool) -> FitResult:
     output = Path(output)
     if not isinstance(scene, Scene):
         scene = load_scene(scene, images=cfg.images)

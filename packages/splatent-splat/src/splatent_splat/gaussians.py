@@ -239,20 +239,21 @@ class FeatureGaussians(torch.nn.Module):
                    feature_mean=mean, feature_scale=scale).to(xyz.device)
 
 
-def nearest_neighbour_distance(xyz: Tensor, k: int = 3, chunk: int | None = None) -> Tensor:
-    """``[N]`` mean distance of each point to its ``k`` nearest other points (chunked, any device)."""
+def nearest_neighbour_distance(xyz: Tensor, k: int = 3) -> Tensor:
+    """``[N]`` mean distance of each point to its ``k`` nearest other points, on ``xyz``'s device.
+
+    scipy's k-d tree on the CPU (all cores): 100 000 points in well under a second, where the all-pairs
+    distances it replaced took about 90 s; the initialisation scale of 3DGS (``distCUDA2``) up to its square.
+    """
+    from scipy.spatial import cKDTree
+
     n = xyz.shape[0]
     if n <= 1:
         return torch.ones(n, device=xyz.device)
     k = min(k, n - 1)
-    # About 2^26 distances (256 MB) per chunk.
-    chunk = chunk or max(64, min(4096, (1 << 26) // n))
-    out = torch.empty(n, device=xyz.device)
-    for start in range(0, n, chunk):
-        d = torch.cdist(xyz[start:start + chunk], xyz)
-        nearest = torch.topk(d, k + 1, dim=1, largest=False).values[:, 1:]
-        out[start:start + chunk] = nearest.mean(dim=1)
-    return out
+    points = xyz.detach().to("cpu", torch.float64).numpy()
+    distances, _ = cKDTree(points).query(points, k=k + 1, workers=-1)  # the first is the point itself (0)
+    return torch.from_numpy(distances[:, 1:].mean(axis=1)).to(device=xyz.device, dtype=xyz.dtype)
 
 
 def standardisation(latents: list[Tensor]) -> tuple[Tensor, Tensor]:

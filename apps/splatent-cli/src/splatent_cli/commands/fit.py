@@ -57,10 +57,7 @@ def fit(
     if output is None:
         raise fail("fit", "no model folder given; pass --output MODEL_DIR (or -m MODEL_DIR)")
     config = FitConfig.from_flat(**config_options(fit, locals(), FitConfig, FLAT_OPTIONS, RENAMES), progress=True)
-    from splatent_latents import cpu_threads, resolve_device
-
-    with cpu_threads(resolve_device(device)):  # the demo's choice: one thread for a CPU fit's small kernels
-        result = fit_scene(path, output, config, resume=resume, overwrite=overwrite)
+    result = fit_scene(path, output, config, resume=resume, overwrite=overwrite)  # CPU threads: fit_scene's policy
     psnr = result.test.get("psnr")
     quality = f"; test {'latent ' if target == 'latent' else ''}PSNR {psnr:.2f} dB" if psnr is not None else ""
     print(f"fitted {result.num_gaussians:,} Gaussians in {result.seconds:.0f} s "
