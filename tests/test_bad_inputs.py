@@ -380,6 +380,16 @@ def _palette(im: Image.Image) -> Image.Image:
     return im.convert("P", palette=Image.Palette.ADAPTIVE)
 
 
+def _capped_top_k(ws: Workspace, tmp: Path, r: Result) -> None:
+    """``--top_k 1000`` on a 10-view scene: every entry gets the references there are, and the manifest says
+    what the entries hold next to what was asked."""
+    entries = [e for split in json.loads((tmp / "d.json").read_text()).values() for e in split.values()]
+    manifest = json.loads((tmp / "d.manifest.json").read_text())
+    assert manifest["top_k_requested"] == 1000
+    assert manifest["top_k"] == max(len(e["ref_features"]) for e in entries) < 10
+    assert "fewer than 1000 candidate references" in r.stderr
+
+
 def _extracted_like(ws: Workspace, tmp: Path, r: Result) -> None:
     """An odd image mode was converted: the latents exist, one per image, and the first is finite."""
     from splatent_latents import load_latent
@@ -511,6 +521,7 @@ CASES: list[Case] = [
     Case("dataset-empty-renders", lambda ws, t: (lambda d: (d.mkdir(), ["dataset", "--out_path", d, "--original_path", ws.scene, "--output", t / "d.json"])[1])(t / "empty"),
          r"(nvs|render)"),
     Case("dataset-protocol-mismatch", _renders_with(lambda r, t: None, "--protocol", "sparse"), r"(llff|sparse)"),
+    Case("dataset-top-k-beyond-the-views", _renders_with(lambda r, t: None, "--top_k", 1000), r"", code=0, check=_capped_top_k),
     Case("dataset-unknown-protocol", _renders_with(lambda r, t: None, "--protocol", "fancy"), r"fancy"),
 
     # --- train

@@ -69,15 +69,17 @@ def select_references(
     radius = radius if radius is not None else camera_radius(list(targets) + list(candidates))
     names = np.array([c.stem for c in candidates])
     out: dict[str, list[str]] = {}
-    short = 0
+    short: list[int] = []  # how many each short target got
     for target in targets:
         keep = names != target.stem
         scores = reference_scores(target, candidates, radius, angle_weight)[keep]
         order = np.lexsort((names[keep], scores))  # by score, then name
         picked = names[keep][order[:k]].tolist()
-        short += len(picked) < k
+        if len(picked) < k:
+            short.append(len(picked))
         out[target.stem] = picked
     if short:
-        logger.warning("%d view(s) have fewer than %d candidate references; they get all %d available",
-                       short, k, len(candidates) - 1 if len(candidates) > 1 else len(candidates))
+        got = f"{min(short)}" if min(short) == max(short) else f"{min(short)}-{max(short)}"
+        logger.warning("%d view(s) have fewer than %d candidate references; they get all they have (%s)",
+                       len(short), k, got)
     return out
