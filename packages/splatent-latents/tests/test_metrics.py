@@ -45,3 +45,32 @@ def test_ssim_matches_a_direct_computation_on_a_constant_shift():
     centre = ssim(x[..., 10:30, 10:30].contiguous(), y[..., 10:30, 10:30].contiguous())
     assert ssim(x, y).item() < 1
     assert centre.item() == pytest.approx(expected, abs=0.05)
+
+
+def _photo_like_pair(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A smooth image with texture and a degraded copy (blur, noise, a shift in brightness), ``[2, 3, 64, 80]``."""
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(2, 3, 8, 10, generator=g)
+    img = torch.nn.functional.interpolate(coarse, size=(64, 80), mode="bicubic", align_corners=False)
+    img = (img + 0.05 * torch.randn(img.shape, generator=g)).clamp(0, 1)
+    worse = torch.nn.functional.avg_pool2d(img, 3, 1, 1) + 0.03 * torch.randn(img.shape, generator=g) + 0.02
+    return worse.clamp(0, 1), img
+
+
+def test_psnr_and_ssim_agree_with_torchmetrics():
+    """An independent implementation (torchmetrics) on the same settings: Gaussian window 11, sigma 1.5, K1 0.01,
+    K2 0.03, data range 1. It reflect-pads the borders (our ``padding="reflect"``) and matches to 1e-4; our default
+    (zero padding, the 3DGS convention) is the number reported, and differs only at the borders."""
+    from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+
+    pred, target = _photo_like_pair()
+    theirs = torch.stack([structural_similarity_index_measure(pred[i:i + 1], target[i:i + 1], gaussian_kernel=True,
+                                                              sigma=1.5, kernel_size=11, data_range=1.0)
+                          for i in range(len(pred))])
+    assert torch.allclose(ssim(pred, target, padding="reflect"), theirs, atol=1e-4)
+    assert not torch.allclose(ssim(pred, target), theirs, atol=1e-3)  # the conventions differ, at the borders
+    assert ssim(pred, target, padding="valid").shape == (2,)
+    their_psnr = peak_signal_noise_ratio(pred, target, data_range=1.0, reduction="none", dim=(1, 2, 3))
+    assert torch.allclose(psnr(pred, target), their_psnr, atol=1e-4)
+    with pytest.raises(ValueError, match="padding"):
+        ssim(pred, target, padding="circular")

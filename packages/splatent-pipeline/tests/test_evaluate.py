@@ -33,6 +33,7 @@ def test_scores_sheets_and_report(degraded, tmp_path):
     html = ev.report.read_text()
     assert "<title>T</title>" in html and "a note" in html and "sheets/0008.png" in html
     assert f"<td>{ev.means['render']['psnr']:.2f}</td>" in html
+    assert "borders zero-padded" in html and "borders zero-padded" in (tmp_path / "eval" / "metrics.md").read_text()  # which SSIM
     assert (tmp_path / "eval" / "sheets" / "0000.png").is_file() and (tmp_path / "eval" / "metrics.md").is_file()
 
 

@@ -38,13 +38,29 @@ def _gaussian_window(size: int, sigma: float, channels: int, device, dtype) -> T
     return (g[:, None] * g[None, :]).expand(channels, 1, size, size).contiguous()
 
 
-def ssim(pred: Tensor, target: Tensor, window_size: int = 11, sigma: float = 1.5, data_range: float = 1.0) -> Tensor:
-    """Structural similarity (Wang et al. 2004), Gaussian 11×11 window, σ = 1.5, zero padding, mean over
-    the map, as the original Splatent evaluation computes it. ``[B, C, H, W]`` x2 -> ``[B]``."""
+def ssim(pred: Tensor, target: Tensor, window_size: int = 11, sigma: float = 1.5, data_range: float = 1.0,
+         padding: str = "zero") -> Tensor:
+    """Structural similarity (Wang et al. 2004), Gaussian 11×11 window, σ = 1.5, K1 = 0.01, K2 = 0.03.
+    ``[B, C, H, W]`` x2 -> ``[B]``, the mean over the SSIM map and the channels.
+
+    How the borders, where the window leaves the image, are treated (the definitions differ by up to a few
+    hundredths on small images, so a reported SSIM says which it is):
+
+    * ``"zero"`` (the default, every number Splatent reports): the window is zero-padded and the map covers the
+      whole image, as the 3DGS / INRIA code and the original Splatent evaluation compute it;
+    * ``"reflect"``: the image is reflect-padded and the map covers the whole image, as torchmetrics computes it
+      (tested against ``torchmetrics.functional.structural_similarity_index_measure`` to 1e-4);
+    * ``"valid"``: only where the window fits inside the image, as pytorch-msssim and scikit-image average.
+    """
+    if padding not in ("zero", "reflect", "valid"):
+        raise ValueError(f"padding must be 'zero', 'reflect' or 'valid', not {padding!r}")
     x, y = pred.float(), target.float()
     c = x.shape[1]
     window = _gaussian_window(window_size, sigma, c, x.device, x.dtype)
-    pad = window_size // 2
+    pad = window_size // 2 if padding == "zero" else 0
+    if padding == "reflect":
+        r = window_size // 2
+        x, y = F.pad(x, (r, r, r, r), mode="reflect"), F.pad(y, (r, r, r, r), mode="reflect")
 
     def blur(t: Tensor) -> Tensor:
         return F.conv2d(t, window, padding=pad, groups=c)

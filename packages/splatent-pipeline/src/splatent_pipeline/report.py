@@ -23,6 +23,10 @@ KINDS = (
     ("ceiling", "codec ceiling", "#7570b3"),
 )
 METRICS = (("psnr", "PSNR (dB) ↑", "{:.2f}"), ("ssim", "SSIM ↑", "{:.4f}"), ("lpips", "LPIPS ↓", "{:.4f}"))
+#: How the numbers are defined (splatent_latents.metrics), printed under every table: SSIM conventions differ.
+DEFINITIONS = ("PSNR = 10 log10(1 / MSE) on images in [0, 1]. SSIM: Gaussian window 11, σ 1.5, K1 0.01, K2 0.03, "
+               "borders zero-padded and the mean over the whole image (the 3DGS / INRIA convention; torchmetrics "
+               "reflect-pads the borders instead, splatent_latents.metrics.ssim(padding=\"reflect\") gives its number).")
 
 
 def contact_sheet(columns: Sequence[tuple[str, np.ndarray]], height: int = 192) -> Image.Image:
@@ -90,7 +94,7 @@ def markdown_table(summary: dict[str, dict[str, float]]) -> str:
         if kind in summary:
             cells = [fmt.format(summary[kind][m]) if m in summary[kind] else "n/a" for m, _, fmt in METRICS]
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n\n" + DEFINITIONS + "\n"
 
 
 def html_report(path: Path, title: str, metrics: dict[str, Any], sheets: dict[str, str], notes: Sequence[str] = ()) -> None:
@@ -127,6 +131,7 @@ img{{max-width:100%;border:1px solid #eee}} .notes{{color:#444}}</style></head>
 <div class="notes">{"".join(f"<p>{html.escape(n)}</p>" for n in notes)}</div>
 <h2>Mean over {len(views)} test views</h2>
 <table><tr><th></th>{"".join(f"<th>{label}</th>" for _, label, _ in METRICS)}</tr>{"".join(rows)}</table>
+<p class="notes">{html.escape(DEFINITIONS)}</p>
 <h2>Per view</h2>{"".join(plots)}
 <h2>Contact sheets</h2><p>ground truth | codec ceiling | render | enhanced | references</p>{figures}
 </body></html>
