@@ -551,7 +551,7 @@ CASES: list[Case] = [
     # --- enhance
     Case("enhance-no-input", lambda ws, t: ["enhance", "--model_path", ws.enhancer, "--output_dir", t / "e"], r"(--input_image|--dataset_path)"),
     Case("enhance-checkpoint-missing", lambda ws, t: enhance_args(ws, t / "e", model=t / "nockpt"), r"nockpt"),
-    Case("enhance-checkpoint-corrupt-weights", _enhancer_with(lambda c, t: corrupt(c / "unet.safetensors")), r"unet\.safetensors"),
+    Case("enhance-checkpoint-corrupt-weights", _enhancer_with(lambda c, t: corrupt(c / "unet" / "diffusion_pytorch_model.safetensors")), r"diffusion_pytorch_model\.safetensors"),
     Case("enhance-checkpoint-config-invalid", _enhancer_with(lambda c, t: _write(c / "config.json", "{")), r"config\.json"),
     Case("enhance-checkpoint-config-missing-keys", _enhancer_with(lambda c, t: _write(c / "config.json", json.dumps({"_class_name": "SplatentEnhancer", "top_k": 3}))),
          r"(config\.json|unet)"),

@@ -38,7 +38,7 @@ def test_every_stage_leaves_its_artefacts(demo):
     assert {p.stem for p in (renders / "train_gt").glob("*.pt")} == set(split.train)
     test_set = read_dataset_json(out / "data" / "dataset.json").split("test")
     assert sorted(e.feature.stem for e in test_set) == sorted(split.test)
-    assert (result.enhancer / "config.json").is_file() and (result.enhancer / "unet.safetensors").is_file()
+    assert (result.enhancer / "config.json").is_file() and (result.enhancer / "unet" / "diffusion_pytorch_model.safetensors").is_file()
     for stem in split.test:
         assert (out / "enhanced" / f"{stem}.pt").is_file() and (out / "enhanced" / f"{stem}.png").is_file()
         assert (out / "eval" / "sheets" / f"{stem}.png").is_file()

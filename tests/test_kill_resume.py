@@ -164,7 +164,7 @@ def test_train_killed_after_a_checkpoint_resumes_to_the_same_weights_and_history
     kill_when(_train_args(dataset, out), lambda: (out / "checkpoints" / "checkpoint-20").is_dir()
               and any((out / "checkpoints" / "checkpoint-20").iterdir()))
     run_ok(*_train_args(dataset, out, "--resume", "latest"))
-    weights = lambda run: load_file(str(run / "enhancer" / "unet.safetensors"))  # noqa: E731
+    weights = lambda run: load_file(str(run / "enhancer" / "unet" / "diffusion_pytorch_model.safetensors"))  # noqa: E731
     assert same_tensors(weights(out), weights(tmp_path / "reference"))
     history = lambda run: [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]  # noqa: E731
     steps = [h["step"] for h in history(out) if "loss" in h]

@@ -36,7 +36,7 @@ def tiny_ckpt(tmp_path_factory) -> Path:
 def test_convert_then_enhance_a_dataset(cli, tmp_path, tiny_ckpt):
     res = run_here("convert-ckpt", tiny_ckpt, tmp_path / "ckpt", "--base-model", "tiny")
     assert res.exit_code == 0, res.stderr
-    assert (tmp_path / "ckpt" / "unet.safetensors").is_file()
+    assert (tmp_path / "ckpt" / "unet" / "diffusion_pytorch_model.safetensors").is_file()
 
     g = torch.Generator().manual_seed(0)
     scene = RenderLayout(tmp_path / "scene")

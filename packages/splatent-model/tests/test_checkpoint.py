@@ -252,3 +252,30 @@ def test_a_folder_written_before_residual_loads_as_the_plain_update(tmp_path):
     assert again.config.residual is False
     state, expected = again.unet.state_dict(), old.unet.state_dict()
     assert all(torch.equal(state[k], expected[k]) for k in expected)
+
+
+def test_a_full_checkpoint_is_a_diffusers_unet_folder_too(tmp_path):
+    """``UNet2DConditionModel.from_pretrained(CKPT, subfolder="unet")`` loads the enhancer's UNet as saved; a
+    delta keeps the single file (not a UNet on its own); re-saving in the other form leaves no stale weights;
+    folders of 0.4 (``unet.safetensors`` beside ``config.json``) still load."""
+    from diffusers import UNet2DConditionModel
+
+    from splatent_model import SplatentEnhancer
+
+    model = SplatentEnhancer.tiny(seed=3)
+    folder = model.save_pretrained(tmp_path / "ckpt")
+    assert (folder / "unet" / "config.json").is_file() and not (folder / "unet.safetensors").exists()
+    unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet")
+    expected = model.unet.state_dict()
+    assert all(torch.equal(unet.state_dict()[k], expected[k]) for k in expected)
+    assert torch.equal(SplatentEnhancer.from_pretrained(folder).unet.conv_out.weight, model.unet.conv_out.weight)
+    model.save_pretrained(folder, delta=True)
+    assert (folder / "unet.safetensors").is_file() and not (folder / "unet" / "diffusion_pytorch_model.safetensors").exists()
+    assert torch.equal(SplatentEnhancer.from_pretrained(folder).unet.conv_out.weight, model.unet.conv_out.weight)
+    old = tmp_path / "old"  # the 0.4 layout
+    old.mkdir()
+    (old / "config.json").write_text(json.dumps({**json.loads((folder / "config.json").read_text()),
+                                                 "weights": {"file": "unet.safetensors", "delta": False}}))
+    from safetensors.torch import save_file
+    save_file({k: v.contiguous() for k, v in expected.items()}, str(old / "unet.safetensors"))
+    assert torch.equal(SplatentEnhancer.from_pretrained(old).unet.conv_out.weight, model.unet.conv_out.weight)

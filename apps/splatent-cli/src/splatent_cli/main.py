@@ -44,7 +44,7 @@ app.add_typer(scene.app, name="scene", help="Inspect, undistort or reconstruct a
 app.command("extract", help="Encode a scene's images into 1/8-resolution latents (sd-vae, taef2, pca).")(extract.extract)
 app.command("decode", help="Decode latents back to PNG images with the codec that wrote them.")(decode.decode)
 app.command("enhance", help="Enhance rendered latents with reference views and decode them to images.")(enhance.enhance)
-app.command("convert-ckpt", help="Convert an original Splatent .pkl into a checkpoint folder (config.json + unet.safetensors).")(convert_ckpt.convert_ckpt)
+app.command("convert-ckpt", help="Convert an original Splatent .pkl into a checkpoint folder (config.json + diffusers' unet/).")(convert_ckpt.convert_ckpt)
 app.command("train", help=train.HELP)(train.train)
 app.command("fit", help="Fit latent-feature 3D Gaussians to a scene's latents (gsplat on CUDA, PyTorch on CPU).")(fit.fit)
 app.command("pipeline", help="Run undistort, extract, fit, render, dataset, enhance and eval on one scene (resumable).")(pipeline.pipeline)

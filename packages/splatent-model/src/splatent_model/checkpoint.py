@@ -8,7 +8,8 @@ enhancer; the enhancer never imports it.
 A checkpoint folder holds::
 
     config.json                 # SplatentEnhancer config + {"weights": {"file", "delta"}}
-    unet.safetensors            # all UNet weights, or only those differing from the base (delta)
+    unet/config.json, unet/diffusion_pytorch_model.safetensors   # the UNet as diffusers saves it (full checkpoints)
+    unet.safetensors            # only the weights differing from the base (delta; full ones before 0.5)
     prompt_embeds.safetensors   # optional: cached prompt embeddings, so inference needs no text encoder
 
 An original checkpoint is a ``torch.save``'d dict ``{"state_dict_unet": {...}, "optimizer": {...}}``;
@@ -57,7 +58,7 @@ def load_enhancer(
     """The enhancer in ``source``, whatever it is (``SplatentEnhancer.from_pretrained``):
 
     * ``tiny``: the seeded CPU-test preset;
-    * a checkpoint folder (``config.json`` + ``unet.safetensors``);
+    * a checkpoint folder (``config.json`` + ``unet/`` or ``unet.safetensors``);
     * an original checkpoint file (``.pkl``: ``{"state_dict_unet": ...}``), on SD-Turbo's architecture;
     * a base model (hub id or diffusers folder with ``unet/``): untrained, SD-Turbo's own weights.
 

@@ -2,7 +2,7 @@
 
 A diffusers-style model (``ModelMixin`` + ``ConfigMixin``): the config says which
 base model, timestep, reference count, layout, prompt and latent scaling it was
-trained with, and a checkpoint folder (``config.json`` + ``unet.safetensors``) is
+trained with, and a checkpoint folder (``config.json`` + diffusers' ``unet/``) is
 the unit of exchange. ``save_pretrained`` / ``from_pretrained`` / ``from_original`` come from
 :class:`~splatent_model.pretrained.PretrainedMixin`, as a diffusers model's come from ``ModelMixin``, so
 this module never imports :mod:`splatent_model.checkpoint`. The noise schedule enters only through ᾱ_t of the fixed

@@ -10,7 +10,8 @@ imports no model class, and :mod:`splatent_model.checkpoint` (the function API: 
 A checkpoint folder holds::
 
     config.json                 # SplatentEnhancer config + {"weights": {"file", "delta"}}
-    unet.safetensors            # all UNet weights, or only those differing from the base (delta)
+    unet/config.json, unet/diffusion_pytorch_model.safetensors   # the UNet as diffusers saves it (full checkpoints)
+    unet.safetensors            # only the weights differing from the base (delta; full ones before 0.5)
     prompt_embeds.safetensors   # optional: cached prompt embeddings, so inference needs no text encoder
 
 An original checkpoint is a ``torch.save``'d dict ``{"state_dict_unet": {...}, "optimizer": {...}}``;
@@ -44,7 +45,10 @@ from .step import alpha_bar
 logger = logging.getLogger("splatent")
 
 CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "unet.safetensors"
+WEIGHTS_FILE = "unet.safetensors"  # delta checkpoints, and full ones written before 0.5
+# Full checkpoints keep the UNet as diffusers does: UNet2DConditionModel.from_pretrained(CKPT, subfolder="unet")
+UNET_FOLDER = "unet"
+DIFFUSERS_WEIGHTS = f"{UNET_FOLDER}/diffusion_pytorch_model.safetensors"
 PROMPTS_FILE = "prompt_embeds.safetensors"
 ORIGINAL_SUFFIXES = (".pkl", ".pt", ".pth", ".ckpt", ".bin")
 _STRIP_PREFIXES = ("module.", "_orig_mod.", "unet.")
@@ -71,7 +75,7 @@ class PretrainedMixin:
 
     def save_pretrained(self, save_directory: str | os.PathLike, delta: bool = False,  # type: ignore[override]
                         dtype: torch.dtype | None = None, **_: Any) -> Path:
-        """Write a checkpoint folder (each file atomically): ``config.json``, ``unet.safetensors`` and the
+        """Write a checkpoint folder (each file atomically): ``config.json``, ``unet/`` (diffusers' layout; ``unet.safetensors`` for a delta) and the
         cached prompt embeddings.
 
         Args:
@@ -88,13 +92,23 @@ class PretrainedMixin:
             state = {k: v for k, v in state.items() if k not in base or not _same(v, base[k])}
         if dtype is not None:
             state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
-        _save_safetensors(directory / WEIGHTS_FILE, state, {"delta": str(bool(delta)).lower()})
+        # A full UNet goes where diffusers looks (unet/config.json + diffusion_pytorch_model.safetensors); a delta
+        # is not a loadable UNet on its own and keeps the single file beside config.json.
+        weights_file = WEIGHTS_FILE if delta else DIFFUSERS_WEIGHTS
+        if not delta:
+            (directory / UNET_FOLDER).mkdir(exist_ok=True)
+            atomic_write_json(directory / UNET_FOLDER / CONFIG_FILE, {
+                "_class_name": type(self.unet).__name__, "_diffusers_version": _diffusers_version(),
+                **{k: _plain(v) for k, v in self.unet.config.items() if not k.startswith("_")}})
+        _save_safetensors(directory / weights_file, state, {"delta": str(bool(delta)).lower(), "format": "pt"})
+        # a folder re-saved in the other form must not keep the old weights beside the new ones
+        (directory / (DIFFUSERS_WEIGHTS if delta else WEIGHTS_FILE)).unlink(missing_ok=True)
         if self.prompt_cache:
             prompts = sorted(self.prompt_cache)
             tensors = {f"embeds.{i}": self.prompt_cache[p].float() for i, p in enumerate(prompts)}
             _save_safetensors(directory / PROMPTS_FILE, tensors, {"prompts": json.dumps(prompts)})
         config = {"_class_name": type(self).__name__, **{k: _plain(self.config[k]) for k in CONFIG_KEYS}}
-        config["weights"] = {"file": WEIGHTS_FILE, "delta": bool(delta), "tensors": len(state)}
+        config["weights"] = {"file": weights_file, "delta": bool(delta), "tensors": len(state)}
         atomic_write_json(directory / CONFIG_FILE, config)
         return directory
 
@@ -106,7 +120,7 @@ class PretrainedMixin:
         """The enhancer in ``pretrained_model_name_or_path``, whatever it is:
 
         * ``tiny`` / ``small``: a seeded, untrained preset;
-        * a checkpoint folder (``config.json`` + ``unet.safetensors``);
+        * a checkpoint folder (``config.json`` + ``unet/`` or ``unet.safetensors``);
         * an original checkpoint file (``.pkl``: ``{"state_dict_unet": ...}``), on SD-Turbo's architecture;
         * a base model (hub id or diffusers folder with ``unet/``): untrained, SD-Turbo's own weights.
 
@@ -121,7 +135,7 @@ class PretrainedMixin:
         path = Path(text).expanduser()
         if is_preset(text):
             model = cls.preset(text)
-        elif path.is_dir() and (path / CONFIG_FILE).is_file() and (path / WEIGHTS_FILE).is_file():
+        elif path.is_dir() and (path / CONFIG_FILE).is_file() and _is_enhancer_folder(path):
             model = cls._from_folder(path, base_model)
         elif path.is_file():
             if path.name == CONFIG_FILE:
@@ -133,7 +147,7 @@ class PretrainedMixin:
             model = cls.from_base(str(path))
         elif path.is_dir():
             raise CheckpointError(
-                f"{path} is neither a checkpoint folder (config.json + {WEIGHTS_FILE}) nor a base model "
+                f"{path} is neither a checkpoint folder (config.json + {DIFFUSERS_WEIGHTS} or {WEIGHTS_FILE}) nor a base model "
                 f"(unet/, text_encoder/, ...); pass the folder `splatent train` or `splatent convert-ckpt` wrote")
         elif text.count("/") == 1 and not text.startswith((".", "/", "~")) and not path.parent.is_dir():
             model = cls.from_base(text)
@@ -154,10 +168,11 @@ class PretrainedMixin:
         kwargs.setdefault("residual", False)  # written before 0.5: the plain one-step update, whatever the preset's default
         if base_model is not None:
             kwargs["base_model"] = str(base_model)
+        weights_path = folder / weights.get("file", WEIGHTS_FILE)
         try:
-            state = load_file(str(folder / weights.get("file", WEIGHTS_FILE)))
+            state = load_file(str(weights_path))
         except (SafetensorError, OSError) as exc:
-            raise CheckpointError(f"cannot read {folder / WEIGHTS_FILE}: {exc}; the file is damaged, re-save it") from None
+            raise CheckpointError(f"cannot read {weights_path}: {exc}; the file is damaged, re-save it") from None
         if weights.get("delta", False):
             base = kwargs.get("base_model", SD_TURBO)
             settings = _without(kwargs, "unet_config", "base_model")
@@ -165,11 +180,11 @@ class PretrainedMixin:
             if channels is not None:  # a base UNet adapted to another codec's channel count
                 settings["channels"] = int(channels)
             model = cls.preset(str(base), **settings) if is_preset(base) else cls.from_base(base, **settings)
-            load_unet_state(model, state, folder / WEIGHTS_FILE, partial=True)
+            load_unet_state(model, state, weights_path, partial=True)
         else:
             with on_meta():
                 model = cls(**kwargs)
-            load_unet_state(model, state, folder / WEIGHTS_FILE, partial=False)
+            load_unet_state(model, state, weights_path, partial=False)
         model.prompt_cache.update(read_prompt_embeds(folder))
         return model
 
@@ -337,6 +352,17 @@ def _plain(value: Any) -> Any:
     return json.loads(json.dumps(value, default=lambda o: dict(o) if hasattr(o, "items") else list(o)))
 
 
+def _is_enhancer_folder(path: Path) -> bool:
+    """A checkpoint folder of ours: its weights in the diffusers layout (0.5) or the single file (deltas, 0.4)."""
+    return (path / DIFFUSERS_WEIGHTS).is_file() or (path / WEIGHTS_FILE).is_file()
+
+
+def _diffusers_version() -> str:
+    import diffusers
+
+    return diffusers.__version__
+
+
 def _save_safetensors(path: Path, tensors: dict[str, Tensor], metadata: dict[str, str]) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -347,6 +373,6 @@ def _save_safetensors(path: Path, tensors: dict[str, Tensor], metadata: dict[str
 
 
 __all__ = [
-    "CONFIG_FILE", "CONFIG_KEYS", "PROMPTS_FILE", "PretrainedMixin", "WEIGHTS_FILE", "apply_overrides", "load_unet_state",
+    "CONFIG_FILE", "CONFIG_KEYS", "DIFFUSERS_WEIGHTS", "PROMPTS_FILE", "UNET_FOLDER", "PretrainedMixin", "WEIGHTS_FILE", "apply_overrides", "load_unet_state",
     "on_meta", "read_original_checkpoint", "read_prompt_embeds",
 ]

@@ -11,7 +11,7 @@ fits and the packages' stage functions); only the sizes are small enough for a C
     holdout/renders/fold<i>/   its renders of fold i's views: novel views with ground truth
     data/enhancer_train.json   the enhancer's training pairs: those renders, their ground truth
                                and references among the fold fit's own training views
-    enhancer/enhancer/         the trained enhancer (config.json + unet.safetensors)
+    enhancer/enhancer/         the trained enhancer (config.json + unet/)
     enhanced/ eval/            pipeline stages: enhanced test views, metrics, report.html
     demo.json                  config, stage keys and seconds, the mean metrics
 

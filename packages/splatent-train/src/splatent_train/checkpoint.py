@@ -5,7 +5,7 @@ Layout of ``OUTPUT_DIR``::
     checkpoints/checkpoint-<step>/
         model.safetensors, optimizer.bin, scheduler.bin, random_states_<rank>.pkl   # accelerator.save_state
         state.json                                                                 # step, samples seen, config
-        enhancer/config.json, enhancer/unet.safetensors                            # splatent-model format
+        enhancer/config.json, enhancer/unet/ (diffusers layout)                      # splatent-model format
     enhancer/                                                                      # the final export
 
 A checkpoint is written into ``checkpoints/.checkpoint-<step>.partial`` and renamed

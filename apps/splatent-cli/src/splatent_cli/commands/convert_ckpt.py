@@ -1,4 +1,4 @@
-"""``splatent convert-ckpt``: an original Splatent ``.pkl`` to a checkpoint folder (config.json + unet.safetensors)."""
+"""``splatent convert-ckpt``: an original Splatent ``.pkl`` to a checkpoint folder (config.json + diffusers' unet/)."""
 
 from __future__ import annotations
 
