@@ -510,6 +510,14 @@ CASES: list[Case] = [
     Case("render-scene-moved", _render_model_with(lambda m, t: None, "--scene", "/nonexistent/scene"), r"nonexistent"),
     Case("render-path-frames-one", lambda ws, t: ["render", ws.model, "--output", t / "r", "--path", "--path-frames", 1], r"path.frames", code=2, usage=True),
 
+    # --- export-ply
+    Case("export-ply-model-missing", lambda ws, t: ["export-ply", t / "nomodel", t / "o.ply", "--device", "cpu"], r"nomodel"),
+    Case("export-ply-unknown-format", lambda ws, t: ["export-ply", ws.model, t / "o.ply", "--format", "obj", "--device", "cpu"], r"obj"),
+    Case("export-ply-not-a-ply", lambda ws, t: ["export-ply", ws.model, t / "o.txt", "--device", "cpu"], r"o\.txt.*\.ply"),
+    Case("export-ply-latents-gone", lambda ws, t: ["export-ply", ws.model, t / "o.ply", "--latents", t / "gone", "--device", "cpu"], r"gone.*--latents"),
+    Case("export-ply-inria", lambda ws, t: ["export-ply", ws.model, t / "o.ply", "--device", "cpu"], r"", code=0,
+         check=lambda ws, t, r: __import__("plyfile").PlyData.read(str(t / "o.ply")).elements[0].data.dtype.itemsize == 248 or pytest.fail("not 248 bytes")),
+
     # --- dataset
     Case("dataset-renders-missing", lambda ws, t: ["dataset", "--out_path", t / "norenders", "--original_path", ws.scene, "--output", t / "d.json"], r"norenders"),
     Case("dataset-scene-missing", lambda ws, t: ["dataset", "--out_path", ws.renders, "--original_path", t / "noscene", "--output", t / "d.json"], r"noscene"),

@@ -79,6 +79,7 @@ def test_a_run_stops_after_a_stage_and_goes_on_from_there(tmp_path, monkeypatch)
     assert [line.split("]")[0] for line in lines] == ["[enhance", "[enhance", "[eval", "[eval"]  # nothing re-announced
     record = json.loads((tmp_path / "out" / "pipeline.json").read_text())
     assert record["config"]["model_splatent_path"] == "tiny" and record["stages"]["eval"]["stand_in"] == "eval"
+    assert record["versions"]["splatent-pipeline"] and "git_commit" in record  # what produced it
     assert [record["stages"][s]["key"] for s in STAGES[1:]] == list(_chain(cfg, STAGES[1:]).values())
     # a new run over the same folder skips everything; without an enhancer it stops before enhance
     cfg.model_splatent_path = None

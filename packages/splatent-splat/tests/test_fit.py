@@ -34,6 +34,7 @@ def test_fit_lowers_the_loss_and_reaches_the_test_psnr(latent_scene, tmp_path):
     assert manifest["steps"] == 600 and manifest["backend"] == "torch" and manifest["codec"] == "tiny-random"
     assert manifest["split"]["test"] == ["0000", "0008"] and "0000" not in manifest["split"]["train"]
     assert manifest["latents"].endswith("features_sd_turbo")
+    assert manifest["versions"]["splatent-splat"] and manifest["versions"]["torch"] and "git_commit" in manifest
     model, meta = load_ply(tmp_path / "model" / "gaussians.ply")
     assert len(model) == result.num_gaussians and model.sh_degree == 1 and meta["codec"] == "tiny-random"
     assert list((tmp_path / "model" / "tb").iterdir())  # TensorBoard event file

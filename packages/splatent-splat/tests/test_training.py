@@ -33,8 +33,17 @@ def test_means_rate_decays_exponentially_to_the_final_factor():
     opts = rates.make_optimizers(g)
     assert set(opts) == set(g.params) and all(len(o.param_groups) == 1 for o in opts.values())
     assert opts["featN"].param_groups[0]["lr"] == pytest.approx(opts["feat0"].param_groups[0]["lr"] / 20)
-    rates.apply(opts, 50)
-    assert opts["means"].param_groups[0]["lr"] == pytest.approx(2e-4)
+    schedule = rates.make_scheduler(opts)  # torch's LambdaLR, stepped after each optimiser step
+    lrs = []
+    for _ in range(101):
+        lrs.append(opts["means"].param_groups[0]["lr"])
+        opts["means"].step()
+        schedule.step()
+    assert lrs == pytest.approx([rates.means_at(s) for s in range(101)])
+    resumed = rates.make_optimizers(g)
+    rates.make_scheduler(resumed, start_step=50)  # a resumed fit continues the schedule
+    assert resumed["means"].param_groups[0]["lr"] == pytest.approx(2e-4)
+    assert opts["scales"].param_groups[0]["lr"] == pytest.approx(rates.scales)
 
 
 def _step(g, opts, dens, step, make_ring, target_value=5.0):

@@ -28,6 +28,13 @@ def test_latent_views_scale_cameras_and_refuse_mismatches(latent_scene, tmp_path
     bad = tmp_path / "latents"
     shutil.copytree(latent_scene / "features_sd_turbo", bad)
     save_latent(bad / "0001.pt", torch.zeros(4, 24, 24))
+    with pytest.raises(SceneError, match="0001.pt is a 24x24 latent but .*encoded at 256x192 .*re-extract"):
+        load_latent_views(scene, bad, ["0001"])
+    import json
+
+    manifest = json.loads((bad / "manifest.json").read_text())
+    del manifest["sizes"]["0001"]  # a folder that does not record the size: the aspect ratio still catches it
+    (bad / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(SceneError, match="another aspect ratio"):
         load_latent_views(scene, bad, ["0001"])
     (bad / "0002.pt").unlink()

@@ -34,6 +34,7 @@ def test_enhancer_beats_the_render_on_held_out_views(degraded_dataset, tmp_path)
     result = train_enhancer(tiny_config(degraded_dataset, tmp_path / "run", max_train_steps=150, eval_freq=75,
                                         viz_freq=75, logger="tensorboard"))
     m = result.eval
+    assert json.loads((tmp_path / "run" / "train_config.json").read_text())["versions"]["splatent-train"]
     assert m["views"] == 3
     assert m["latent_psnr_gain"] > 1.0, m  # dB; ~+3 in practice
     assert m["latent_l2_enhanced"] < 0.8 * m["latent_l2_render"]

@@ -9,7 +9,9 @@ import os
 import typer
 
 from . import __version__
-from .commands import convert_ckpt, dataset, decode, demo, enhance, evaluate, extract, fit, pipeline, render, scene, train
+from .commands import (
+    convert_ckpt, dataset, decode, demo, enhance, evaluate, export_ply, extract, fit, pipeline, render, scene, train,
+)
 from .errors import DEBUG_ENV, debugging, setup_logging
 
 app = typer.Typer(
@@ -50,6 +52,7 @@ app.command("fit", help="Fit latent-feature 3D Gaussians to a scene's latents (g
 app.command("pipeline", help="Run undistort, extract, fit, render, dataset, enhance and eval on one scene (resumable).")(pipeline.pipeline)
 app.command("eval", help="Score renders and enhanced renders against ground truth; write a report.")(evaluate.evaluate)
 app.command("render", help="Render a fitted model's latents at test and training views (nvs/, nvs_gt/, train/, train_gt/).")(render.render)
+app.command("export-ply", help="Write a fitted model's Gaussians as INRIA 3DGS's PLY (--format inria) or its latent PLY.")(export_ply.export_ply)
 app.command("demo", help="Run the whole method offline on an embedded procedural scene and report PSNR (resumable).")(demo.demo)
 
 

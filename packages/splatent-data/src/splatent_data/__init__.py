@@ -19,6 +19,7 @@ from .llff import find_poses_bounds, parse_llff, write_llff
 from .loading import SCENE_FORMATS, load_scene
 from .nerf import parse_transforms, write_transforms
 from .points_ply import read_points_ply, write_points_ply
+from .provenance import provenance
 from .scene import PointCloud, Scene
 from .references import camera_radius, reference_scores, select_references
 from .sfm import SfmResult, run_sfm
@@ -34,7 +35,7 @@ __version__ = "0.5.0"
 
 __all__ = [
     "Camera", "DEFAULT_PROMPT", "DISTORTION_PARAMS", "DatasetEntry", "DatasetFormatError", "DatasetSpec",
-    "IMAGE_EXTENSIONS", "PointCloud", "RENDER_FOLDERS", "RenderLayout", "RunLayout", "SCENE_FORMATS", "Scene", "SceneError", "Split", "SplatentError", "atomic_write_bytes",
+    "IMAGE_EXTENSIONS", "provenance", "PointCloud", "RENDER_FOLDERS", "RenderLayout", "RunLayout", "SCENE_FORMATS", "Scene", "SceneError", "Split", "SplatentError", "atomic_write_bytes",
     "atomic_write_json", "build_dataset", "dataset_manifest_path", "render_protocol", "scene_protocols", "camera_radius", "distort_points", "find_image", "find_poses_bounds", "furthest_point_views", "PROTOCOLS", "PROTOCOL_VIEWS", "SPLIT_MODES", "protocol_split", "SceneSplit", "benchmark_scene_names", "split_scene_names",
     "list_images", "llff_split",
     "load_rgb", "load_scene", "look_at", "make_synthetic_scene", "render_synthetic", "ring_of_cameras",

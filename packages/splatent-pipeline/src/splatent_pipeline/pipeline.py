@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from splatent_data import RunLayout, Scene, SplatentError, atomic_write_json, load_scene, split_scene
+from splatent_data import RunLayout, Scene, SplatentError, atomic_write_json, load_scene, provenance, split_scene
 
 if TYPE_CHECKING:  # splatent_latents imports torch; the type is only named here
     from splatent_latents import ProgressReporter
@@ -292,6 +292,7 @@ class PipelineRun:
         """Visit the remaining stages up to ``config.stop_after``; what ran and what was skipped this call."""
         cfg, ctx = self.config, self.context
         self.record.data["config"] = json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
+        self.record.data.update(provenance())
         result = PipelineResult(Path(cfg.output_dir), [], [], {})
         while self.next < len(STAGE_LIST):
             stage = STAGE_LIST[self.next]

@@ -6,11 +6,12 @@ elsewhere); ``FeatureGaussians`` holds Gaussians with N-channel features;
 """
 
 from .cameras import camera_tensors, interpolate_path, latent_camera
+from .export import export_ply
 from .fit import FLAT_OPTIONS, FitConfig, FitResult, fit_scene, read_fit_manifest
 from .gaussians import FeatureGaussians, features_from_views, random_points_in_frustums
 from .kernels import KernelBuild, build_gsplat_kernels, gsplat_cache_dir
 from .losses import psnr, ssim
-from .ply import load_ply, save_ply
+from .ply import INRIA_PROPERTIES, decoded_colours, load_ply, save_inria_ply, save_ply
 from .backends import BACKENDS, rasterize, resolve_backend
 from .render import RenderResult, render_model
 from .sh import eval_sh, rgb_to_sh, sh_bases
@@ -21,7 +22,7 @@ from .views import View, load_latent_views, load_rgb_views
 __version__ = "0.5.0"
 
 __all__ = [
-    "BACKENDS", "FLAT_OPTIONS", "FeatureGaussians", "FitConfig", "FitResult", "KernelBuild", "LearningRates", "RenderResult",
+    "BACKENDS", "FLAT_OPTIONS", "INRIA_PROPERTIES", "decoded_colours", "export_ply", "save_inria_ply", "FeatureGaussians", "FitConfig", "FitResult", "KernelBuild", "LearningRates", "RenderResult",
     "StrategyConfig", "View",
     "build_gsplat_kernels", "camera_tensors", "eval_sh", "features_from_views", "fit_scene", "gsplat_cache_dir",
     "interpolate_path", "latent_camera", "load_latent_views", "load_ply", "load_rgb_views", "psnr",

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from splatent_data import Scene, SceneError, SplatentError, atomic_write_json, load_scene, split_scene
+from splatent_data import Scene, SceneError, SplatentError, atomic_write_json, load_scene, provenance, split_scene
 from splatent_latents import ProgressReporter, cpu_threads, resolve_device
 
 from .cameras import camera_tensors
@@ -389,9 +389,10 @@ def _fit_scene(scene: str | Path | Scene, output: str | Path, cfg: FitConfig, re
     loss_count = 0
     eval_seconds = 0.0
     t0 = time.perf_counter()
+    schedule = rates.make_scheduler(optimizers, start)
     try:
         for step in range(start, cfg.steps):
-            lr_means = rates.apply(optimizers, step)
+            lr_means = optimizers["means"].param_groups[0]["lr"]  # MCMC's noise scale follows it
             degree = min(step // max(1, cfg.sh_degree_interval), cfg.sh_degree)
             i = sampler.next()
             loss, info = step_loss(i, degree)
@@ -401,6 +402,7 @@ def _fit_scene(scene: str | Path | Scene, output: str | Path, cfg: FitConfig, re
             for opt in optimizers.values():
                 opt.step()
                 opt.zero_grad(set_to_none=True)
+            schedule.step()
             # Strategies run after the optimiser step (gsplat's simple_trainer order);
             # their step counter is 1-based like 3DGS's iteration.
             densifier.post_backward(gaussians, optimizers, step + 1, info, lr_means)
@@ -543,6 +545,7 @@ def _manifest(scene, split, cfg, targets, gaussians, result, backend, device) ->
         "history": [{k: v for k, v in h.items() if k != "per_view"} for h in result.history],
         "losses": [list(x) for x in result.losses],
         "config": dataclasses.asdict(cfg),
+        **provenance(),
     }
 
 

@@ -27,7 +27,7 @@ from plyfile import PlyData, PlyElement
 from splatent_data import SplatentError, atomic_write_bytes, atomic_write_json
 
 from .gaussians import FeatureGaussians
-from .sh import num_sh_bases
+from .sh import SH_C0, num_sh_bases
 
 FORMAT = "splatent-gaussians"
 FORMAT_VERSION = 1
@@ -179,3 +179,60 @@ def load_ply(path: Path, device: torch.device | str = "cpu") -> tuple[FeatureGau
         feature_scale=torch.tensor(info["feature_scale"]) if "feature_scale" in info else None,
     )
     return gaussians.to(device), info.get("metadata", {})
+
+
+#: INRIA 3DGS's PLY, property for property (``GaussianModel.save_ply`` at SH degree 3): 62 float32 properties, a
+#: 248-byte row, the layout its ``load_ply`` asserts (45 ``f_rest``) and fixed-row viewers (SIBR) read.
+INRIA_PROPERTIES = (["x", "y", "z", "nx", "ny", "nz"] + [f"f_dc_{i}" for i in range(3)]
+                    + [f"f_rest_{i}" for i in range(45)] + ["opacity"] + [f"scale_{i}" for i in range(3)]
+                    + [f"rot_{i}" for i in range(4)])
+
+
+def save_inria_ply(gaussians: FeatureGaussians, path: Path, rgb: torch.Tensor | None = None) -> None:
+    """Write ``gaussians`` as INRIA's exact 62-property PLY (:data:`INRIA_PROPERTIES`), atomically, no sidecar.
+
+    Colour: an RGB model's (or RGB head's) SH coefficients, padded or cut to degree 3; otherwise ``rgb``
+    (``[N, 3]`` in [0, 1], e.g. :func:`decoded_colours`) as the DC term with no view dependence.
+    """
+    p = gaussians.params
+    n = gaussians.num_gaussians
+    if gaussians.feature_kind == "rgb" or gaussians.rgb_sh_degree is not None:
+        head = "feat" if gaussians.feature_kind == "rgb" else "rgb"
+        dc, rest = p[f"{head}0"].detach(), p.get(f"{head}N")
+        rest = torch.zeros(n, 0, 3, device=dc.device) if rest is None else rest.detach()
+        rest = torch.cat([rest, torch.zeros(n, 15, 3, device=dc.device)], dim=1)[:, :15]
+    elif rgb is not None:
+        if tuple(rgb.shape) != (n, 3):
+            raise SplatentError(f"colours for the INRIA PLY must be [{n}, 3], got {tuple(rgb.shape)}")
+        dc = ((rgb.detach().float().clamp(0, 1) - 0.5) / SH_C0)[:, None, :]
+        rest = torch.zeros(n, 15, 3, device=dc.device)
+    else:
+        raise SplatentError("a latent model needs colours for an INRIA PLY: decode them (decoded_colours) first")
+    f_dc, f_rest = _flatten_sh(dc.to(p["means"].device), rest.to(p["means"].device))
+    xyz = p["means"].detach().cpu().numpy()
+    scales, quats = p["scales"].detach().cpu().numpy(), p["quats"].detach().cpu().numpy()
+    values = {**{a: xyz[:, i] for i, a in enumerate("xyz")}, **{a: np.zeros(n, np.float32) for a in ("nx", "ny", "nz")},
+              **{f"f_dc_{i}": f_dc[:, i] for i in range(3)}, **{f"f_rest_{i}": f_rest[:, i] for i in range(45)},
+              "opacity": p["opacities"].detach().cpu().numpy(), **{f"scale_{i}": scales[:, i] for i in range(3)},
+              **{f"rot_{i}": quats[:, i] for i in range(4)}}
+    vertex = np.empty(n, dtype=[(name, "f4") for name in INRIA_PROPERTIES])
+    for name in INRIA_PROPERTIES:
+        vertex[name] = values[name]
+    buffer = io.BytesIO()
+    PlyData([PlyElement.describe(vertex, "vertex")], byte_order="<").write(buffer)
+    atomic_write_bytes(Path(path), buffer.getvalue())
+
+
+@torch.no_grad()
+def decoded_colours(gaussians: FeatureGaussians, codec, batch: int = 4096) -> torch.Tensor:  # [N, 3] in [0, 1]
+    """Each latent Gaussian's view-independent colour: its DC latent (un-standardised) decoded by ``codec`` as a
+    uniform 4x4 latent patch, the mean of the decoded patch's centre (the borders see the decoder's padding)."""
+    dc = gaussians.params["feat0"][:, 0, :].detach()
+    latents = dc * SH_C0 * gaussians.feature_scale + gaussians.feature_mean  # what a view of it alone renders
+    out = []
+    for start in range(0, latents.shape[0], batch):
+        chunk = latents[start:start + batch].to(codec.device, codec.dtype)
+        image = codec.decode(chunk[:, :, None, None].expand(-1, -1, 4, 4).contiguous()).float()
+        h, w = image.shape[-2:]
+        out.append(image[:, :, h // 4:3 * h // 4, w // 4:3 * w // 4].mean((2, 3)).clamp(0, 1).cpu())
+    return torch.cat(out) if out else torch.zeros(0, 3)

@@ -89,11 +89,14 @@ class LearningRates:
             for name, param in gaussians.params.items()
         }
 
-    def apply(self, optimizers: dict[str, torch.optim.Optimizer], step: int) -> float:
-        """Set this step's rates; returns the means' rate (MCMC's noise scale needs it)."""
-        lr = self.means_at(step)
-        optimizers["means"].param_groups[0]["lr"] = lr
-        return lr
+    def make_scheduler(self, optimizers: dict[str, torch.optim.Optimizer], start_step: int = 0
+                       ) -> torch.optim.lr_scheduler.LambdaLR:
+        """The means' decay as a torch scheduler (:meth:`means_at` per step), positioned at ``start_step`` so a
+        resumed fit continues the schedule; step it after each optimiser step. The other rates stay constant."""
+        means = optimizers["means"]
+        means.param_groups[0]["initial_lr"] = self.initial("means")
+        decay = lambda step: self.means_final ** min(1.0, step / max(1, self.steps))  # noqa: E731
+        return torch.optim.lr_scheduler.LambdaLR(means, decay, last_epoch=start_step - 1)
 
 
 @dataclass

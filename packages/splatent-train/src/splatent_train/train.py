@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import Tensor
 
-from splatent_data import atomic_write_json, read_dataset_json
+from splatent_data import atomic_write_json, provenance, read_dataset_json
 from splatent_latents.workers import die_with_parent
 from splatent_model import EnhanceInputError
 
@@ -201,7 +201,7 @@ class Run:
                 self.check_resumed_settings()
         if self.main:
             remove_partial(out)
-            atomic_write_json(out / "train_config.json", {**config.to_json(), "num_processes": self.world})
+            atomic_write_json(out / "train_config.json", {**config.to_json(), "num_processes": self.world, **provenance()})
 
         # data
         common = dict(prompts=self.prompts.prompts, top_k=config.top_k, min_k=config.min_k, seed=config.seed,
