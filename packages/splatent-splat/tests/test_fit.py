@@ -38,6 +38,11 @@ def test_fit_lowers_the_loss_and_reaches_the_test_psnr(latent_scene, tmp_path):
     model, meta = load_ply(tmp_path / "model" / "gaussians.ply")
     assert len(model) == result.num_gaussians and model.sh_degree == 1 and meta["codec"] == "tiny-random"
     assert list((tmp_path / "model" / "tb").iterdir())  # TensorBoard event file
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "model" / "tb"), size_guidance={"images": 0}).Reload()
+    image_tags = events.Tags()["images"]
+    assert image_tags == ["test/0000_render_vs_gt"] and len(events.Images(image_tags[0])) == 3  # every eval
 
 
 def test_resume_continues_from_the_same_step_with_the_same_state(latent_scene, tmp_path):

@@ -377,6 +377,8 @@ def _fit_scene(scene: str | Path | Scene, output: str | Path, cfg: FitConfig, re
         if writer is not None and result["psnr"] is not None:
             writer.add_scalar("test/psnr", result["psnr"], step)
             writer.add_scalar("test/ssim", result["ssim"], step)
+            if result["preview"] is not None:  # the first test view: render | ground truth
+                writer.add_image(f"test/{targets.test[0].stem}_render_vs_gt", result["preview"], step)
             if "rgb_psnr" in record:
                 writer.add_scalar("test/rgb_psnr", record["rgb_psnr"], step)
         return record

@@ -225,9 +225,12 @@ def evaluate(
     gaussians: FeatureGaussians, views: list[View], data_range: float, channel: str = "feature",
     backend: str = "auto", **options,
 ) -> dict[str, Any]:
-    """Mean PSNR and SSIM of ``views`` (data space, ``data_range``), and per-view PSNR."""
+    """Mean PSNR and SSIM of ``views`` (data space, ``data_range``), per-view PSNR, and ``preview``: the first
+    view's render beside its ground truth, ``[3, h, 2w]`` in [0, 1] (a latent's first three channels, each
+    stretched over the ground truth's range: a false-colour picture for TensorBoard)."""
     per_view: dict[str, float] = {}
     ssims = []
+    preview = None
     for view in views:
         viewmats, ks = camera_tensors([view.camera], gaussians.device)
         image, _, _ = gaussians.render(viewmats, ks, view.camera.width, view.camera.height, channel=channel,
@@ -236,16 +239,28 @@ def evaluate(
         target = view.target[None].to(pred)
         if channel == "rgb" or gaussians.feature_kind == "rgb":
             pred = pred.clamp(0.0, 1.0)
+        if preview is None:
+            preview = _preview(pred[0].detach(), target[0])
         per_view[view.stem] = float(psnr(pred, target, data_range)[0])
         ssims.append(float(ssim(pred, target, data_range=data_range)[0]))
     if not per_view:
-        return {"psnr": None, "ssim": None, "per_view": {}}
+        return {"psnr": None, "ssim": None, "per_view": {}, "preview": None}
     finite = [v for v in per_view.values() if math.isfinite(v)]
     return {
         "psnr": sum(finite) / max(1, len(finite)) if finite else float("inf"),
         "ssim": sum(ssims) / len(ssims),
         "per_view": per_view,
+        "preview": preview,
     }
+
+
+def _preview(pred: Tensor, target: Tensor) -> Tensor:  # [C, h, w] x2 -> [3, h, 2w] in [0, 1]
+    pair = torch.cat([pred, target], dim=-1)[:3].float()
+    if pair.shape[0] < 3:
+        pair = pair[:1].expand(3, -1, -1)
+    lo = target[:3].float().flatten(1).min(1).values.reshape(-1, 1, 1)[: pair.shape[0]]
+    hi = target[:3].float().flatten(1).max(1).values.reshape(-1, 1, 1)[: pair.shape[0]]
+    return ((pair - lo) / (hi - lo).clamp_min(1e-6)).clamp(0, 1).cpu()
 
 
 def checkpoint_dir(model_dir: Path) -> Path:
