@@ -14,6 +14,7 @@ draws to a terminal itself.
 from .batch import PAIRS, BatchConfig, BatchResult, SceneRecord, find_scenes, run_batch
 from .demo import DEMO_CODECS, DemoConfig, DemoResult, run_demo
 from .evaluate import EvalResult, evaluate_folder, evaluate_results
+from .flythrough import FlythroughResult, enhanced_flythrough
 from .holdout import FoldPoints, Holdout, holdout_pairs
 from .pipeline import (
     STAGE_LIST, STAGES, PipelineConfig, PipelineResult, PipelineRun, ProgressBar, RunContext, Say, Stage,
@@ -24,7 +25,7 @@ from .report import bar_plot_svg, contact_sheet, html_report, markdown_table
 __version__ = "0.3.0"
 
 __all__ = [
-    "BatchConfig", "BatchResult", "DEMO_CODECS", "DemoConfig", "PAIRS", "SceneRecord", "find_scenes", "run_batch", "DemoResult", "EvalResult", "FoldPoints", "Holdout", "PipelineConfig",
+    "BatchConfig", "BatchResult", "DEMO_CODECS", "DemoConfig", "PAIRS", "SceneRecord", "find_scenes", "run_batch", "DemoResult", "EvalResult", "FlythroughResult", "enhanced_flythrough", "FoldPoints", "Holdout", "PipelineConfig",
     "PipelineResult", "PipelineRun", "ProgressBar", "RunContext", "STAGES", "STAGE_LIST", "Say", "Stage",
     "StageRecord", "bar_plot_svg", "contact_sheet", "evaluate_folder", "evaluate_results", "holdout_pairs", "html_report",
     "markdown_table", "run_demo", "run_pipeline", "stage_key",

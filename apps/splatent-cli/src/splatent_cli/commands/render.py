@@ -20,6 +20,10 @@ def render(
     path: bool = typer.Option(False, "--path", help="Render a smooth camera path through the training views to path.mp4."),
     path_frames: int = typer.Option(120, "--path-frames", "--path_frames", min=2, help="Frames of the --path video."),
     fps: int = typer.Option(30, "--fps", min=1, help="Frame rate of the --path video."),
+    enhancer: str = typer.Option(None, "--enhancer", help="With --path: also the fly-through through this enhancer "
+                                 "checkpoint (references: the nearest training views) to path_enhanced.mp4."),
+    compare: bool = typer.Option(True, "--compare/--no-compare", help="With --enhancer: the raw render beside the "
+                                 "enhanced one in each frame."),
     backend: str = typer.Option("auto", "--backend", help="auto (gsplat on CUDA, else torch), gsplat or torch."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
 ) -> None:
@@ -32,6 +36,8 @@ def render(
     model = model_dir if model_dir is not None else model_path
     if model is None:
         raise fail("render", "no model given; pass MODEL_DIR (or -m MODEL_DIR)")
+    if enhancer is not None and not path:
+        raise fail("render", "--enhancer makes the enhanced fly-through of --path; add --path")
     info = read_fit_manifest(model)
     out = output if output is not None else model / "renders"
     total = 2 * (len(info["split"]["train"]) + len(info["split"]["test"])) + (path_frames if path else 0)
@@ -43,3 +49,10 @@ def render(
     counts = ", ".join(f"{k} {v}" for k, v in result.counts.items())
     video = f"; video {result.video}" if result.video else ""
     print(f"rendered {counts} into {out}{video}")
+    if enhancer is not None:
+        from splatent_pipeline import enhanced_flythrough
+
+        with progress_bar("enhance path", total=path_frames, unit="frames") as bar:
+            fly = enhanced_flythrough(model, enhancer, out / "path_enhanced.mp4", frames=path_frames, fps=fps,
+                                      compare=compare, device=device, backend=backend, progress=bar.report)
+        print(f"enhanced fly-through {fly.video} ({'raw | enhanced' if compare else 'enhanced'}); frames {fly.strip}")

@@ -1,0 +1,43 @@
+"""The enhanced fly-through on CPU: mechanics (an untrained tiny enhancer does not look good)."""
+
+from __future__ import annotations
+
+import imageio.v2 as imageio
+import numpy as np
+import pytest
+import torch
+
+from splatent_data import SplatentError, make_synthetic_scene
+from splatent_pipeline import PipelineConfig, enhanced_flythrough, run_pipeline
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("fly")
+    make_synthetic_scene(root / "scene", n_views=10, width=64, height=48)
+    run_pipeline(PipelineConfig(scene_path=root / "scene", output_dir=root / "out", codec="pca", steps=30,
+                                lpips=False, device="cpu", backend="torch", stop_after="render",
+                                fit_options={"init_points": 2000, "eval_every": 1000, "tensorboard": False}),
+                 say=lambda _: None)
+    return root / "out"
+
+
+def test_the_fly_through_goes_through_the_enhancer_with_the_nearest_training_views(fitted, tmp_path):
+    import json
+
+    result = enhanced_flythrough(fitted / "model", "tiny", tmp_path / "path_enhanced.mp4", frames=8, device="cpu",
+                                 backend="torch")
+    frames = [f for f in imageio.get_reader(str(result.video))]
+    assert len(frames) == 8 and frames[0].shape == (48, 128, 3)  # raw | enhanced, each the photo's size
+    left, right = frames[3][:, :64].astype(int), frames[3][:, 64:].astype(int)
+    assert np.abs(left - right).mean() > 1  # the enhancer changed the render
+    train = set(json.loads((fitted / "model" / "fit.json").read_text())["split"]["train"])
+    assert len(result.references) == 8 and all(len(r) == 3 and set(r) <= train for r in result.references.values())
+    strip = imageio.imread(str(result.strip))
+    assert strip.shape == (6 * 48, 128, 3)
+    alone = enhanced_flythrough(fitted / "model", "tiny", tmp_path / "alone.mp4", frames=3, compare=False,
+                                device="cpu", backend="torch")
+    assert imageio.get_reader(str(alone.video)).get_data(0).shape == (48, 64, 3)
+    with pytest.raises(SplatentError, match="mp4"):
+        enhanced_flythrough(fitted / "model", "tiny", tmp_path / "x.gif", frames=3, device="cpu")
