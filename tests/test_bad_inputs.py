@@ -508,6 +508,8 @@ CASES: list[Case] = [
     Case("render-output-is-a-file", lambda ws, t: ["render", ws.model, "--output", a_file(t), "--device", "cpu"], r"taken",
          protect=lambda ws, t: [t / "taken"]),
     Case("render-scene-moved", _render_model_with(lambda m, t: None, "--scene", "/nonexistent/scene"), r"nonexistent"),
+    Case("render-enhancer-without-path", lambda ws, t: ["render", ws.model, "--output", t / "r", "--enhancer", "tiny", "--device", "cpu"], r"--path"),
+    Case("render-enhancer-missing", lambda ws, t: ["render", ws.model, "--output", t / "r", "--path", "--path-frames", 2, "--enhancer", t / "nockpt", "--device", "cpu"], r"nockpt"),
     Case("render-path-frames-one", lambda ws, t: ["render", ws.model, "--output", t / "r", "--path", "--path-frames", 1], r"path.frames", code=2, usage=True),
 
     # --- export-ply
