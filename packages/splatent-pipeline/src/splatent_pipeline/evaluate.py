@@ -31,6 +31,7 @@ from splatent_latents import LatentCodec, codec_from_manifest, load_latent, reso
 from splatent_model import psnr, ssim
 from splatent_train import build_lpips
 
+from .fid import build_fid, fid_scores
 from .report import KINDS, contact_sheet, html_report, markdown_table
 
 logger = logging.getLogger("splatent")
@@ -68,6 +69,9 @@ def evaluate_results(
     title: str | None = None,
     notes: tuple[str, ...] = (),
     codec: LatentCodec | None = None,
+    fid: bool | None = None,
+    fid_weights: str | Path | None = None,
+    fid_metric=None,
 ) -> EvalResult:
     """Score every test view of ``renders`` and write the report into ``output`` (see module doc).
 
@@ -80,6 +84,10 @@ def evaluate_results(
         codec: The codec that wrote the render's latents, if the caller holds it (the pipeline's run context);
             default: rebuilt from the latents' manifest. Moved to ``device`` and float32 in place (enhance
             may have cast it to half precision).
+        fid: FID of render, enhanced and ceiling against the photos (:mod:`splatent_pipeline.fid`): ``None``
+            computes it when its Inception weights are cached (else the report says how to get them); ``True``
+            requires it and downloads the weights if needed; ``False`` skips it.
+        fid_weights, fid_metric: A local copy of the Inception weights, or a ready metric (tests).
     """
     renders, output = Path(renders), Path(output)
     layout = RenderLayout(renders)
@@ -113,6 +121,7 @@ def evaluate_results(
 
     per_view: dict[str, dict[str, dict[str, float]]] = {}
     sheets: dict[str, str] = {}
+    collected: dict[str, list[torch.Tensor]] = {}  # for FID: every view's images per kind, and the photos
     for stem in stems:
         images = {"render": decode(layout.latent("nvs", stem)), "ceiling": decode(layout.latent("nvs_gt", stem))}
         if enhanced is not None and (enhanced / f"{stem}.pt").is_file():
@@ -121,6 +130,9 @@ def evaluate_results(
         photo = Image.fromarray(load_rgb(scene.camera(stem).image_path)).resize((w, h), Image.Resampling.LANCZOS)
         gt = torch.from_numpy(np.asarray(photo, dtype=np.float32) / 255.0).permute(2, 0, 1).to(dev)
         per_view[stem] = {k: _scores(img, gt, lpips_model) for k, img in images.items()}
+        if fid is not False:
+            for kind, image in {**images, "photo": gt}.items():
+                collected.setdefault(kind, []).append(image.cpu())
         columns = [("ground truth", _to_image(gt)), ("codec ceiling", _to_image(images["ceiling"])),
                    ("render", _to_image(images["render"]))]
         if "enhanced" in images:
@@ -133,11 +145,23 @@ def evaluate_results(
     means = {kind: {m: float(np.mean([per_view[v][kind][m] for v in per_view if kind in per_view[v]]))
                     for m in ("psnr", "ssim", "lpips") if any(m in per_view[v].get(kind, {}) for v in per_view)}
              for kind, _, _ in KINDS if any(kind in per_view[v] for v in per_view)}
+    lines = list(notes) or [f"Scene {scene.root}, {len(stems)} held-out test views, codec {info.get('codec')}."]
+    if fid is not False:
+        try:
+            metric = fid_metric if fid_metric is not None else build_fid(dev, fid_weights, download=bool(fid))
+            photos = collected.pop("photo")
+            for kind, value in fid_scores(metric, photos, collected).items():
+                means.setdefault(kind, {})["fid"] = value
+            lines.append(f"FID over {len(photos)} views against the photos (Inception-v3 pool features; few views "
+                         f"make it a noisy number).")
+        except SplatentError as exc:
+            if fid:
+                raise
+            lines.append(str(exc))
     metrics = {"mean": means, "views": per_view, "lpips": lpips_net if lpips else None,
                "renders": str(renders.resolve()), "enhanced": str(enhanced.resolve()) if enhanced else None}
     atomic_write_json(output / "metrics.json", metrics)
     atomic_write_bytes(output / "metrics.md", markdown_table(means).encode())
-    lines = list(notes) or [f"Scene {scene.root}, {len(stems)} held-out test views, codec {info.get('codec')}."]
     if not lpips:
         lines.append("LPIPS not computed (--no-lpips).")
     html_report(output / "report.html", title or f"Splatent evaluation: {scene.root.name}", metrics, sheets, lines)

@@ -22,7 +22,8 @@ KINDS = (
     ("enhanced", "enhanced", "#1b9e77"),
     ("ceiling", "codec ceiling", "#7570b3"),
 )
-METRICS = (("psnr", "PSNR (dB) ↑", "{:.2f}"), ("ssim", "SSIM ↑", "{:.4f}"), ("lpips", "LPIPS ↓", "{:.4f}"))
+METRICS = (("psnr", "PSNR (dB) ↑", "{:.2f}"), ("ssim", "SSIM ↑", "{:.4f}"), ("lpips", "LPIPS ↓", "{:.4f}"),
+           ("fid", "FID ↓", "{:.2f}"))
 #: How the numbers are defined (splatent_latents.metrics), printed under every table: SSIM conventions differ.
 DEFINITIONS = ("PSNR = 10 log10(1 / MSE) on images in [0, 1]. SSIM: Gaussian window 11, σ 1.5, K1 0.01, K2 0.03, "
                "borders zero-padded and the mean over the whole image (the 3DGS / INRIA convention; torchmetrics "

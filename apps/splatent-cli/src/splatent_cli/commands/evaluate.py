@@ -1,4 +1,4 @@
-"""``splatent eval``: PSNR / SSIM / LPIPS of renders, enhanced renders and the codec ceiling, with a report."""
+"""``splatent eval``: PSNR / SSIM / LPIPS / FID of renders, enhanced renders and the codec ceiling, with a report."""
 
 from __future__ import annotations
 
@@ -17,12 +17,16 @@ def evaluate(
     dataset: Path = typer.Option(None, "--dataset_path", "--dataset-path", help="Dataset JSON (for the references)."),
     lpips: bool = typer.Option(True, "--lpips/--no-lpips", " /--no_lpips", help="Score LPIPS (needs the backbone weights)."),
     lpips_net: str = typer.Option("vgg", "--lpips_net", "--lpips-net", help="LPIPS backbone: vgg or alex."),
+    fid: bool = typer.Option(None, "--fid/--no-fid", " /--no_fid", help="FID against the photos (default: when "
+                             "torch-fidelity's Inception weights load; --fid requires them)."),
+    fid_weights: Path = typer.Option(None, "--fid_weights", "--fid-weights", help="A local copy of the Inception "
+                                     "weights (weights-inception-2015-12-05-6726825d.pth)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda."),
 ) -> None:
     """Score renders and enhanced renders against ground truth; write a report."""
     from splatent_pipeline import evaluate_folder
 
     ev = evaluate_folder(result_dir, output, enhanced=enhanced, dataset=dataset, lpips=lpips, lpips_net=lpips_net,
-                         device=device)
+                         device=device, fid=fid, fid_weights=fid_weights)
     print(f"report: {ev.report}")
     print("mean PSNR over {} views: ".format(ev.views) + ", ".join(f"{k} {v['psnr']:.2f} dB" for k, v in ev.means.items()))
