@@ -632,4 +632,8 @@ def test_bad_input(case: Case, ws: Workspace, tmp_path: Path):
     assert _digest([ws.out, ws.run]) == shared, "the shared workspace changed"
     if _REPORT:
         with open(_REPORT, "a") as f:
-            f.write(json.dumps({"case": case.id, "exit": r.code, "message": r.last_line if case.code else "ok"}) + "\n")
+            line = r.last_line
+            if case.usage:  # Typer's box: the line that says what is wrong
+                box = [x.strip(" │") for x in r.stderr.splitlines() if x.startswith("│")]
+                line = " ".join(" ".join(box).split()) or line
+            f.write(json.dumps({"case": case.id, "exit": r.code, "message": line if case.code else "ok"}) + "\n")
