@@ -97,6 +97,8 @@ def test_dataset_checks_the_protocol_and_excludes_benchmark_scenes(tmp_path, mak
         _render(tmp_path / "renders" / name, stems[:2], stems[2:], "sparse" if name != "c" else "llff")
     with pytest.raises(SceneError, match="c was fitted with the llff view protocol, not sparse"):
         build_dataset(tmp_path / "renders", tmp_path / "scenes", top_k=2, protocol="sparse")
+    with pytest.raises(SceneError, match="unknown view protocol 'fancy'"):
+        build_dataset(tmp_path / "renders", tmp_path / "scenes", top_k=2, protocol="fancy")
     entries = build_dataset(tmp_path / "renders", tmp_path / "scenes", top_k=2, protocol="sparse", exclude_scenes=["c"])
     scenes = {e.feature.parent.parent.name for e in entries}
     assert scenes == {"a", "b"}

@@ -129,5 +129,8 @@ def test_codec_is_found_from_the_render_manifest(degraded_dataset, tmp_path):
     entry = DatasetEntry("x", "train", lonely / "0.pt", lonely / "0.pt", (lonely / "0.pt",))
     with pytest.raises(TrainError, match="cannot tell which codec"):
         resolve_codec("auto", [entry])
+    gone = DatasetEntry("y", "train", tmp_path / "gone.pt", tmp_path / "gone_gt.pt", ())
+    with pytest.raises(TrainError, match="entry 'y': target_feature .*gone_gt.pt does not exist"):
+        resolve_codec("auto", [gone])  # the missing file is named, not the codec
     manifest = json.loads((degraded_dataset.parent / "renders" / "synth" / "manifest.json").read_text())
     assert manifest["stage"] == "render"

@@ -230,6 +230,10 @@ def build_dataset(
             raise SceneError(f"every rendered scene in {renders} is excluded (--benchmark_path); nothing is left")
     names = [r.name for r in rendered]
     if protocol is not None:
+        from .splits import PROTOCOLS
+
+        if protocol not in PROTOCOLS:
+            raise SceneError(f"unknown view protocol {protocol!r}; use one of {', '.join(PROTOCOLS)}")
         for layout in rendered:
             found = render_protocol(layout)
             if found != protocol:

@@ -273,8 +273,9 @@ def read_original_checkpoint(path: str | os.PathLike) -> dict[str, Tensor]:
         lines = str(exc).strip().splitlines()
         detail = next((line for line in lines if "global" in line.lower()), None)
         if detail is None:  # not a disallowed class: the bytes are not a pickle at all
-            raise CheckpointError(f"cannot read checkpoint {path}: not a torch.save file "
-                                  f"({' '.join(str(exc).split())[-120:]})") from None
+            raise CheckpointError(f"cannot read checkpoint {path}: a weights-only load refused it (not a file torch.save "
+                                  f"wrote, or objects that a full load would run as code); re-save the weights with "
+                                  f"torch.save on a machine you trust") from None
         raise CheckpointError(
             f"refusing to load {path}: it holds Python objects other than tensors and plain containers "
             f"({detail.strip()[:160]}), and unpickling them could run arbitrary code; re-save just "

@@ -297,6 +297,9 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str,
     try:
         return torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # torch raises RuntimeError/UnpicklingError/EOFError for bad files
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+        if "Weights only load failed" in reason:
+            reason = "damaged, or it holds objects a weights-only load refuses (a full load could run code)"
         raise SplatentError(
-            f"cannot read checkpoint {path}: {str(exc).splitlines()[0]}; delete it to resume from an older one"
+            f"cannot read checkpoint {path}: {reason}; delete it to resume from an older one"
         ) from None

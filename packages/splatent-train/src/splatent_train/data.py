@@ -392,6 +392,10 @@ def resolve_codec(spec: str, entries: Sequence[DatasetEntry], base_model: str | 
                              f"`splatent extract` wrote")
         return found
     for entry in entries[:1]:
+        for name in ("target_feature", "feature"):  # a missing file is the problem to report, not the codec
+            if not getattr(entry, name).is_file():
+                raise TrainError(f"entry {entry.id!r}: {name} {getattr(entry, name)} does not exist; rebuild the "
+                                 f"dataset with `splatent dataset` or restore the renders it names")
         for folder in (entry.target_feature.parent, entry.target_feature.parent.parent, entry.feature.parent.parent):
             found = _codec_in(folder, codec_from_manifest)
             if found is not None:
