@@ -22,7 +22,7 @@ def render(
     fps: int = typer.Option(30, "--fps", min=1, help="Frame rate of the --path video."),
     enhancer: str = typer.Option(None, "--enhancer", help="With --path: also the fly-through through this enhancer "
                                  "checkpoint (references: the nearest training views) to path_enhanced.mp4."),
-    compare: bool = typer.Option(True, "--compare/--no-compare", help="With --enhancer: the raw render beside the "
+    compare: bool = typer.Option(True, "--compare/--no-compare", " /--no_compare", help="With --enhancer: the raw render beside the "
                                  "enhanced one in each frame."),
     backend: str = typer.Option("auto", "--backend", help="auto (gsplat on CUDA, else torch), gsplat or torch."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
