@@ -179,8 +179,6 @@ def run(args) -> dict:
             entry["eval"], entry["mean"] = per_scene, _means(per_scene, args.top_k)
             _save(report, args.out)
         entry["seconds"]["eval"] = time.perf_counter() - t0
-        entry["eval"] = per_scene
-        entry["mean"] = _means(per_scene, args.top_k)
         _save(report, args.out)
     report["wall_seconds"] = time.perf_counter() - t_start
     _save(report, args.out)

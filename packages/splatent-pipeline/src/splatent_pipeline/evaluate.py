@@ -122,6 +122,8 @@ def evaluate_results(
     per_view: dict[str, dict[str, dict[str, float]]] = {}
     sheets: dict[str, str] = {}
     collected: dict[str, list[torch.Tensor]] = {}  # for FID: every view's images per kind, and the photos
+    lines = list(notes) or [f"Scene {scene.root}, {len(stems)} held-out test views, codec {info.get('codec')}."]
+    fid_metric = _fid_metric(fid, fid_weights, fid_metric, dev, lines)
     for stem in stems:
         images = {"render": decode(layout.latent("nvs", stem)), "ceiling": decode(layout.latent("nvs_gt", stem))}
         if enhanced is not None and (enhanced / f"{stem}.pt").is_file():
@@ -130,7 +132,7 @@ def evaluate_results(
         photo = Image.fromarray(load_rgb(scene.camera(stem).image_path)).resize((w, h), Image.Resampling.LANCZOS)
         gt = torch.from_numpy(np.asarray(photo, dtype=np.float32) / 255.0).permute(2, 0, 1).to(dev)
         per_view[stem] = {k: _scores(img, gt, lpips_model) for k, img in images.items()}
-        if fid is not False:
+        if fid_metric is not None:
             for kind, image in {**images, "photo": gt}.items():
                 collected.setdefault(kind, []).append(image.cpu())
         columns = [("ground truth", _to_image(gt)), ("codec ceiling", _to_image(images["ceiling"])),
@@ -145,19 +147,12 @@ def evaluate_results(
     means = {kind: {m: float(np.mean([per_view[v][kind][m] for v in per_view if kind in per_view[v]]))
                     for m in ("psnr", "ssim", "lpips") if any(m in per_view[v].get(kind, {}) for v in per_view)}
              for kind, _, _ in KINDS if any(kind in per_view[v] for v in per_view)}
-    lines = list(notes) or [f"Scene {scene.root}, {len(stems)} held-out test views, codec {info.get('codec')}."]
-    if fid is not False:
-        try:
-            metric = fid_metric if fid_metric is not None else build_fid(dev, fid_weights, download=bool(fid))
-            photos = collected.pop("photo")
-            for kind, value in fid_scores(metric, photos, collected).items():
-                means.setdefault(kind, {})["fid"] = value
-            lines.append(f"FID over {len(photos)} views against the photos (Inception-v3 pool features; few views "
-                         f"make it a noisy number).")
-        except SplatentError as exc:
-            if fid:
-                raise
-            lines.append(str(exc))
+    if fid_metric is not None:
+        photos = collected.pop("photo")
+        for kind, value in fid_scores(fid_metric, photos, collected).items():
+            means.setdefault(kind, {})["fid"] = value
+        lines.append(f"FID over {len(photos)} views against the photos (Inception-v3 pool features; few views "
+                     f"make it a noisy number).")
     metrics = {"mean": means, "views": per_view, "lpips": lpips_net if lpips else None,
                "renders": str(renders.resolve()), "enhanced": str(enhanced.resolve()) if enhanced else None}
     atomic_write_json(output / "metrics.json", metrics)
@@ -166,6 +161,22 @@ def evaluate_results(
         lines.append("LPIPS not computed (--no-lpips).")
     html_report(output / "report.html", title or f"Splatent evaluation: {scene.root.name}", metrics, sheets, lines)
     return EvalResult(output=output, report=output / "report.html", means=means, views=len(stems))
+
+
+def _fid_metric(fid: bool | None, weights, metric, device, notes: list[str]):
+    """The FID metric to use, or None: ``fid=None`` without cached weights adds a note instead (and the images
+    are not kept for it); ``fid=True`` lets the failure through."""
+    if fid is False:
+        return None
+    if metric is not None:
+        return metric
+    try:
+        return build_fid(device, weights, download=bool(fid))
+    except SplatentError as exc:
+        if fid:
+            raise
+        notes.append(str(exc))
+        return None
 
 
 def evaluate_folder(

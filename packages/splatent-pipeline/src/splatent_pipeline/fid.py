@@ -76,16 +76,19 @@ def build_fid(device: torch.device | str = "cpu", weights: str | Path | None = N
 @torch.no_grad()
 def fid_scores(metric, real: list[Tensor], fakes: dict[str, list[Tensor]]) -> dict[str, float]:
     """FID of each image set in ``fakes`` against ``real`` (``[3, H, W]`` images in [0, 1], sizes may differ):
-    one number per key. Needs at least two images per set."""
+    one number per key, the real images' features computed once. Needs at least two images per set."""
     if len(real) < 2:
         raise SplatentError(f"FID needs at least 2 images per set, got {len(real)}")
+    metric.reset_real_features = True
+    metric.reset()
+    metric.reset_real_features = False  # later resets keep the photos' statistics
+    for image in real:
+        metric.update(image[None].to(metric.device).float().clamp(0, 1), real=True)
     out = {}
     for kind, images in fakes.items():
         if len(images) < 2:
             continue
         metric.reset()
-        for image in real:
-            metric.update(image[None].to(metric.device).float().clamp(0, 1), real=True)
         for image in images:
             metric.update(image[None].to(metric.device).float().clamp(0, 1), real=False)
         out[kind] = float(metric.compute())

@@ -56,7 +56,7 @@ def enhanced_flythrough(
     from splatent_model import (
         RuntimeOptions, decode_images, enhance_latents, load_enhancer, prepare_codec, prepare_enhancer,
     )
-    from splatent_splat import interpolate_path, load_ply, read_fit_manifest, resolve_backend
+    from splatent_splat import latent_path, load_ply, read_fit_manifest, resolve_backend
 
     model_dir, video = Path(model_dir), Path(video)
     if video.suffix.lower() != ".mp4":
@@ -78,9 +78,8 @@ def enhanced_flythrough(
     scene = load_scene(info["scene"], images=info.get("images"))
     train = list(info["split"]["train"])
     train_cameras = [scene.camera(s) for s in train]
-    h, w = load_latent(latents_dir / f"{sorted(train)[0]}.pt").shape[-2:]
-    path = [c.scaled(w, h) for c in interpolate_path(train_cameras + [scene.camera(s) for s in info["split"]["test"]],
-                                                     frames)]
+    path = latent_path(train_cameras + [scene.camera(s) for s in info["split"]["test"]], frames, latents_dir)
+    h, w = path[0].height, path[0].width
     k = int(model.config.top_k)
     references = select_references(path, train_cameras, k) if k else {c.stem: [] for c in path}
     cache: dict[str, torch.Tensor] = {}

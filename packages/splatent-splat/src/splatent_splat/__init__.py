@@ -13,7 +13,7 @@ from .kernels import KernelBuild, build_gsplat_kernels, gsplat_cache_dir
 from .losses import psnr, ssim
 from .ply import INRIA_PROPERTIES, decoded_colours, load_ply, save_inria_ply, save_ply
 from .backends import BACKENDS, rasterize, resolve_backend
-from .render import RenderResult, render_model
+from .render import RenderResult, latent_path, render_model
 from .sh import eval_sh, rgb_to_sh, sh_bases
 from .torch_backend import rasterize_torch
 from .training import LearningRates, StrategyConfig
@@ -25,7 +25,7 @@ __all__ = [
     "BACKENDS", "FLAT_OPTIONS", "INRIA_PROPERTIES", "decoded_colours", "export_ply", "save_inria_ply", "FeatureGaussians", "FitConfig", "FitResult", "KernelBuild", "LearningRates", "RenderResult",
     "StrategyConfig", "View",
     "build_gsplat_kernels", "camera_tensors", "eval_sh", "features_from_views", "fit_scene", "gsplat_cache_dir",
-    "interpolate_path", "latent_camera", "load_latent_views", "load_ply", "load_rgb_views", "psnr",
+    "interpolate_path", "latent_camera", "latent_path", "load_latent_views", "load_ply", "load_rgb_views", "psnr",
     "random_points_in_frustums", "rasterize", "rasterize_torch", "read_fit_manifest", "render_model",
     "resolve_backend", "rgb_to_sh", "save_ply", "sh_bases", "ssim",
 ]

@@ -25,7 +25,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from splatent_data import RENDER_FOLDERS, RenderLayout, SplatentError, atomic_write_json, load_scene, save_rgb
+from splatent_data import RENDER_FOLDERS, Camera, RenderLayout, SplatentError, atomic_write_json, load_scene, save_rgb
 from splatent_latents import resolve_device
 
 from .cameras import interpolate_path
@@ -162,20 +162,25 @@ def _decode(codec, latent: torch.Tensor) -> np.ndarray:
     return image.float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
 
 
+def latent_path(cameras: list[Camera], frames: int, latents_dir: Path) -> list[Camera]:
+    """The smooth camera path through ``cameras`` (:func:`interpolate_path`) at latent resolution: the size of the
+    first camera's (by name) latent sets it, so the raw and the enhanced fly-through share their frames."""
+    from splatent_latents import load_latent
+
+    first = sorted(cameras, key=lambda c: c.name)[0]
+    h, w = load_latent(Path(latents_dir) / f"{first.stem}.pt").shape[-2:]
+    return [c.scaled(w, h) for c in interpolate_path(cameras, frames)]
+
+
 def _render_path(gaussians, cameras, info, latents_dir, frames, fps, video, codec, backend, rgb_model, tick) -> None:
     import imageio.v2 as imageio
 
-    path = interpolate_path(cameras, frames)
     if not rgb_model:
-        # Latent size of the first view sets the path's resolution.
-        first = sorted(cameras, key=lambda c: c.name)[0]
-        from splatent_latents import load_latent
-
-        h, w = load_latent(latents_dir / f"{first.stem}.pt").shape[-2:]
-        path = [c.scaled(w, h) for c in path]
+        path = latent_path(cameras, frames, latents_dir)
     else:
         scale = float(info["config"].get("rgb_scale", 1.0))
-        path = [c.scaled(max(1, round(c.width * scale)), max(1, round(c.height * scale))) for c in path]
+        path = [c.scaled(max(1, round(c.width * scale)), max(1, round(c.height * scale)))
+                for c in interpolate_path(cameras, frames)]
     tmp = video.with_name(f".{video.name}.tmp.mp4")
     writer = imageio.get_writer(str(tmp), fps=fps, codec="libx264", quality=8, macro_block_size=1)
     try:

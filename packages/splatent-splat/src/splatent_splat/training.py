@@ -79,8 +79,12 @@ class LearningRates:
             "rgb0": self.features, "rgbN": self.features_rest,
         }[name]
 
+    def means_decay(self, step: int) -> float:
+        """The factor on the means' initial rate at ``step``."""
+        return self.means_final ** min(1.0, step / max(1, self.steps))
+
     def means_at(self, step: int) -> float:
-        return self.means * self.scene_scale * self.means_final ** min(1.0, step / max(1, self.steps))
+        return self.initial("means") * self.means_decay(step)
 
     def make_optimizers(self, gaussians: FeatureGaussians) -> dict[str, torch.optim.Optimizer]:
         """One Adam per parameter (gsplat's strategies need exactly one group each)."""
@@ -95,8 +99,7 @@ class LearningRates:
         resumed fit continues the schedule; step it after each optimiser step. The other rates stay constant."""
         means = optimizers["means"]
         means.param_groups[0]["initial_lr"] = self.initial("means")
-        decay = lambda step: self.means_final ** min(1.0, step / max(1, self.steps))  # noqa: E731
-        return torch.optim.lr_scheduler.LambdaLR(means, decay, last_epoch=start_step - 1)
+        return torch.optim.lr_scheduler.LambdaLR(means, self.means_decay, last_epoch=start_step - 1)
 
 
 @dataclass
