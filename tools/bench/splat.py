@@ -51,12 +51,13 @@ DEFAULT_FOX = REPO.parent / "shared" / "data" / "fox"
 PARTS = ("build", "agree", "latent", "rgb")
 
 
-def _undistort_one(job: tuple) -> None:
-    from splatent_data import load_rgb, save_rgb, undistort_image
+def _undistort_one(job: tuple):
+    from splatent_data import load_rgb, save_rgb, undistort_image, undistorted_camera
 
     camera, dst = job
     if not Path(dst).exists():
-        save_rgb(Path(dst), undistort_image(load_rgb(camera.image_path), camera))
+        save_rgb(Path(dst), undistort_image(load_rgb(camera.image_path), camera)[0])
+    return dataclasses.replace(undistorted_camera(camera), name=Path(dst).name, image_path=Path(dst))
 
 
 def prepare_scene(fox: Path, work: Path, synthetic: bool) -> Path:
@@ -73,8 +74,7 @@ def prepare_scene(fox: Path, work: Path, synthetic: bool) -> Path:
     jobs = [(cam, out / "images" / f"{cam.stem}.png") for cam in scene.cameras]
     (out / "images").mkdir(parents=True, exist_ok=True)
     with ProcessPoolExecutor(max_workers=max(1, min(16, os.cpu_count() or 1))) as pool:
-        list(pool.map(_undistort_one, jobs))
-    cams = [dataclasses.replace(c, name=d.name, image_path=d, model="PINHOLE", distortion=()) for c, d in jobs]
+        cams = list(pool.map(_undistort_one, jobs))
     write_transforms(cams, out / "transforms.json")
     return out
 

@@ -5,8 +5,10 @@ import json
 import logging
 import shutil
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from splatent_data import SceneError, SplatentError
 from splatent_splat import FitConfig, StrategyConfig, fit_scene, load_ply
@@ -177,3 +179,88 @@ def test_a_cpu_fit_runs_with_the_small_kernel_thread_policy(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     fit_module.fit_scene("scene", "model", FitConfig(device="cpu"))
     assert seen == [1, 2] and torch.get_num_threads() == before
+
+
+def _masked_copy(src, dst, scribble: bool, masks: bool = True):
+    """``src`` with the left half of every image masked out (nerfstudio's ``mask_path``); ``scribble`` overwrites
+    that half of every latent with loud noise, which a fit that honours the masks never sees."""
+    from splatent_latents import load_latent, save_latent
+
+    shutil.copytree(src, dst)
+    data = json.loads((dst / "transforms.json").read_text())
+    (dst / "masks").mkdir()
+    noise = torch.Generator().manual_seed(7)
+    for frame in data["frames"]:
+        stem = frame["file_path"].rsplit("/", 1)[-1].rsplit(".", 1)[0]
+        w, h = Image.open(dst / "images" / f"{stem}.png").size
+        keep = np.full((h, w), 255, np.uint8)
+        keep[:, : w // 2 + 3] = 0  # 3 pixels into the right half: the latent column on the edge is out too
+        Image.fromarray(keep).save(dst / "masks" / f"{stem}.png")
+        if masks:
+            frame["mask_path"] = f"masks/{stem}.png"
+        if scribble:
+            latent = load_latent(dst / "features_sd_turbo" / f"{stem}.pt")
+            half = latent.shape[-1] // 2
+            latent[..., : half + 1] = 30.0 * torch.randn(latent[..., : half + 1].shape, generator=noise)
+            save_latent(dst / "features_sd_turbo" / f"{stem}.pt", latent)
+    (dst / "transforms.json").write_text(json.dumps(data))
+    return dst
+
+
+@pytest.mark.parametrize("target", ["latent", "rgb"])
+def test_masked_pixels_are_left_out_of_the_fit(latent_scene, tmp_path, target):
+    cfg = FitConfig(steps=40, ssim_weight=0.2, target=target, rgb_scale=0.25,
+                    strategy=StrategyConfig(refine_start=10, refine_every=10, refine_stop=30), **QUICK)
+    def fitted(name, scribble, masks=True):
+        scene = _masked_copy(latent_scene, tmp_path / name, scribble=scribble and target == "latent", masks=masks)
+        if scribble and target == "rgb":  # an RGB fit reads the photos: scribble their left-out half
+            for png in (scene / "images").glob("*.png"):
+                pixels = np.array(Image.open(png))
+                pixels[:, : pixels.shape[1] // 2] = np.random.default_rng(3).integers(0, 256, pixels[:, : pixels.shape[1] // 2].shape)
+                Image.fromarray(pixels).save(png)
+        fit_scene(scene, tmp_path / f"{name}-model", cfg)
+        return load_ply(tmp_path / f"{name}-model" / "gaussians.ply")[0].params, json.loads(
+            (tmp_path / f"{name}-model" / "fit.json").read_text())
+
+    clean, info = fitted("clean", scribble=False)
+    assert info["masked_views"] == len(info["split"]["train"])
+    noisy, _ = fitted("noisy", scribble=True)
+    assert clean.keys() == noisy.keys()
+    for key in clean:
+        assert torch.equal(clean[key], noisy[key]), key
+    unmasked, _ = fitted("unmasked", scribble=True, masks=False)  # the same noise without masks: it is fitted
+    assert any(unmasked[k].shape != clean[k].shape or not torch.equal(unmasked[k], clean[k]) for k in clean)
+
+
+def test_masked_loss_ignores_left_out_pixels_and_their_gradient():
+    from splatent_splat.losses import photometric_loss
+
+    g = torch.Generator().manual_seed(0)
+    pred = torch.randn(1, 4, 8, 8, generator=g, requires_grad=True)
+    target = torch.randn(1, 4, 8, 8, generator=g)
+    mask = torch.ones(1, 1, 8, 8)
+    mask[..., :3] = 0
+    other = target.clone()
+    other[..., :3] = 100.0
+    a = photometric_loss(pred, target, 0.3, data_range=4.0, mask=mask)
+    b = photometric_loss(pred, other, 0.3, data_range=4.0, mask=mask)
+    assert torch.equal(a, b)
+    a.backward()
+    assert pred.grad[..., :3].abs().max() == 0 and pred.grad[..., 3:].abs().max() > 0
+    l1 = photometric_loss(pred.detach(), target, mask=mask)
+    assert torch.allclose(l1, (pred.detach() - target)[..., 3:].abs().mean())
+    assert not torch.allclose(l1, photometric_loss(pred.detach(), target))
+
+
+def test_view_mask_keeps_a_latent_pixel_only_when_its_whole_patch_is_kept(tmp_path):
+    from splatent_data import Camera
+    from splatent_splat.views import view_mask
+
+    keep = np.full((16, 32), 255, np.uint8)
+    keep[5, 9] = 0  # one pixel in latent cell (0, 1)
+    Image.fromarray(keep).save(tmp_path / "m.png")
+    cam = Camera("a.png", tmp_path / "a.png", 32, 16, 20.0, 20.0, 16.0, 8.0, np.eye(4), mask_path=tmp_path / "m.png")
+    mask = view_mask(cam, 2, 4)
+    assert mask.shape == (1, 2, 4)
+    assert mask[0].tolist() == [[1, 0, 1, 1], [1, 1, 1, 1]]
+    assert view_mask(Camera("a.png", "a.png", 32, 16, 20.0, 20.0, 16.0, 8.0, np.eye(4)), 2, 4) is None

@@ -43,6 +43,8 @@ class Camera:
         model: Distortion model, one of :data:`DISTORTION_PARAMS`.
         distortion: Distortion parameters in the order of ``DISTORTION_PARAMS[model]``.
         camtoworld: ``[4, 4]`` camera-to-world, OpenCV axes.
+        mask_path: Absolute path of the image's mask (nerfstudio's ``mask_path``: 0 where pixels are left out of
+            the fit), or ``None``; any size of the image's aspect ratio (:func:`~splatent_data.images.load_mask`).
     """
 
     name: str
@@ -56,6 +58,7 @@ class Camera:
     camtoworld: np.ndarray = field(repr=False)
     model: str = "PINHOLE"
     distortion: tuple[float, ...] = ()
+    mask_path: Path | None = None
 
     def __post_init__(self) -> None:
         if self.model not in DISTORTION_PARAMS:

@@ -100,3 +100,21 @@ def save_rgb(path: Path, image: np.ndarray, png_compress_level: int = 6) -> None
 
 def _pil_format(path: Path) -> str:
     return {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}.get(path.suffix.lower(), "PNG")
+
+
+def load_mask(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
+    """Decode a mask to ``[H, W]`` bool, True where the pixel counts (nerfstudio's ``mask_path`` convention).
+
+    A grey (or palette, or RGB: its first channel) image, 0 where pixels are left out. Values below 128 count as
+    0, so binary masks read as nerfstudio reads them and JPEG noise around 0 does not bring a pixel back.
+    ``size`` (``(width, height)``) resizes it first (nearest neighbour: a mask has no in-between values).
+    """
+    try:
+        with Image.open(path) as img:
+            img.load()
+            grey = img.getchannel(0) if img.mode in ("RGB", "RGBA") else img.convert("L")
+            if size is not None and grey.size != tuple(size):
+                grey = grey.resize(tuple(size), Image.Resampling.NEAREST)
+            return np.asarray(grey, dtype=np.uint8) >= 128
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise SceneError(f"cannot decode mask {path}: {exc}; re-export the file or remove its mask_path") from None

@@ -4,8 +4,11 @@ Handles global or per-frame intrinsics (``fl_x fl_y cx cy w h`` or
 ``camera_angle_x``/``camera_angle_y``), OpenCV distortion ``k1 k2 p1 p2 [k3]``,
 nerfstudio's ``camera_model: OPENCV_FISHEYE`` with ``k1..k4``, file paths with or
 without extension, Blender's ``transforms_{train,test}.json`` pairs, and nerfstudio's
-``ply_file_path`` (sparse points for initialisation, in the poses' frame). Poses
-are OpenGL camera-to-world in the file and OpenCV in the returned cameras.
+``ply_file_path`` (sparse points for initialisation, in the poses' frame), per-frame
+``mask_path`` (0 where pixels are left out of the fit) and ``applied_transform``
+(the transform ns-process-data applied to the original, e.g. COLMAP, world to get the
+file's poses: kept on the scene, written back, and undone by ``export-ply --frame original``).
+Poses are OpenGL camera-to-world in the file and OpenCV in the returned cameras.
 """
 
 from __future__ import annotations
@@ -133,6 +136,9 @@ def _frames(path: Path) -> tuple[list[Camera], dict[str, float], dict[str, list[
             c2w = validate_pose(pose, f"frame {fp}", file)
             meta = {**shared, **{k: frame[k] for k in INTRINSIC_KEYS if k in frame}}
             cam = _camera(meta, fp, c2w, file.parent)
+            if frame.get("mask_path"):
+                mask = Path(str(frame["mask_path"]))
+                cam = dataclasses.replace(cam, mask_path=mask if mask.is_absolute() else (file.parent / mask).resolve())
             if math.isnan(cam.fx):
                 angles[cam.name] = float(meta["camera_angle_x"])
             cameras.append(cam)
@@ -151,13 +157,40 @@ def parse_transforms(path: Path, images: str | None = None, strict: bool = False
     declared, angles, split_hint = _frames(file)
     cameras, missing = attach_images(declared, root / images if images else None, strict, file)
     cameras = [_focal_from_angle(c, angles[c.name]) if c.name in angles else c for c in cameras]
-    ply = _read_json(file).get("ply_file_path")
+    data = _read_json(file)
+    ply = data.get("ply_file_path")
     points = read_points_ply(root / str(ply)) if ply else None
     return Scene(root=root, format="transforms", source=file, cameras=cameras, points=points,
-                 missing=missing, split_hint=split_hint)
+                 missing=missing, split_hint=split_hint, applied_transform=_applied_transform(data, file))
 
 
-def write_transforms(cameras: list[Camera], path: Path, points: PointCloud | None = None) -> None:
+#: What nerfstudio assumes for a transforms.json written from COLMAP before it recorded ``applied_transform``.
+LEGACY_COLMAP_APPLIED_TRANSFORM = ((0.0, 1.0, 0.0, 0.0), (1.0, 0.0, 0.0, 0.0), (0.0, 0.0, -1.0, 0.0))
+
+
+def _applied_transform(data: dict[str, Any], file: Path) -> np.ndarray | None:
+    """``[4, 4]`` original world -> the file's world, as nerfstudio reads it: the recorded
+    ``applied_transform`` (3x4 or 4x4), else its legacy one when a ``colmap/sparse/0`` model sits beside the file."""
+    value = data.get("applied_transform")
+    if value is None:
+        if (file.parent / "colmap" / "sparse" / "0").is_dir():
+            value = LEGACY_COLMAP_APPLIED_TRANSFORM
+        else:
+            return None
+    try:
+        matrix = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        matrix = np.zeros(0)
+    if matrix.shape == (3, 4):
+        matrix = np.vstack([matrix, [0.0, 0.0, 0.0, 1.0]])
+    if matrix.shape != (4, 4) or not np.all(np.isfinite(matrix)) or abs(np.linalg.det(matrix[:3, :3])) < 1e-8:
+        raise SceneError(f"{file}: applied_transform must be a finite, invertible 3x4 (or 4x4) matrix, got "
+                         f"{json.dumps(value)[:80]}; fix it or remove the key")
+    return matrix
+
+
+def write_transforms(cameras: list[Camera], path: Path, points: PointCloud | None = None,
+                     applied_transform: np.ndarray | None = None) -> None:
     """Write cameras as a nerfstudio-style ``transforms.json`` with per-frame intrinsics.
 
     ``file_path`` entries are relative to the file's folder (``../images/x.png`` when needed),
@@ -173,6 +206,8 @@ def write_transforms(cameras: list[Camera], path: Path, points: PointCloud | Non
             "fl_x": cam.fx, "fl_y": cam.fy, "cx": cam.cx, "cy": cam.cy, "w": cam.width, "h": cam.height,
             "transform_matrix": opengl_to_opencv(cam.camtoworld).tolist(),
         }
+        if cam.mask_path is not None:
+            frame["mask_path"] = os.path.relpath(Path(cam.mask_path).resolve(), base)
         if cam.model == "OPENCV_FISHEYE":
             frame.update(camera_model="OPENCV_FISHEYE", **dict(zip(("k1", "k2", "k3", "k4"), cam.distortion)))
         elif cam.model in ("OPENCV", "FULL_OPENCV"):
@@ -181,6 +216,8 @@ def write_transforms(cameras: list[Camera], path: Path, points: PointCloud | Non
             frame.update(camera_model="OPENCV", **dict(zip(("k1", "k2"), cam.distortion)))
         frames.append(frame)
     meta: dict[str, Any] = {"camera_model": "OPENCV", "frames": frames}
+    if applied_transform is not None:
+        meta["applied_transform"] = np.asarray(applied_transform, dtype=np.float64)[:3].tolist()
     if points is not None:
         write_points_ply(path.parent / "sparse_pc.ply", points)
         meta["ply_file_path"] = "sparse_pc.ply"

@@ -56,6 +56,8 @@ class Scene:
         declared_sizes: ``(width, height)`` per camera name that the pose file's
             intrinsics describe, when these are other photos than the files (LLFF's
             ``h, w, f`` are those of the original photos), else ``None``.
+        applied_transform: ``[4, 4]`` from the original capture's world (e.g. COLMAP's) to the poses' world, when
+            the format records one (nerfstudio's ``applied_transform``), else ``None`` (the same world).
     """
 
     root: Path
@@ -68,6 +70,7 @@ class Scene:
     split_hint: dict[str, list[str]] | None = None
     bounds: dict[str, tuple[float, float]] | None = None
     declared_sizes: dict[str, tuple[int, int]] | None = None
+    applied_transform: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.cameras)
@@ -86,6 +89,11 @@ class Scene:
             if key in (cam.name, cam.stem):
                 return cam
         raise KeyError(key)
+
+    @property
+    def masked(self) -> int:
+        """How many cameras have a mask."""
+        return sum(c.mask_path is not None for c in self.cameras)
 
     @property
     def is_pinhole(self) -> bool:
@@ -146,6 +154,8 @@ def attach_images(
                     f"(a different aspect ratio); re-export the image or fix the pose file"
                 )
             cam = cam.scaled(width, height)
+        if cam.mask_path is not None:
+            _check_mask(cam, width, height, source)
         found.append(cam.with_image(path))
     if missing:
         shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
@@ -165,6 +175,17 @@ def attach_images(
         logger.warning("%s mixes image sizes: %s; each image keeps its own intrinsics", source, listing)
     found.sort(key=lambda c: c.name)
     return found, missing
+
+
+def _check_mask(cam: Camera, width: int, height: int, source: Path) -> None:
+    """A mask must exist and have its image's aspect ratio (any resolution: it is resized where it is used)."""
+    mask = Path(cam.mask_path)
+    if not mask.is_file():
+        raise SceneError(f"{source}: the mask of {cam.name}, {mask}, does not exist; add it or remove its mask_path")
+    mw, mh = read_image_size(mask)
+    if abs(mw * height - mh * width) > max(mw, width):  # one pixel of rounding either way
+        raise SceneError(f"mask {mask} is {mw}x{mh} but its image {cam.name} is {width}x{height} (another aspect "
+                         f"ratio); re-export the mask at the image's size")
 
 
 def validate_pose(c2w: np.ndarray, what: str, source: Path) -> np.ndarray:

@@ -40,7 +40,10 @@ def scene_summary(scene: Scene, split_mode: str = "llff", every: int = 8) -> dic
         "distortion": [{"model": m, "params": list(p)} for m, p in distortions[:5]],
         "split": {"mode": split_mode, "train": len(split.train), "test": len(split.test)},
         "points": len(scene.points) if scene.points is not None else 0,
+        "masks": scene.masked,
     }
+    if scene.applied_transform is not None:
+        info["applied_transform"] = np.round(scene.applied_transform[:3], 6).tolist()
     if scene.declared_sizes:
         declared = Counter(scene.declared_sizes.get(c.name, (c.width, c.height)) for c in scene.cameras)
         scaled = sum(scene.declared_sizes.get(c.name, (c.width, c.height)) != (c.width, c.height) for c in scene.cameras)

@@ -1,17 +1,16 @@
-"""Undistort a scene into a new pinhole scene folder.
+"""Undistort a scene into a new pinhole scene folder, with COLMAP's undistorter.
 
-COLMAP input goes through pycolmap's own undistorter (COLMAP's choice of the
-new pinhole camera). Other input (``transforms.json``) goes through
-:func:`undistort_image`: the output keeps the size and ``fx, fy, cx, cy`` of the
-input, and each output pixel samples the distorted image where the lens model
-(:mod:`splatent_data.distortion`, checked against pycolmap) sends it; pixels
-that fall outside the input are black.
+COLMAP models go through ``pycolmap.undistort_images`` (the whole model);
+``transforms.json`` scenes go image by image through ``pycolmap.undistort_image``
+(:func:`undistort_image`): both choose the new pinhole camera the way COLMAP does
+(same focal length, the image grown or shrunk so that no output pixel is blank),
+so a scene undistorts the same whichever format it came in. Masks
+(``mask_path``) are undistorted with their image's camera.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -20,55 +19,59 @@ from pathlib import Path
 import numpy as np
 
 from .camera import Camera
-from .distortion import distort_points
 from .errors import SceneError
-from .images import load_rgb, save_rgb
-from .nerf import write_transforms
+from .images import load_mask, load_rgb, save_rgb
 from .loading import load_scene
+from .nerf import write_transforms
 from .scene import Scene
 
 logger = logging.getLogger("splatent")
 
+#: Our models as COLMAP's OpenCV family (COLMAP's SIMPLE_RADIAL / RADIAL are OPENCV with p1 = p2 = 0, k2 = 0).
+_AS_OPENCV = {"SIMPLE_RADIAL": lambda d: (d[0], 0.0, 0.0, 0.0), "RADIAL": lambda d: (d[0], d[1], 0.0, 0.0)}
 
-def undistort_image(image: np.ndarray, camera: Camera) -> np.ndarray:
-    """``[H, W, C]`` image of a distorted camera -> the same camera without distortion (same dtype)."""
+
+def _colmap_camera(camera: Camera):
+    import pycolmap
+
+    model, params = camera.model, tuple(camera.distortion)
+    if model in _AS_OPENCV:
+        model, params = "OPENCV", _AS_OPENCV[model](params)
+    return pycolmap.Camera(model=model, width=camera.width, height=camera.height,
+                           params=[camera.fx, camera.fy, camera.cx, camera.cy, *params])
+
+
+def undistorted_camera(camera: Camera) -> Camera:
+    """The pinhole camera COLMAP gives ``camera``'s undistorted image (``camera`` itself when it has no distortion)."""
     if camera.is_pinhole:
-        return image
-    h, w = image.shape[:2]
-    index, weight = _undistortion_map(camera.model, tuple(camera.distortion), camera.fx, camera.fy, camera.cx,
-                                      camera.cy, w, h)
-    flat = image.reshape(h * w, -1).astype(np.float32)
-    out = np.zeros((h * w, flat.shape[1]), dtype=np.float32)
-    for k in range(4):
-        out += flat[index[k]] * weight[k]
-    out = out.reshape(image.shape[:2] + image.shape[2:])
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8) if image.dtype == np.uint8 else out
+        return dataclasses.replace(camera, model="PINHOLE", distortion=())
+    import pycolmap
+
+    new = pycolmap.undistort_camera(pycolmap.UndistortCameraOptions(), _colmap_camera(camera))
+    fx, fy, cx, cy = (float(v) for v in new.params)
+    return dataclasses.replace(camera, width=int(new.width), height=int(new.height), fx=fx, fy=fy, cx=cx, cy=cy,
+                               model="PINHOLE", distortion=())
 
 
-@functools.lru_cache(maxsize=2)  # 32 bytes a pixel: 66 MB for a 1080p camera
-def _undistortion_map(model: str, distortion: tuple[float, ...], fx: float, fy: float, cx: float, cy: float,
-                      w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
-    """Bilinear taps of every output pixel: flat source indices ``[4, h*w]`` (int32) and weights ``[4, h*w, 1]``
-    (0 for taps outside the image). Computed once per camera model: a capture's cameras share one."""
-    u, v = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
-    ideal = np.stack([(u.ravel() - cx) / fx, (v.ravel() - cy) / fy], axis=-1)
-    src = distort_points(ideal, model, distortion)
-    # Back to pixel *index* coordinates (centre of pixel i is i + 0.5) for sampling.
-    sx, sy = src[:, 0] * fx + cx - 0.5, src[:, 1] * fy + cy - 0.5
-    x0, y0 = np.floor(sx).astype(np.int64), np.floor(sy).astype(np.int64)
-    ax, ay = (sx - x0).astype(np.float32), (sy - y0).astype(np.float32)
-    valid = (sx >= -0.5) & (sx <= w - 0.5) & (sy >= -0.5) & (sy <= h - 0.5)
-    index = np.empty((4, h * w), dtype=np.int32)
-    weight = np.empty((4, h * w, 1), dtype=np.float32)
-    taps = ((0, 0, (1 - ax) * (1 - ay)), (0, 1, ax * (1 - ay)), (1, 0, (1 - ax) * ay), (1, 1, ax * ay))
-    for k, (dy, dx, wgt) in enumerate(taps):
-        xi, yi = x0 + dx, y0 + dy
-        inside = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h) & valid
-        index[k] = np.clip(yi, 0, h - 1) * w + np.clip(xi, 0, w - 1)
-        weight[k, :, 0] = np.where(inside, wgt, 0.0)
-    index.setflags(write=False)
-    weight.setflags(write=False)
-    return index, weight
+def undistort_image(image: np.ndarray, camera: Camera) -> tuple[np.ndarray, Camera]:
+    """``[H, W, 3]`` or ``[H, W]`` uint8 image of a distorted camera -> ``(image, camera)`` of
+    :func:`undistorted_camera` (bilinear, COLMAP's warp)."""
+    if camera.is_pinhole:
+        return image, undistorted_camera(camera)
+    import pycolmap
+
+    if image.dtype != np.uint8:
+        raise SceneError(f"undistort_image takes uint8 images, got {image.dtype}")
+    if image.shape[:2] != (camera.height, camera.width):
+        raise SceneError(f"image {camera.image_path} is {image.shape[1]}x{image.shape[0]} but its camera is "
+                         f"{camera.width}x{camera.height}")
+    bitmap = pycolmap.Bitmap.from_array(np.ascontiguousarray(image))
+    out, new = pycolmap.undistort_image(pycolmap.UndistortCameraOptions(), bitmap, _colmap_camera(camera))
+    result = np.asarray(out.to_array())
+    fx, fy, cx, cy = (float(v) for v in new.params)
+    return result.reshape(result.shape[:2] + image.shape[2:]), dataclasses.replace(
+        camera, width=int(new.width), height=int(new.height), fx=fx, fy=fy, cx=cx, cy=cy, model="PINHOLE",
+        distortion=())
 
 
 def undistort_scene(scene: Scene, output: Path, progress=None) -> Scene:
@@ -87,9 +90,20 @@ def undistort_scene(scene: Scene, output: Path, progress=None) -> Scene:
 
     def undistort_one(cam: Camera) -> Camera:
         dst = output / "images" / f"{cam.stem}.png"
+        new = undistorted_camera(cam)
         if not dst.exists():  # resumable: a finished image is kept (save_rgb writes atomically)
-            save_rgb(dst, undistort_image(load_rgb(cam.image_path), cam), png_compress_level=1)
-        return dataclasses.replace(cam, name=dst.name, image_path=dst, model="PINHOLE", distortion=())
+            image, new = undistort_image(load_rgb(cam.image_path), cam)
+            save_rgb(dst, image, png_compress_level=1)
+        new = dataclasses.replace(new, name=dst.name, image_path=dst)
+        if cam.mask_path is None:
+            return new
+        mask_dst = output / "masks" / f"{cam.stem}.png"
+        if not mask_dst.exists():
+            grey = (load_mask(cam.mask_path, (cam.width, cam.height)) * np.uint8(255)).astype(np.uint8)
+            undistorted, _ = undistort_image(grey, cam)
+            # Bilinear blends a left-out pixel into its neighbours: keep only what was wholly kept.
+            save_rgb(mask_dst, ((undistorted >= 254) * 255).astype(np.uint8))
+        return dataclasses.replace(new, mask_path=mask_dst)
 
     # Threads: image decoding, PNG encoding and numpy's arithmetic release the GIL.
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
@@ -98,7 +112,8 @@ def undistort_scene(scene: Scene, output: Path, progress=None) -> Scene:
             cameras.append(cam)
             if progress is not None:
                 progress(i + 1, len(scene.cameras))
-    write_transforms(cameras, output / "transforms.json", points=scene.points)
+    write_transforms(cameras, output / "transforms.json", points=scene.points,
+                     applied_transform=scene.applied_transform)
     return load_scene(output)
 
 

@@ -36,7 +36,7 @@ from splatent_data import Scene, SceneError, SplatentError, atomic_write_json, l
 from splatent_latents import ProgressReporter, cpu_threads, resolve_device
 
 from .cameras import camera_tensors
-from .gaussians import FeatureGaussians, features_from_views, random_points_in_frustums, standardisation
+from .gaussians import FeatureGaussians, features_from_views, kept_pixels, random_points_in_frustums, standardisation
 from .losses import photometric_loss
 from .ply import save_ply
 from .backends import resolve_backend
@@ -199,7 +199,7 @@ def _load_targets(scene: Scene, split, cfg: FitConfig, device: torch.device) -> 
 
     manifest = read_manifest(latents_dir)
     codec = {"codec": manifest.codec, "codec_config": manifest.codec_config, "latents": str(latents_dir.resolve())}
-    values = torch.cat([v.target.reshape(-1) for v in train])
+    values = kept_pixels([v.target for v in train], [v.mask for v in train])
     data_range = float(values.max() - values.min()) or 1.0
     rgb_train = rgb_test = None
     if cfg.rgb_weight > 0:
@@ -234,15 +234,18 @@ def _initial_gaussians(scene: Scene, targets: _Targets, cfg: FitConfig, device: 
     xyz = xyz.to(device)
     cams = [v.camera for v in targets.train]
     if cfg.target == "rgb":
-        rgb = point_rgb.to(device) if point_rgb is not None else features_from_views(xyz, cams, [v.target for v in targets.train])
+        rgb = point_rgb.to(device) if point_rgb is not None else features_from_views(
+            xyz, cams, [v.target for v in targets.train], masks=[v.mask for v in targets.train])
         return FeatureGaussians.create(xyz, rgb, feature_kind="rgb", sh_degree=cfg.sh_degree,
                                        init_opacity=cfg.init_opacity, init_scale=cfg.init_scale)
-    mean, scale = standardisation([v.target for v in targets.train])
-    features = features_from_views(xyz, cams, [v.target for v in targets.train])
+    masks = [v.mask for v in targets.train]
+    mean, scale = standardisation([v.target for v in targets.train], masks)
+    features = features_from_views(xyz, cams, [v.target for v in targets.train], masks=masks)
     rgb_head = None
     if targets.rgb_train is not None:
         rgb_head = point_rgb.to(device) if point_rgb is not None else features_from_views(
-            xyz, [v.camera for v in targets.rgb_train], [v.target for v in targets.rgb_train])
+            xyz, [v.camera for v in targets.rgb_train], [v.target for v in targets.rgb_train],
+            masks=[v.mask for v in targets.rgb_train])
     return FeatureGaussians.create(
         xyz, features, feature_kind="latent", sh_degree=cfg.sh_degree, rgb=rgb_head,
         rgb_sh_degree=cfg.rgb_sh_degree if targets.rgb_train is not None else None,
@@ -266,6 +269,7 @@ class _StepLoss:
         self.mean, self.scale = gaussians.feature_mean[:, None, None], gaussians.feature_scale[:, None, None]
         latent = cfg.target == "latent"
         self.targets = [((v.target - self.mean) / self.scale if latent else v.target)[None] for v in targets.train]
+        self.masks = [None if v.mask is None else v.mask[None] for v in targets.train]
         self.data_range = targets.data_range / float(gaussians.feature_scale.mean()) if latent else 1.0
         self.rgb_views = targets.rgb_train
         self.rgb_cams = [camera_tensors([v.camera], device) for v in targets.rgb_train] if targets.rgb_train else None
@@ -277,12 +281,14 @@ class _StepLoss:
         pred = _to_chw(image)
         if cfg.target == "latent":
             pred = (pred - self.mean) / self.scale
-        loss = photometric_loss(pred, self.targets[i], cfg.ssim_weight, data_range=self.data_range)
+        loss = photometric_loss(pred, self.targets[i], cfg.ssim_weight, data_range=self.data_range,
+                                mask=self.masks[i])
         if self.rgb_cams is not None:
             rview, (viewmats, ks) = self.rgb_views[i], self.rgb_cams[i]
             rgb, _, info = g.render(viewmats, ks, rview.camera.width, rview.camera.height, channel="rgb",
                                     sh_degree=degree, backend=self.backend, **self.options)
-            loss = loss + cfg.rgb_weight * photometric_loss(_to_chw(rgb), rview.target[None], cfg.rgb_ssim_weight)
+            loss = loss + cfg.rgb_weight * photometric_loss(_to_chw(rgb), rview.target[None], cfg.rgb_ssim_weight,
+                                                            mask=None if rview.mask is None else rview.mask[None])
         return loss, info
 
 def _check_output(output: Path, resume: bool, overwrite: bool) -> None:
@@ -532,6 +538,9 @@ def _manifest(scene, split, cfg, targets, gaussians, result, backend, device) ->
         "codec": (targets.codec or {}).get("codec"),
         "codec_config": (targets.codec or {}).get("codec_config"),
         "split": {"mode": cfg.split_mode, "every": cfg.split_every, "train": list(split.train), "test": list(split.test)},
+        # training views whose mask left pixels out of the loss; the scene's world relative to its original capture's
+        "masked_views": sum(v.mask is not None for v in targets.train),
+        "applied_transform": None if scene.applied_transform is None else scene.applied_transform.tolist(),
         "model": MODEL_FILE,
         "gaussians": gaussians.config(),
         "data_range": targets.data_range,

@@ -256,9 +256,16 @@ def nearest_neighbour_distance(xyz: Tensor, k: int = 3) -> Tensor:
     return torch.from_numpy(distances[:, 1:].mean(axis=1)).to(device=xyz.device, dtype=xyz.dtype)
 
 
-def standardisation(latents: list[Tensor]) -> tuple[Tensor, Tensor]:
-    """``(mean [D], scale [D])`` for latent features: per-channel mean and 4 x std over all pixels."""
-    flat = torch.cat([lat.reshape(lat.shape[0], -1) for lat in latents], dim=1)
+def kept_pixels(images: list[Tensor], masks: list[Tensor | None] | None = None) -> Tensor:  # [D, K]
+    """Every pixel of ``images`` (each ``[D, h, w]``) that its mask (``[1, h, w]``, or ``None``: all) keeps."""
+    masks = masks or [None] * len(images)
+    return torch.cat([im.reshape(im.shape[0], -1) if m is None else im.reshape(im.shape[0], -1)[:, m.reshape(-1) > 0]
+                      for im, m in zip(images, masks)], dim=1)
+
+
+def standardisation(latents: list[Tensor], masks: list[Tensor | None] | None = None) -> tuple[Tensor, Tensor]:
+    """``(mean [D], scale [D])`` for latent features: per-channel mean and 4 x std over all (kept) pixels."""
+    flat = kept_pixels(latents, masks)
     mean = flat.mean(dim=1)
     std = flat.std(dim=1).clamp(min=1e-6)
     return mean, LATENT_SCALE_STDS * std
@@ -269,12 +276,14 @@ def features_from_views(
     cameras: list[Camera],
     images: list[Tensor],  # each [D, h, w] at its camera's size
     max_views: int = 16,
+    masks: list[Tensor | None] | None = None,  # each [1, h, w] or None
 ) -> Tensor:
     """``[N, D]``: each point's feature averaged over the views it projects into.
 
     Bilinear samples of the target maps (latents or RGB) at the point's projection
     in up to ``max_views`` evenly chosen views, ignoring occlusion; points seen
-    by no view get the mean over all pixels. A cheap, good start for SH DC.
+    by no view get the mean over all pixels. A cheap, good start for SH DC. A view's
+    mask takes the pixels it leaves out away from the average (and from the fallback).
     """
     dim = images[0].shape[0]
     pick = np.unique(np.linspace(0, len(cameras) - 1, min(max_views, len(cameras))).round().astype(int))
@@ -290,9 +299,13 @@ def features_from_views(
         seen = (pc[:, 2] > 1e-6) & (u.abs() <= 1) & (v.abs() <= 1)
         grid = torch.stack([u, v], dim=-1)[None, :, None, :]
         sampled = F.grid_sample(image[None], grid, mode="bilinear", align_corners=False)[0, :, :, 0].T
+        mask = masks[i] if masks else None
+        if mask is not None:  # every bilinear tap kept, or the sample mixes in a left-out pixel
+            taps = F.grid_sample(mask[None].to(xyz.device, torch.float32), grid, mode="bilinear", align_corners=False)
+            seen &= taps[0, 0, :, 0] > 0.999
         total += sampled * seen[:, None]
         count += seen[:, None]
-    fallback = torch.cat([im.reshape(dim, -1) for im in images], dim=1).mean(dim=1).to(xyz.device)
+    fallback = kept_pixels(images, masks).mean(dim=1).to(xyz.device)
     return torch.where(count > 0, total / count.clamp(min=1), fallback)
 
 

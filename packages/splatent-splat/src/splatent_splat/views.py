@@ -4,7 +4,9 @@ Each view is a :class:`View`: a stem, the camera at the target's resolution
 and the target map ``[D, h, w]`` in data space (unscaled latents, or RGB in
 [0, 1]). Latents are read through splatent-latents (``read_manifest``,
 ``load_latent``); their camera is the image camera scaled to the latent size
-(see :mod:`splatent_splat.cameras` for the half-pixel convention).
+(see :mod:`splatent_splat.cameras` for the half-pixel convention). A camera
+with a mask (``mask_path``) gives its view a ``mask [1, h, w]``: 1 where the
+target pixel counts, 0 where the fit leaves it out.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from splatent_data import Camera, Scene, SceneError, load_rgb
+from splatent_data import Camera, Scene, SceneError, load_mask, load_rgb
 
 from .cameras import latent_camera
 
@@ -26,11 +28,22 @@ DEFAULT_LATENTS = "features_sd_turbo"
 
 @dataclass
 class View:
-    """One target view: ``target [D, h, w]`` seen by ``camera`` (``camera.width == w``)."""
+    """One target view: ``target [D, h, w]`` seen by ``camera`` (``camera.width == w``); ``mask [1, h, w]``
+    (1: counts, 0: left out) when the image has one."""
 
     stem: str
     camera: Camera
     target: Tensor
+    mask: Tensor | None = None
+
+
+def view_mask(camera: Camera, height: int, width: int) -> Tensor | None:  # [1, height, width] float32 in {0, 1}
+    """``camera``'s mask (image resolution) at a ``height x width`` target: a target pixel counts only when every
+    image pixel under it does (a latent pixel mixes its 8x8 patch, so one left-out pixel taints it)."""
+    if camera.mask_path is None:
+        return None
+    kept = torch.from_numpy(load_mask(camera.mask_path, (camera.width, camera.height))).float()[None, None]
+    return (1.0 - F.adaptive_max_pool2d(1.0 - kept, (height, width)))[0]
 
 
 def resolve_latents_dir(scene: Scene, latents: str | Path | None) -> Path:
@@ -80,7 +93,9 @@ def load_latent_views(scene: Scene, latents_dir: Path, stems: list[str], device:
                 f"{path} is a {w}x{h} latent but image {cam.name} is {cam.width}x{cam.height} "
                 f"(another aspect ratio); extract latents from this scene's images (--images {cam.image_path.parent.name})"
             )
-        views.append(View(stem=stem, camera=latent_camera(cam, h, w), target=latent.to(device)))
+        mask = view_mask(cam, h, w)
+        views.append(View(stem=stem, camera=latent_camera(cam, h, w), target=latent.to(device),
+                          mask=None if mask is None else mask.to(device)))
     return views
 
 
@@ -99,5 +114,7 @@ def load_rgb_views(
         image = torch.from_numpy(np.array(load_rgb(cam.image_path))).permute(2, 0, 1).float() / 255.0
         if image.shape[-2:] != (h, w):
             image = F.interpolate(image[None], size=(h, w), mode="bilinear", antialias=True, align_corners=False)[0]
-        views.append(View(stem=stem, camera=cam.scaled(w, h), target=image.clamp(0, 1).to(device)))
+        mask = view_mask(cam, h, w)
+        views.append(View(stem=stem, camera=cam.scaled(w, h), target=image.clamp(0, 1).to(device),
+                          mask=None if mask is None else mask.to(device)))
     return views
