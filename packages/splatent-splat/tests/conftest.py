@@ -146,3 +146,9 @@ def make_ring():
 def make_scene():
     """The scene builder, for tests that need their own scene."""
     return build_scene
+
+
+@pytest.fixture
+def scene_gaussians() -> FeatureGaussians:
+    """The ground-truth Gaussians that ``latent_scene``'s photos and latents were rendered from."""
+    return ground_truth(seed=0)

@@ -29,8 +29,8 @@ from splatent_data import RENDER_FOLDERS, Camera, RenderLayout, SplatentError, a
 from splatent_latents import resolve_device
 
 from .cameras import interpolate_path
-from .fit import MODEL_FILE, read_fit_manifest
 from .ply import load_ply
+from .sources import open_model
 from .backends import resolve_backend
 from .views import load_latent_views, load_rgb_views
 
@@ -55,6 +55,7 @@ def render_model(
     output: str | Path,
     scene: str | Path | None = None,
     latents: str | Path | None = None,
+    images: str | None = None,
     save_images: bool = False,
     path_frames: int = 0,
     fps: int = 30,
@@ -65,24 +66,25 @@ def render_model(
     """Render a fitted model's test and training views into ``output`` (see module doc).
 
     Args:
-        model_dir: Folder written by ``splatent fit``.
+        model_dir: Folder written by ``splatent fit``, or any 3DGS model (INRIA's output folder, a ``.ply``:
+            :func:`~splatent_splat.sources.open_model`), rendered as RGB at the views of ``scene``.
         output: Render folder, conventionally ``R/<scene>``.
         scene, latents: Override the scene folder and latents folder recorded in
-            ``fit.json`` (when the data moved).
+            ``fit.json`` (when the data moved); a model without ``fit.json`` needs ``scene``.
+        images: Image folder of ``scene`` for a model without ``fit.json`` (its resolution is the render's).
         save_images: Decode every latent to a PNG beside it.
         path_frames: Frames of the camera-path video (0: no video).
         progress: Optional ``progress(done, total)`` callback.
     """
     model_dir, output = Path(model_dir), Path(output)
     layout = RenderLayout(output)
-    info = read_fit_manifest(model_dir)
+    source = open_model(model_dir, scene=scene, images=images)
+    info = source.info
     dev = resolve_device(device)
     backend = resolve_backend(backend, dev)
-    gaussians, _ = load_ply(model_dir / info.get("model", MODEL_FILE), device=dev)
-    scene_path = Path(scene) if scene else Path(info["scene"])
-    if not scene_path.exists():
-        raise SplatentError(f"the scene {scene_path} recorded in {model_dir / 'fit.json'} is gone; pass --scene PATH")
-    scn = load_scene(scene_path, images=info.get("images"))
+    gaussians, _ = load_ply(source.ply, device=dev)
+    scene_path = Path(info["scene"])
+    scn = source.load_scene()
     train, test = list(info["split"]["train"]), list(info["split"]["test"])
     missing = sorted(set(train + test) - set(scn.stems))
     if missing:

@@ -11,11 +11,14 @@ from ..errors import fail, guarded
 
 @guarded("render")
 def render(
-    model_dir: Path = typer.Argument(None, help="Model folder written by `splatent fit`."),
+    model_dir: Path = typer.Argument(None, help="Model folder written by `splatent fit`, or any 3DGS model (INRIA's "
+                                     "output folder, a .ply such as nerfstudio's splat.ply) with --scene."),
     model_path: Path = typer.Option(None, "--model_path", "--model-path", "-m", help="The model folder, as the original flag."),
     output: Path = typer.Option(None, "--output", "-o", help="Render folder, conventionally R/<scene> (default: MODEL/renders)."),
     scene: Path = typer.Option(None, "--scene", "--source_path", "--source-path", "-s", help="Scene folder, when it moved since the fit."),
     latents: Path = typer.Option(None, "--latents", help="Latents folder, when it moved since the fit."),
+    images: str = typer.Option(None, "--images", help="Image folder of --scene (e.g. images_4) for a model without "
+                               "fit.json: the renders take its resolution."),
     save_images: bool = typer.Option(False, "--save-images", "--save_images", help="Also decode every latent to a PNG beside it."),
     path: bool = typer.Option(False, "--path", help="Render a smooth camera path through the training views to path.mp4."),
     path_frames: int = typer.Option(120, "--path-frames", "--path_frames", min=2, help="Frames of the --path video."),
@@ -29,7 +32,7 @@ def render(
 ) -> None:
     """Render a fitted model's test and training views as latents (the dataset stage's input)."""
     from splatent_latents import progress_bar
-    from splatent_splat import read_fit_manifest, render_model
+    from splatent_splat import open_model, render_model
 
     if model_dir is not None and model_path is not None and model_dir != model_path:
         raise fail("render", f"two models given ({model_dir} and --model_path {model_path}); pass one")
@@ -38,12 +41,12 @@ def render(
         raise fail("render", "no model given; pass MODEL_DIR (or -m MODEL_DIR)")
     if enhancer is not None and not path:
         raise fail("render", "--enhancer makes the enhanced fly-through of --path; add --path")
-    info = read_fit_manifest(model)
+    info = open_model(model, scene=scene, images=images).info
     out = output if output is not None else model / "renders"
     total = 2 * (len(info["split"]["train"]) + len(info["split"]["test"])) + (path_frames if path else 0)
     with progress_bar("render", total=total, unit="views") as bar:
         result = render_model(
-            model, out, scene=scene, latents=latents, save_images=save_images, path_frames=path_frames if path else 0,
+            model, out, scene=scene, latents=latents, images=images, save_images=save_images, path_frames=path_frames if path else 0,
             fps=fps, backend=backend, device=device, progress=bar.report,
         )
     counts = ", ".join(f"{k} {v}" for k, v in result.counts.items())
