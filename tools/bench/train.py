@@ -19,6 +19,8 @@ Recipes (``--recipes``):
 * ``ours-nhwc``: the same with ``--channels_last``.
 * ``ours-compile``: the same with ``--compile`` (``torch.compile`` of the UNet and the VAE
   decoder; its warm-up is excluded from steps/s and reported).
+* ``ours-compile-graphs``: ``--compile --compile_mode reduce-overhead``: the compiled regions replayed as
+  CUDA graphs (the profile shows the eager step bound by its ~5 700 kernel launches, not by the GPU).
 
 ``--profile RECIPE`` runs one recipe under ``torch.profiler`` and prints (and stores in the
 JSON) the CUDA kernels that take the most time, to see where a step goes.
@@ -196,13 +198,14 @@ def original_recipe(dataset: Path, device: torch.device, steps: int, warmup: int
 
 def ours(dataset: Path, out: Path, device: torch.device, steps: int, workers: int, tiny: bool,
          compile: bool = False, batch_size: int = 1, log_every: int = 10, channels_last: bool = False,
-         on_step=None) -> dict:
+         on_step=None, compile_mode: str = "default") -> dict:
     """``train_enhancer`` with its defaults (plus ``compile`` / ``channels_last``) on random SD-Turbo parts."""
     from splatent_train import loss_curve, train_enhancer
 
     model, codec, lpips = build_parts(device, tiny)
     config = bench_config(dataset, out, device, steps, workers, compile, batch_size, log_every)
     config.channels_last = channels_last
+    config.compile_mode = compile_mode
     began = time.perf_counter()
     result = train_enhancer(config, model=model, codec=codec, lpips_model=lpips,
                             step_callback=None if on_step is None else lambda state: on_step(state.step))
@@ -276,7 +279,7 @@ def environment(device: torch.device) -> dict:
             "cpu_count": os.cpu_count(), "gpus": torch.cuda.device_count() if device.type == "cuda" else 0}
 
 
-RECIPES = ("original", "ours", "ours-nhwc", "ours-compile")
+RECIPES = ("original", "ours", "ours-nhwc", "ours-compile", "ours-compile-graphs")
 
 
 def run_recipe(recipe: str, dataset: Path, root: Path, device: torch.device, args, on_step=None) -> dict:
@@ -284,34 +287,29 @@ def run_recipe(recipe: str, dataset: Path, root: Path, device: torch.device, arg
         return original_recipe(dataset, device, args.steps, args.warmup, args.workers, args.tiny, on_step=on_step)
     if recipe in RECIPES:
         return ours(dataset, root / recipe, device, args.steps, args.workers, args.tiny,
-                    compile=recipe == "ours-compile", channels_last=recipe == "ours-nhwc", on_step=on_step)
+                    compile=recipe.startswith("ours-compile"), channels_last=recipe == "ours-nhwc", on_step=on_step,
+                    compile_mode="reduce-overhead" if recipe == "ours-compile-graphs" else "default")
     raise SystemExit(f"unknown recipe {recipe!r}; use {', '.join(RECIPES)}")
 
 
 def profile(recipe: str, dataset: Path, root: Path, device: torch.device, args, rows: int = 25) -> dict:
-    """Kernels of ``recipe`` by total device time over 5 steps after its warm-up."""
-    from torch.profiler import ProfilerActivity, schedule
+    """Kernels of ``recipe`` by total device time over 5 steps after its warm-up, and its host operators."""
+    from torch.profiler import schedule
 
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    from profiling import activities, host_table, kernel_table, print_table
+
     warm = max(args.warmup, args.steps - 6)
-    prof = torch.profiler.profile(activities=activities, schedule=schedule(wait=warm - 1, warmup=1, active=5, repeat=1))
+    prof = torch.profiler.profile(activities=activities(device), schedule=schedule(wait=warm - 1, warmup=1, active=5, repeat=1))
     prof.start()
     try:
         run_recipe(recipe, dataset, root / f"profile-{recipe}", device, args, on_step=lambda step: prof.step())
     finally:
         prof.stop()
-    key = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
-    events = list(prof.key_averages())
-    if device.type == "cuda":  # kernels only: operator rows repeat the time of the kernels they launch
-        events = [e for e in events if e.device_type == torch.autograd.DeviceType.CUDA]
-    events.sort(key=lambda e: getattr(e, key, 0.0), reverse=True)
-    total = sum(getattr(e, key, 0.0) for e in events) or 1.0
-    table = [{"name": e.key[:90], "calls": e.count, "ms_per_step": getattr(e, key, 0.0) / 1e3 / 5,
-              "share": getattr(e, key, 0.0) / total} for e in events[:rows]]
-    print(f"[train bench] profile of {recipe}: {total / 1e3 / 5:.1f} ms of kernels per step")
-    for row in table:
-        print(f"  {row['ms_per_step']:8.2f} ms {row['share']:6.1%} {row['calls']:6d}  {row['name']}")
-    return {"recipe": recipe, "kernel_ms_per_step": total / 1e3 / 5, "top": table}
+    kernels, host = kernel_table(prof, 5, device, rows), host_table(prof, 5)
+    print_table(f"[train bench] profile of {recipe}, kernels", kernels)
+    print_table(f"[train bench] profile of {recipe}, host operators", host)
+    return {"recipe": recipe, "kernel_ms_per_step": kernels["ms_per_step"], "top": kernels["top"],
+            "host_ms_per_step": host["ms_per_step"], "host_top": host["top"]}
 
 
 def run(args: argparse.Namespace) -> dict:

@@ -102,6 +102,7 @@ class FitConfig:
     seed: int = 0
     tensorboard: bool = True
     progress: bool = True
+    fused_adam: bool | None = None  # None: PyTorch's fused Adam on CUDA
 
     def __post_init__(self) -> None:
         if isinstance(self.strategy, str):
@@ -357,7 +358,7 @@ def _fit_scene(scene: str | Path | Scene, output: str | Path, cfg: FitConfig, re
         logger.info("resuming %s from step %d", output, start)
     else:
         gaussians = _initial_gaussians(scene, targets, cfg, device)
-        optimizers = rates.make_optimizers(gaussians)
+        optimizers = rates.make_optimizers(gaussians, fused=_fused(cfg, device))
     densifier.check(gaussians, optimizers, backend)
     output.mkdir(parents=True, exist_ok=True)
 
@@ -464,6 +465,10 @@ def _fit_scene(scene: str | Path | Scene, output: str | Path, cfg: FitConfig, re
 
 
 
+def _fused(cfg: FitConfig, device: torch.device) -> bool:
+    return cfg.fused_adam if cfg.fused_adam is not None else device.type == "cuda"
+
+
 def _restore(path: Path, cfg: FitConfig, rates: LearningRates, densifier: Densifier, sampler: ViewSampler,
              device: torch.device):
     """Everything a checkpoint holds, back in place: ``(gaussians, optimizers, step, history, losses, seconds)``."""
@@ -487,7 +492,7 @@ def _restore(path: Path, cfg: FitConfig, rates: LearningRates, densifier: Densif
         rgb_sh_degree=info["rgb_sh_degree"], feature_mean=torch.tensor(info["feature_mean"]),
         feature_scale=torch.tensor(info["feature_scale"]),
     ).to(device)
-    optimizers = rates.make_optimizers(gaussians)
+    optimizers = rates.make_optimizers(gaussians, fused=_fused(cfg, device))
     for name, opt in optimizers.items():
         opt.load_state_dict(state["optimizers"][name])
     densifier.load_state_dict({k: v.to(device) if torch.is_tensor(v) else v for k, v in state["strategy"].items()})

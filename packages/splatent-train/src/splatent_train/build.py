@@ -107,7 +107,7 @@ def configure_for_training(model: SplatentEnhancer, config: TrainConfig, device:
     if config.use_compile(device):
         logger.info("compiling the UNet and the VAE decoder with torch.compile: minutes of warm-up, then faster "
                     "steps (--no-compile to skip)")
-        model.unet.compile()
+        model.unet.compile(mode=config.compile_mode)
     return model
 
 
@@ -141,13 +141,14 @@ def build_lr_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, nu
 
 
 def prepare_frozen(codec: Any, lpips: torch.nn.Module | None, device: torch.device, dtype: torch.dtype,
-                   compile: bool = False, channels_last: bool = False) -> torch.nn.Module | None:
+                   compile: bool = False, channels_last: bool = False, compile_mode: str = "default"
+                   ) -> torch.nn.Module | None:
     """Put the codec (float32 for ``pca``) and LPIPS on ``device`` in the compute dtype, NHWC on CUDA with ``channels_last``;
     ``compile`` also compiles a VAE decoder (the loss back-propagates through it every step)."""
     codec.to(device, dtype if codec.name != "pca" else torch.float32)
     vae = getattr(codec, "vae", None)
     if compile and vae is not None:
-        vae.decoder.compile()
+        vae.decoder.compile(mode=compile_mode)
     if lpips is not None:
         lpips = lpips.to(device, dtype).eval().requires_grad_(False)
         if device.type == "cuda" and channels_last:

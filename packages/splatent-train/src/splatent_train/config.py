@@ -125,6 +125,7 @@ class TrainConfig:
     seed: int = 0
     fused_adam: bool | None = None
     compile: bool | None = None
+    compile_mode: str = "default"  # torch.compile's mode; "reduce-overhead" replays each step as CUDA graphs
     channels_last: bool = False
     allow_tf32: bool = True
     enable_xformers_memory_efficient_attention: bool = False

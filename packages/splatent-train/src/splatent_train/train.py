@@ -186,7 +186,7 @@ class Run:
             elif lpips_model is None and lpips_available(config.lpips_net):
                 lpips_model = build_lpips(config.lpips_net)  # cached weights: the metric costs no download
         lpips_model = prepare_frozen(self.codec, lpips_model, device, compute_dtype(accelerator),
-                                     config.use_compile(device), config.channels_last)
+                                     config.use_compile(device), config.channels_last, config.compile_mode)
         self.loss = EnhancerLoss(config.lambda_l2, config.lambda_lpips, config.lambda_rgb, config.use_l1,
                                  model.scale_factor, self.codec, lpips_model if config.lambda_lpips > 0 else None)
 
@@ -218,6 +218,7 @@ class Run:
         self.viewer = Evaluator(viz_set, max_views=config.num_samples_viz, **evaluator_args)
         self.tracker = TrainLogger(out, config.tracker_run_name, config.logger, enabled=self.main,
                                    resume_step=self.state.step if self.resume_path is not None else None)
+        self.cuda_graphs = config.use_compile(device) and "reduce-overhead" in config.compile_mode
         self.last_eval: EvalReport | None = None
         self.last_losses: dict[str, float] = {}
         self._stand_in = None
@@ -254,6 +255,8 @@ class Run:
                 # DDP needs every process in each backward pass: a stand-in that contributes nothing
                 batch, weight = self.stand_in(), 0.0
             batch = batch.to(acc.device)
+            if self.cuda_graphs:  # a new step: the graphs may reuse the previous step's output memory
+                torch.compiler.cudagraph_mark_step_begin()
             with acc.accumulate(self.model):
                 pred = self.model(batch.views, prompt_embeds=self.prompts(batch.prompts))
                 with acc.autocast():
