@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import threading
-import time
 
 import numpy as np
 import pytest
@@ -18,7 +16,6 @@ from splatent_pipeline.latent_scene import fit_latent
 from splatent_pipeline.view_frame import (
     browser_camera, browser_pose, frame_size, latent_resolution, matching_view, nearest_view,
 )
-from splatent_pipeline.viewer import FrameWorker, ViewerConfig
 
 
 @pytest.fixture(scope="module")
@@ -154,45 +151,3 @@ def test_a_bad_model_folder_is_refused_in_one_line(fitted, tmp_path):
     (model / "fit.json").write_text(json.dumps({**info, "latents": str(tmp_path / "gone")}))
     with pytest.raises(SplatentError, match="are gone"):
         open_latent_scene(model)
-    with pytest.raises(SplatentError, match="needs an enhancer"):
-        ViewerConfig(mode="side-by-side").check(enhancer=False)
-    ViewerConfig(mode="side-by-side").check(enhancer=True)
-    with pytest.raises(SplatentError, match="--mode"):
-        ViewerConfig(mode="wireframe").check(enhancer=True)
-
-
-def test_the_frame_worker_draws_the_latest_request_and_survives_a_failure():
-    drawn, errors = [], []
-    gate = threading.Event()
-    state = {"value": 0}
-
-    def draw():
-        gate.wait(5)
-        if state["value"] < 0:
-            raise RuntimeError("bad frame")
-        drawn.append(state["value"])
-
-    worker = FrameWorker(draw, errors.append)
-    worker.wake()
-    for value in range(1, 20):  # twenty requests while the first draw waits: one more draw, of the latest state
-        state["value"] = value
-        worker.wake()
-    gate.set()
-    deadline = time.monotonic() + 5
-    while len(drawn) < 2 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    time.sleep(0.2)
-    assert drawn[-1] == 19 and len(drawn) <= 2
-    state["value"] = -1
-    worker.wake()
-    deadline = time.monotonic() + 5
-    while not errors and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert isinstance(errors[0], RuntimeError) and worker.alive  # the failure went to the handler, not the thread
-    state["value"] = 7
-    worker.wake()
-    deadline = time.monotonic() + 5
-    while drawn[-1] != 7 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert drawn[-1] == 7
-    assert worker.stop(5) and not worker.alive
