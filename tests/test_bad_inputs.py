@@ -534,6 +534,7 @@ CASES: list[Case] = [
     Case("view-enhancer-missing", _view_model_with(lambda m, t: None, "--enhancer", "/nonexistent/nockpt"), r"nockpt"),
     Case("view-mode-without-enhancer", _view_model_with(lambda m, t: None, "--mode", "enhanced"), r"needs an enhancer"),
     Case("view-unknown-mode", _view_model_with(lambda m, t: None, "--mode", "wireframe", "--enhancer", "tiny"), r"wireframe"),
+    Case("view-unknown-view", _view_model_with(lambda m, t: None, "--view", "9999"), r"--view 9999: the fit has no such view"),
     Case("view-port-out-of-range", _view_model_with(lambda m, t: None, "--port", 70000), r"--port"),
 
     # --- export-ply

@@ -173,6 +173,9 @@ def screenshot_live(url: str, png: Path, width: int = 1280, height: int = 800, w
     png.parent.mkdir(parents=True, exist_ok=True)
     with DevToolsPage(url, width, height) as page:
         time.sleep(wait)
+        # viser's notices (a headless browser's "software WebGL" warning) cover part of the page: close them
+        page.evaluate("document.querySelectorAll('.mantine-Notification-closeButton').forEach(b => b.click())")
+        time.sleep(1)
         page.screenshot().save(png)
     return png
 

@@ -54,6 +54,8 @@ class ViewerConfig:
         max_side: Longest frame side in image pixels (default: :data:`MAX_SIDE` for the device).
         resolution_scale: The first resolution scale of a new client (frame = canvas × scale, within ``max_side``).
         jpeg_quality: Frames go to the browser as JPEG.
+        start_view: The stem of the training or test view a new client starts at (default: the first training
+            view); a test view shows its metrics from the first frame.
     """
 
     host: str = "0.0.0.0"
@@ -62,6 +64,7 @@ class ViewerConfig:
     max_side: int | None = None
     resolution_scale: float = 1.0
     jpeg_quality: int = 90
+    start_view: str | None = None
 
     def __post_init__(self) -> None:
         self.mode = self.mode.replace("-", " ").replace("_", " ")  # side-by-side on a command line
@@ -142,6 +145,18 @@ def _pose(camera: Camera, distance: float) -> tuple[np.ndarray, np.ndarray, np.n
     return camera.center, camera.center + camera.forward * distance, -camera.camtoworld[:3, 1]
 
 
+def _frustum_size(cameras: list[Camera], radius: float) -> float:
+    """Frustums a third of the median distance between neighbouring cameras deep: they never overlap, and the ones
+    beside the camera do not fill the picture."""
+    if len(cameras) < 2:
+        return 0.1 * radius
+    centres = np.stack([c.center for c in cameras])
+    distances = np.linalg.norm(centres[:, None] - centres[None], axis=-1)
+    np.fill_diagonal(distances, np.inf)
+    nearest = float(np.median(distances.min(axis=1)))
+    return nearest / 3 if nearest > 1e-9 else 0.1 * radius
+
+
 class ViewerSession:
     """One browser client: its controls, its camera frustums and its render thread."""
 
@@ -195,7 +210,7 @@ class ViewerSession:
 
     def _add_frustums(self) -> None:
         scene = self.scene
-        size = 0.1 * self.viewer.radius
+        size = self.viewer.frustum_size
         self.frustums: dict[str, Any] = {}
         self._inside: str | None = None  # the view whose frustum is hidden: the camera stands in it
         for group, cameras, colour in (("train", scene.train, TRAIN_COLOUR), ("test", scene.test, TEST_COLOUR)):
@@ -203,7 +218,7 @@ class ViewerSession:
                 wxyz, position, fov = browser_pose(cam)
                 handle = self.client.scene.add_camera_frustum(
                     f"/cameras/{group}/{cam.stem}", fov=fov, aspect=cam.width / cam.height, scale=size,
-                    color=colour, wxyz=wxyz, position=position)
+                    thickness=2.0, thickness_units="screen", color=colour, wxyz=wxyz, position=position)
                 handle.on_click(lambda _, cam=cam: self.go_to(cam))
                 self.frustums[cam.stem] = handle
 
@@ -309,8 +324,14 @@ class SceneViewer:
         self.scene = scene
         self.config = config or ViewerConfig()
         self.config.check(scene.enhancer is not None)
+        start = self.config.start_view
+        if start is not None and start not in scene.cameras:
+            names = sorted(scene.cameras)
+            raise SplatentError(f"--view {start}: the fit has no such view; its views: {', '.join(names[:8])}"
+                                + (f", ... ({len(names)} in all)" if len(names) > 8 else ""))
         self.max_side = self.config.max_side or MAX_SIDE.get(scene.device.type, MAX_SIDE["cpu"])
         self.radius = camera_radius(scene.train + scene.test)
+        self.frustum_size = _frustum_size(scene.train + scene.test, self.radius)
         self.render_lock = threading.Lock()
         self.sessions: dict[int, ViewerSession] = {}
         self._sessions_lock = threading.Lock()
@@ -334,7 +355,7 @@ class SceneViewer:
         up = -np.mean([c.camtoworld[:3, 1] for c in cameras], axis=0)
         if np.linalg.norm(up) > 1e-6:
             self.server.scene.set_up_direction(tuple(up / np.linalg.norm(up)))
-        first = self.scene.train[0]
+        first = self.scene.cameras[self.config.start_view] if self.config.start_view else self.scene.train[0]
         # Orbit around the point of the first view's axis nearest the cameras' centroid: for cameras around an
         # object, the object.
         centroid = np.mean([c.center for c in cameras], axis=0)

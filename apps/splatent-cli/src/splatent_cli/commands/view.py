@@ -22,11 +22,14 @@ def view(
                                  "512 on CUDA, 256 on a CPU)."),
     resolution_scale: float = typer.Option(1.0, "--resolution-scale", "--resolution_scale",
                                            help="First resolution scale: frame = browser canvas × this."),
+    start_view: str = typer.Option(None, "--view", help="Start at this training or test view (its file stem; a "
+                                   "test view shows its PSNR / SSIM at once). Default: the first training view."),
     backend: str = typer.Option("auto", "--backend", help="auto (gsplat on CUDA, else torch), gsplat or torch."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
 ) -> None:
     """Serve MODEL_DIR in a browser: orbit it, decoded or enhanced, with frame times and test-view metrics."""
     from splatent_pipeline import ViewerConfig, serve_viewer
 
-    config = ViewerConfig(host=host, port=port, mode=mode, max_side=max_size, resolution_scale=resolution_scale)
+    config = ViewerConfig(host=host, port=port, mode=mode, max_side=max_size, resolution_scale=resolution_scale,
+                          start_view=start_view)
     serve_viewer(model_dir, enhancer, config, device=device, backend=backend, say=lambda line: print(line, flush=True))
