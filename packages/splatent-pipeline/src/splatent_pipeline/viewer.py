@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import logging
 import signal
 import threading
@@ -145,6 +146,14 @@ def _pose(camera: Camera, distance: float) -> tuple[np.ndarray, np.ndarray, np.n
     return camera.center, camera.center + camera.forward * distance, -camera.camtoworld[:3, 1]
 
 
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """viser prints a panel when it starts and a line when it stops, on stdout; the caller's ``say`` tells where the
+    viewer listens instead (this package draws nothing to a terminal itself)."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        yield
+
+
 def _frustum_size(cameras: list[Camera], radius: float) -> float:
     """Frustums a third of the median distance between neighbouring cameras deep: they never overlap, and the ones
     beside the camera do not fill the picture."""
@@ -253,6 +262,8 @@ class ViewerSession:
     # ----------------------------------------------------------------- frames
 
     def _draw(self) -> None:
+        # The camera is read as it is now; a message arriving between two reads tears one frame at worst, and that
+        # message has woken this thread for the next one.
         cam = self.client.camera
         width, height = frame_size(cam.image_width, cam.image_height, float(self.resolution.value),
                                    self.viewer.max_side)
@@ -287,8 +298,13 @@ class ViewerSession:
             return
         key = (view.stem, top_k)
         if key not in self._scores:
-            with self.viewer.render_lock:
-                self._scores[key] = view_scores(self.scene, view.stem, top_k)
+            try:
+                with self.viewer.render_lock:
+                    self._scores[key] = view_scores(self.scene, view.stem, top_k)
+            except Exception as exc:  # the frame is drawn; only its scores are missing (a photo gone, say)
+                logger.warning("view: scoring test view %s failed: %s", view.stem, _one_line(exc))
+                self.metrics.content = f"test view {view.stem}: no metrics ({_one_line(exc)})"
+                return
         rows = " · ".join(f"{kind} **{s['psnr']:.2f} dB** / SSIM {s['ssim']:.3f}" for kind, s in self._scores[key].items())
         self.metrics.content = f"test view {view.stem}: {rows}"
 
@@ -349,8 +365,9 @@ class SceneViewer:
     def start(self) -> "SceneViewer":
         import viser
 
-        self.server = viser.ViserServer(host=self.config.host, port=self.config.port, label="Splatent",
-                                        verbose=False)
+        with _quiet():
+            self.server = viser.ViserServer(host=self.config.host, port=self.config.port, label="Splatent",
+                                            verbose=False)
         cameras = self.scene.train + self.scene.test
         up = -np.mean([c.camtoworld[:3, 1] for c in cameras], axis=0)
         if np.linalg.norm(up) > 1e-6:
@@ -392,7 +409,8 @@ class SceneViewer:
         for session in sessions:
             session.close()
         if self.server is not None:
-            self.server.stop()
+            with _quiet():
+                self.server.stop()
             self.server = None
 
     def __enter__(self) -> "SceneViewer":
