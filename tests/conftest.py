@@ -18,3 +18,17 @@ def _tiny_pipeline(root: Path) -> PipelineConfig:
 def tiny_pipeline():
     """``tiny_pipeline(root) -> PipelineConfig``: see :func:`_tiny_pipeline`."""
     return _tiny_pipeline
+
+
+@pytest.fixture(scope="session")
+def tiny_result(tmp_path_factory) -> Path:
+    """The output folder of one finished tiny pipeline (model, renders, enhanced views, eval report), shared by the
+    tests that only read it (the report and the viewer in a browser)."""
+    import torch
+
+    from splatent_pipeline import run_pipeline
+
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("tiny-result")
+    run_pipeline(_tiny_pipeline(root), say=lambda line: None)
+    return root / "out"

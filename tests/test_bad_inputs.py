@@ -318,6 +318,19 @@ def _render_model_with(edit: Callable[[Path, Path], None], *more) -> Callable[[W
     return build
 
 
+def _view_model_with(edit: Callable[[Path, Path], None], *more) -> Callable[[Workspace, Path], list]:
+    def build(ws: Workspace, tmp: Path) -> list:
+        model = model_copy(ws, tmp)
+        edit(model, tmp)
+        return ["view", model, "--device", "cpu", "--port", 0, *more]
+    return build
+
+
+def _edit_fit(model: Path, **changes) -> None:
+    info = json.loads((model / "fit.json").read_text())
+    (model / "fit.json").write_text(json.dumps({**info, **changes}))
+
+
 def _renders_with(edit: Callable[[Path, Path], None], *more) -> Callable[[Workspace, Path], list]:
     def build(ws: Workspace, tmp: Path) -> list:
         renders = renders_copy(ws, tmp)
@@ -516,6 +529,18 @@ CASES: list[Case] = [
     Case("render-enhancer-without-path", lambda ws, t: ["render", ws.model, "--output", t / "r", "--enhancer", "tiny", "--device", "cpu"], r"--path"),
     Case("render-enhancer-missing", lambda ws, t: ["render", ws.model, "--output", t / "r", "--path", "--path-frames", 2, "--enhancer", t / "nockpt", "--device", "cpu"], r"nockpt"),
     Case("render-path-frames-one", lambda ws, t: ["render", ws.model, "--output", t / "r", "--path", "--path-frames", 1], r"path.frames", code=2, usage=True),
+    # --- view: every refusal comes before the server listens
+    Case("view-model-missing", lambda ws, t: ["view", t / "nomodel", "--device", "cpu"], r"nomodel"),
+    Case("view-no-fit-json", _view_model_with(lambda m, t: (m / "fit.json").unlink()), r"fit\.json"),
+    Case("view-fit-json-invalid", _view_model_with(lambda m, t: _write(m / "fit.json", "[1, 2")), r"(fit\.json|JSON)"),
+    Case("view-rgb-fit", _view_model_with(lambda m, t: _edit_fit(m, target="rgb")), r"RGB fit"),
+    Case("view-latents-gone", _view_model_with(lambda m, t: _edit_fit(m, latents=str(t / "gone"))), r"latents .*gone"),
+    Case("view-ply-corrupt", _view_model_with(lambda m, t: corrupt(m / "gaussians.ply")), r"gaussians\.ply"),
+    Case("view-enhancer-missing", _view_model_with(lambda m, t: None, "--enhancer", "/nonexistent/nockpt"), r"nockpt"),
+    Case("view-mode-without-enhancer", _view_model_with(lambda m, t: None, "--mode", "enhanced"), r"needs an enhancer"),
+    Case("view-unknown-mode", _view_model_with(lambda m, t: None, "--mode", "wireframe", "--enhancer", "tiny"), r"wireframe"),
+    Case("view-unknown-view", _view_model_with(lambda m, t: None, "--view", "9999"), r"--view 9999: the fit has no such view"),
+    Case("view-port-out-of-range", _view_model_with(lambda m, t: None, "--port", 70000), r"--port"),
 
     # --- export-ply
     Case("export-ply-model-missing", lambda ws, t: ["export-ply", t / "nomodel", t / "o.ply", "--device", "cpu"], r"nomodel"),

@@ -7,10 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
-
-from splatent_pipeline import run_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("screenshot", ROOT / "tools" / "screenshot.py")
@@ -22,11 +19,8 @@ pytestmark = pytest.mark.skipif(screenshot_tool.find_chromium() is None,
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory, tiny_pipeline) -> Path:
-    torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("browser")
-    run_pipeline(tiny_pipeline(root), say=lambda line: None)
-    return root / "out" / "eval"
+def report(tiny_result) -> Path:
+    return tiny_result / "eval"
 
 
 def test_report_loads_with_its_numbers_and_sheets(report):

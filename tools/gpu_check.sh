@@ -6,6 +6,7 @@
 #   extract  tools/bench/extract.py      enhance  tools/bench/enhance.py
 #   splat    tools/bench/splat.py ($SPLAT_ARGS)   train  tools/bench/train.py ($TRAIN_ARGS)
 #   pipeline tools/bench/pipeline.py: splatent pipeline on fox, pca and tiny-random codecs, tiny enhancer
+#   view     tools/bench/view.py: the viewer's frame at 512², decoded and enhanced, taef2 and sd-vae
 # JSON results go to $OUT (default ./gpu-out).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -38,6 +39,9 @@ for part in "$@"; do
         sheet=$(ls /tmp/pipeline/fox-$codec/eval/sheets/*.png 2>/dev/null | head -1)
         [ -n "$sheet" ] && cp "$sheet" "$OUT/sheet-$codec.png"
       done ;;
+    view)
+      step python3 -c "from splatent_splat import build_gsplat_kernels; print(build_gsplat_kernels())"
+      step python3 tools/bench/view.py --out "$OUT/view.json" ;;
     *) echo "unknown part $part"; status=2 ;;
   esac
 done

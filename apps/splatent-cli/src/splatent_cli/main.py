@@ -11,6 +11,7 @@ import typer
 from . import __version__
 from .commands import (
     convert_ckpt, dataset, decode, demo, enhance, evaluate, export_ply, extract, fit, pipeline, render, scene, train,
+    view,
 )
 from .errors import DEBUG_ENV, debugging, setup_logging
 
@@ -53,6 +54,7 @@ app.command("pipeline", help="Run undistort, extract, fit, render, dataset, enha
 app.command("eval", help="Score renders and enhanced renders against ground truth; write a report.")(evaluate.evaluate)
 app.command("render", help="Render a fitted model's latents at test and training views (nvs/, nvs_gt/, train/, train_gt/).")(render.render)
 app.command("export-ply", help="Write a fitted model's Gaussians as INRIA 3DGS's PLY (--format inria) or its latent PLY.")(export_ply.export_ply)
+app.command("view", help="Serve a fitted scene in a browser (viser): orbit it decoded, enhanced or side by side.")(view.view)
 app.command("demo", help="Run the whole method offline on an embedded procedural scene and report PSNR (resumable).")(demo.demo)
 
 

@@ -25,13 +25,14 @@ import torch
 from PIL import Image
 
 from splatent_data import (
-    RenderLayout, RunLayout, SplatentError, atomic_write_bytes, atomic_write_json, load_rgb, load_scene, read_dataset_json,
+    RenderLayout, RunLayout, SplatentError, atomic_write_bytes, atomic_write_json, load_scene, read_dataset_json,
 )
 from splatent_latents import LatentCodec, codec_from_manifest, load_latent, resolve_device
 from splatent_model import psnr, ssim
 from splatent_train import build_lpips
 
 from .fid import build_fid, fid_scores
+from .latent_scene import ground_truth_image
 from .report import KINDS, contact_sheet, html_report, markdown_table
 
 logger = logging.getLogger("splatent")
@@ -49,7 +50,8 @@ def _to_image(t: torch.Tensor) -> np.ndarray:  # [3, H, W] in [0, 1] -> [H, W, 3
     return t.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
 
 
-def _scores(pred: torch.Tensor, gt: torch.Tensor, lpips_model) -> dict[str, float]:
+def image_scores(pred: torch.Tensor, gt: torch.Tensor, lpips_model=None) -> dict[str, float]:
+    """PSNR and SSIM (and LPIPS with ``lpips_model``) of one ``[3, H, W]`` image against the ground truth."""
     p, g = pred[None].float(), gt[None].float()
     out = {"psnr": float(psnr(p, g)), "ssim": float(ssim(p, g))}
     if lpips_model is not None:
@@ -129,9 +131,8 @@ def evaluate_results(
         if enhanced is not None and (enhanced / f"{stem}.pt").is_file():
             images["enhanced"] = decode(enhanced / f"{stem}.pt")
         h, w = images["render"].shape[-2:]
-        photo = Image.fromarray(load_rgb(scene.camera(stem).image_path)).resize((w, h), Image.Resampling.LANCZOS)
-        gt = torch.from_numpy(np.asarray(photo, dtype=np.float32) / 255.0).permute(2, 0, 1).to(dev)
-        per_view[stem] = {k: _scores(img, gt, lpips_model) for k, img in images.items()}
+        gt = ground_truth_image(scene.camera(stem), h, w, dev)
+        per_view[stem] = {k: image_scores(img, gt, lpips_model) for k, img in images.items()}
         if fid_metric is not None:
             for kind, image in {**images, "photo": gt}.items():
                 collected.setdefault(kind, []).append(image.cpu())

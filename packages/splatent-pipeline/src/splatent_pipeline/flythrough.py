@@ -3,9 +3,8 @@
 
 Each frame of the smooth camera path through the training and test views (``splatent_splat.interpolate_path``)
 is rendered as latents, enhanced with the ``top_k`` training views nearest to that frame's camera as references
-(the camera-aware score of ``splatent_data.select_references``, their extracted latents, as the dataset stage
-pairs a test view), and decoded; ``compare`` puts the raw render's decode on the left. Written as an mp4 and a
-strip of a few frames (PNG) beside it.
+and decoded (:class:`~splatent_pipeline.latent_scene.LatentScene`, which the live viewer shares); ``compare`` puts
+the raw render's decode on the left. Written as an mp4 and a strip of a few frames (PNG) beside it.
 """
 
 from __future__ import annotations
@@ -16,9 +15,10 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from splatent_data import SplatentError, load_scene, save_rgb, select_references
+from splatent_data import SplatentError, save_rgb
+
+from .latent_scene import open_latent_scene
 
 STRIP_FRAMES = 6
 
@@ -52,47 +52,15 @@ def enhanced_flythrough(
     """
     import imageio.v2 as imageio
 
-    from splatent_latents import codec_from_manifest, load_latent
-    from splatent_model import (
-        RuntimeOptions, decode_images, enhance_latents, load_enhancer, prepare_codec, prepare_enhancer,
-    )
-    from splatent_splat import latent_path, load_ply, read_fit_manifest, resolve_backend
+    from splatent_splat import latent_path
 
-    model_dir, video = Path(model_dir), Path(video)
+    video = Path(video)
     if video.suffix.lower() != ".mp4":
         raise SplatentError(f"{video}: the fly-through is written as an .mp4 file")
-    info = read_fit_manifest(model_dir)
-    if info.get("target") == "rgb":
-        raise SplatentError(f"{model_dir} is an RGB fit (--target rgb): it has no latents to enhance")
-    options = RuntimeOptions(device=device, batch_size=1)
-    model = prepare_enhancer(load_enhancer(enhancer), options)
-    dev = options.resolved_device()
-    latents_dir = Path(info["latents"])
-    if not latents_dir.is_dir():
-        raise SplatentError(f"the latents {latents_dir} recorded in {model_dir / 'fit.json'} are gone: the references "
-                            "and the codec come from them")
-    codec = prepare_codec(codec_from_manifest(latents_dir), options)
-    model.check_codec(codec)
-    gaussians, _ = load_ply(model_dir / info.get("model", "gaussians.ply"), device=dev)
-    backend = resolve_backend(backend, dev)
-    scene = load_scene(info["scene"], images=info.get("images"))
-    train = list(info["split"]["train"])
-    train_cameras = [scene.camera(s) for s in train]
-    path = latent_path(train_cameras + [scene.camera(s) for s in info["split"]["test"]], frames, latents_dir)
-    h, w = path[0].height, path[0].width
-    k = int(model.config.top_k)
-    references = select_references(path, train_cameras, k) if k else {c.stem: [] for c in path}
-    cache: dict[str, torch.Tensor] = {}
-
-    def reference(stem: str) -> torch.Tensor:  # [C, h, w] at the path's latent size
-        if stem not in cache:
-            latent = load_latent(latents_dir / f"{stem}.pt").float()
-            if latent.shape[-2:] != (h, w):
-                latent = F.interpolate(latent[None], size=(h, w), mode="bilinear", align_corners=False)[0]
-            cache[stem] = latent.to(dev)
-        return cache[stem]
-
-    prompt = model.prompt_embeds()
+    scene = open_latent_scene(model_dir, enhancer, device=device, backend=backend)
+    path = latent_path(scene.train + scene.test, frames, scene.latents_dir)
+    k = scene.top_k
+    references = {cam.stem: scene.references(cam, k) for cam in path}
     video.parent.mkdir(parents=True, exist_ok=True)
     tmp = video.with_name(f".{video.name}.tmp.mp4")
     writer = imageio.get_writer(str(tmp), fps=fps, codec="libx264", quality=8, macro_block_size=1)
@@ -100,10 +68,9 @@ def enhanced_flythrough(
     strip: list[np.ndarray] = []
     try:
         for i, cam in enumerate(path):
-            rendered = gaussians.render_cameras([cam], backend=backend)[0].float()
-            views = torch.stack([rendered] + [reference(s) for s in references[cam.stem]])[None]
-            enhanced = enhance_latents(model, views, prompt_embeds=prompt)
-            raw_image, enhanced_image = decode_images(codec, torch.cat([rendered[None].to(enhanced), enhanced]))
+            rendered = scene.render(cam)
+            enhanced = scene.enhance(rendered, references[cam.stem])
+            raw_image, enhanced_image = scene.decode(torch.stack([rendered, enhanced]))
             pair = [raw_image, enhanced_image] if compare else [enhanced_image]
             frame = torch.cat(pair, dim=-1).clamp(0, 1).permute(1, 2, 0).cpu().numpy()
             writer.append_data((frame * 255 + 0.5).astype(np.uint8))
