@@ -29,10 +29,16 @@ def model(tmp_path_factory):
     return root / "out" / "model"
 
 
+def _ctrl_c_reaches_it() -> None:
+    """A job a non-interactive shell started in the background (a CI runner's, say) ignores SIGINT, and so would
+    the command (Python keeps an ignored SIGINT ignored); a terminal's Ctrl-C reaches a foreground command."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_view_serves_until_ctrl_c_then_exits_cleanly(model):
     proc = subprocess.Popen([sys.executable, "-m", "splatent_cli", "view", str(model), "--port", "0", "--host",
                              "127.0.0.1", "--device", "cpu"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=_ctrl_c_reaches_it)
     try:
         url = None
         for line in proc.stdout:  # the line that says where it serves, printed once it listens

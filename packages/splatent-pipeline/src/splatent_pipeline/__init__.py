@@ -6,10 +6,10 @@ enhance and eval on one scene as small stages over one run context, resumably;
 enhancer's training pairs from fold fits of any scene; ``run_demo(DemoConfig())`` is the
 whole method offline on the procedural scene; ``run_batch(BatchConfig(...))`` fits and renders a
 folder of scenes into one dataset (scene-level split, pairs from held-out views, across processes
-under ``accelerate launch``); ``serve_viewer(model_dir, enhancer)`` is the live browser viewer of a fit (viser), its
-frames from ``render_frame`` over a ``LatentScene``, which the enhanced fly-through shares. Progress reaches a caller through
-callbacks (``say`` for lines, a progress-bar factory for long loops); nothing here
-draws to a terminal itself.
+under ``accelerate launch``); ``serve_viewer(model_dir, enhancer)`` is the live browser viewer of a fit
+(viser), its frames from ``render_frame`` over a ``LatentScene``, which the enhanced fly-through shares.
+Progress reaches a caller through callbacks (``say`` for lines, a progress-bar factory for long loops);
+nothing here draws to a terminal itself.
 """
 
 from .batch import PAIRS, BatchConfig, BatchResult, SceneRecord, find_scenes, run_batch

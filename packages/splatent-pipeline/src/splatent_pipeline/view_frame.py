@@ -53,8 +53,8 @@ def frame_size(canvas_width: int, canvas_height: int, scale: float = 1.0, max_si
     to fit ``max_side``, in whole latent pixels (multiples of 8, at least 8 latent pixels a side)."""
     w, h = max(1.0, canvas_width * scale), max(1.0, canvas_height * scale)
     shrink = min(1.0, max_side / max(w, h))
-    to_latent = lambda v: max(MIN_LATENT_SIDE, round(v * shrink / LATENT_STRIDE))  # noqa: E731
-    return to_latent(w) * LATENT_STRIDE, to_latent(h) * LATENT_STRIDE
+    latent_w, latent_h = (max(MIN_LATENT_SIDE, round(v * shrink / LATENT_STRIDE)) for v in (w, h))
+    return latent_w * LATENT_STRIDE, latent_h * LATENT_STRIDE
 
 
 def latent_resolution(camera: Camera) -> Camera:

@@ -41,6 +41,7 @@ logger = logging.getLogger("splatent")
 #: less on a CPU, where the torch rasteriser and the decoder take a second a frame at 512².
 MAX_SIDE = {"cuda": 512, "cpu": 256}
 TRAIN_COLOUR, TEST_COLOUR = (40, 110, 220), (230, 120, 20)
+MIN_SCALE = 0.1  # the resolution slider's low end
 TOP_K_CHOICES = (0, 1, 3, 5)  # 1 + k views must tile a rectangle (splatent_model.grid_shape)
 
 
@@ -76,8 +77,8 @@ class ViewerConfig:
             raise SplatentError(f"unknown --mode {self.mode!r}; use one of: {', '.join(MODES)}")
         if self.mode != "decoded" and not enhancer:
             raise SplatentError(f"--mode {self.mode} needs an enhancer; pass --enhancer CKPT")
-        if not 0 < self.resolution_scale <= 1:
-            raise SplatentError(f"--resolution-scale must be in (0, 1], got {self.resolution_scale}")
+        if not MIN_SCALE <= self.resolution_scale <= 1:
+            raise SplatentError(f"--resolution-scale must be in [{MIN_SCALE}, 1], got {self.resolution_scale}")
         if self.max_side is not None and self.max_side < 64:
             raise SplatentError(f"--max-size must be at least 64 pixels, got {self.max_side}")
         if not 0 <= self.port <= 65535:
@@ -190,7 +191,7 @@ class ViewerSession:
         with gui.add_folder("View"):
             self.mode = gui.add_dropdown("mode", modes, initial_value=config.mode,
                                          hint="decoded render, enhanced render, or the two side by side")
-            self.resolution = gui.add_slider("resolution scale", min=0.1, max=1.0, step=0.05,
+            self.resolution = gui.add_slider("resolution scale", min=MIN_SCALE, max=1.0, step=0.05,
                                              initial_value=config.resolution_scale,
                                              hint=f"frame size: the canvas times this, longest side at most "
                                                   f"{self.viewer.max_side} px")
