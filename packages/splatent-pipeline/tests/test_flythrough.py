@@ -5,22 +5,9 @@ from __future__ import annotations
 import imageio.v2 as imageio
 import numpy as np
 import pytest
-import torch
 
-from splatent_data import SplatentError, make_synthetic_scene
-from splatent_pipeline import PipelineConfig, enhanced_flythrough, run_pipeline
-
-
-@pytest.fixture(scope="module")
-def fitted(tmp_path_factory):
-    torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("fly")
-    make_synthetic_scene(root / "scene", n_views=10, width=64, height=48)
-    run_pipeline(PipelineConfig(scene_path=root / "scene", output_dir=root / "out", codec="pca", steps=30,
-                                lpips=False, device="cpu", backend="torch", stop_after="render",
-                                fit_options={"init_points": 2000, "eval_every": 1000, "tensorboard": False}),
-                 say=lambda _: None)
-    return root / "out"
+from splatent_data import SplatentError
+from splatent_pipeline import enhanced_flythrough
 
 
 def test_the_fly_through_goes_through_the_enhancer_with_the_nearest_training_views(fitted, tmp_path):

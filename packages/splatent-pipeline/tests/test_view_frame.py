@@ -10,24 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from splatent_data import SplatentError, look_at, make_synthetic_scene
-from splatent_pipeline import PipelineConfig, evaluate_results, open_latent_scene, render_frame, run_pipeline, view_scores
+from splatent_data import SplatentError, look_at
+from splatent_pipeline import evaluate_results, open_latent_scene, render_frame, view_scores
 from splatent_pipeline.latent_scene import fit_latent
 from splatent_pipeline.view_frame import (
     browser_camera, browser_pose, frame_size, latent_resolution, matching_view, nearest_view,
 )
 
-
-@pytest.fixture(scope="module")
-def fitted(tmp_path_factory):
-    torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("view")
-    make_synthetic_scene(root / "scene", n_views=10, width=64, height=48)
-    run_pipeline(PipelineConfig(scene_path=root / "scene", output_dir=root / "out", codec="pca", steps=30,
-                                lpips=False, device="cpu", backend="torch", stop_after="render",
-                                fit_options={"init_points": 2000, "eval_every": 1000, "tensorboard": False}),
-                 say=lambda _: None)
-    return root / "out"
 
 
 @pytest.fixture(scope="module")
