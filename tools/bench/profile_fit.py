@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
 from pathlib import Path
 
@@ -37,7 +38,7 @@ def _fit(scene: Path, model: Path, codec: str, steps: int, fused: bool | None, d
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--fox", type=Path, required=True)
-    parser.add_argument("--work", type=Path, default=Path("/tmp/splatent_profile_fit"))
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "splatent_profile_fit")
     parser.add_argument("--codec", default="pca")
     parser.add_argument("--steps", type=int, default=10_000)
     parser.add_argument("--variants", default="baseline,fused")

@@ -25,7 +25,7 @@ from .prompt import PromptEncoder, tiny_prompt_encoder, tiny_tokenizer
 from .runtime import RuntimeOptions, decode_images, enhance_latents, prepare_codec, prepare_enhancer, to_uint8
 from .step import alpha_bar, make_scheduler, one_step_denoise
 
-__version__ = "0.5.0"
+__version__ = "0.5.1"
 
 __all__ = [
     "CheckpointError", "DEFAULT_PROMPT", "DEFAULT_TIMESTEP", "DatasetEnhanceOptions", "EnhanceInputError", "FilesEnhanceOptions",

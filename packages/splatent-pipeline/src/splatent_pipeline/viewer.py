@@ -439,11 +439,9 @@ def serve_viewer(
     with viewer, _stop_on_sigterm(stop):
         say(f"viewing {model_dir} at {viewer.url} ({scene.device.type}, {scene.backend} rasteriser, frames up to "
             f"{viewer.max_side} px{', enhancer ' + str(enhancer) if enhancer else ''}); Ctrl-C stops")
-        try:
-            while not stop.wait(0.5):
-                pass
-        except KeyboardInterrupt:  # the way to stop it: not an error
-            pass
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is the way to stop it, not an error
+            while not stop.wait(0.5):  # a timed wait, so the main thread sees Ctrl-C
+                continue
     say("viewer stopped")
 
 

@@ -68,8 +68,8 @@ def export_ply(model_dir: str | Path, output: str | Path, format: str = "inria",
     if gaussians.feature_kind == "latent" and gaussians.rgb_sh_degree is None:
         from splatent_latents import codec_from_manifest
 
-        latents_dir = Path(latents) if latents else Path(info["latents"] or "")
-        if not latents_dir.is_dir():
+        latents_dir = Path(latents) if latents else Path(info["latents"]) if info.get("latents") else None
+        if latents_dir is None or not latents_dir.is_dir():
             raise SplatentError(f"the latents {latents_dir} recorded in {model_dir / 'fit.json'} are gone; their codec "
                                 f"decodes the colours: pass --latents DIR")
         colours = decoded_colours(gaussians, codec_from_manifest(latents_dir).to(dev))

@@ -30,7 +30,7 @@ from splatent_latents import resolve_device
 
 from .cameras import interpolate_path
 from .ply import load_ply
-from .sources import open_model
+from .sources import ModelSource, open_model
 from .backends import resolve_backend
 from .views import load_latent_views, load_rgb_views
 
@@ -51,7 +51,7 @@ class RenderResult:
 
 
 def render_model(
-    model_dir: str | Path,
+    model_dir: str | Path | ModelSource,
     output: str | Path,
     scene: str | Path | None = None,
     latents: str | Path | None = None,
@@ -67,7 +67,8 @@ def render_model(
 
     Args:
         model_dir: Folder written by ``splatent fit``, or any 3DGS model (INRIA's output folder, a ``.ply``:
-            :func:`~splatent_splat.sources.open_model`), rendered as RGB at the views of ``scene``.
+            :func:`~splatent_splat.sources.open_model`), rendered as RGB at the views of ``scene``; or the
+            :class:`~splatent_splat.sources.ModelSource` a caller already opened (``scene`` / ``images`` then unused).
         output: Render folder, conventionally ``R/<scene>``.
         scene, latents: Override the scene folder and latents folder recorded in
             ``fit.json`` (when the data moved); a model without ``fit.json`` needs ``scene``.
@@ -76,9 +77,9 @@ def render_model(
         path_frames: Frames of the camera-path video (0: no video).
         progress: Optional ``progress(done, total)`` callback.
     """
-    model_dir, output = Path(model_dir), Path(output)
+    output = Path(output)
     layout = RenderLayout(output)
-    source = open_model(model_dir, scene=scene, images=images)
+    source = model_dir if isinstance(model_dir, ModelSource) else open_model(model_dir, scene=scene, images=images)
     info = source.info
     dev = resolve_device(device)
     backend = resolve_backend(backend, dev)
@@ -131,7 +132,7 @@ def render_model(
     manifest: dict[str, Any] = {
         "stage": "render",
         "scene": str(scene_path.resolve()),
-        "model": str(model_dir.resolve()),
+        "model": str(source.path.resolve()),
         "target": info.get("target", "latent"),
         "latents": str(latents_dir.resolve()) if latents_dir else None,
         "codec": info.get("codec"),

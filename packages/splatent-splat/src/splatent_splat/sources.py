@@ -48,9 +48,17 @@ class ModelSource:
     info: dict[str, Any]
     fitted: bool
     world_to_model: np.ndarray | None = None
+    scene: Scene | None = None  # the scene already parsed (a foreign model's), cameras in the model's world
+
+    @property
+    def path(self) -> Path:
+        """What names the model: the fit folder, else the PLY."""
+        return self.ply.parent if self.fitted else self.ply
 
     def load_scene(self, scene: str | Path | None = None) -> Scene:
         """The model's scene (``scene`` overrides the recorded path), its cameras in the model's world."""
+        if scene is None and self.scene is not None:
+            return self.scene
         path = Path(scene) if scene else Path(self.info["scene"])
         if not path.exists():
             where = f"recorded in {self.ply.parent / MANIFEST_FILE}" if self.fitted else "given"
@@ -135,12 +143,15 @@ def open_model(model: str | Path, scene: str | Path | None = None, images: str |
     if scene_path is None:
         raise SplatentError(f"{ply} has no fit.json: pass the scene it was trained on with --scene SCENE")
     images = images or cfg.get("images")
-    scn = load_scene(scene_path, images=images) if scene_path.exists() else None
-    if scn is None:
+    if not scene_path.exists():
         raise SplatentError(f"the scene {scene_path} of {ply} does not exist; pass --scene SCENE")
+    scn = load_scene(scene_path, images=images)
     split = split_scene(scn, "llff", 8)
     info = {"stage": "external", "scene": str(scene_path), "images": images, "target": "rgb",
             "split": {"mode": "llff", "every": 8, "train": list(split.train), "test": list(split.test)},
             "config": {"rgb_scale": 1.0}, "latents": None, "codec": None,
             "applied_transform": None if scn.applied_transform is None else scn.applied_transform.tolist()}
-    return ModelSource(ply=ply, info=info, fitted=False, world_to_model=_dataparser_transform(ply))
+    world = _dataparser_transform(ply)
+    if world is not None:
+        scn.cameras = [in_world(c, world) for c in scn.cameras]
+    return ModelSource(ply=ply, info=info, fitted=False, world_to_model=world, scene=scn)

@@ -41,12 +41,13 @@ def render(
         raise fail("render", "no model given; pass MODEL_DIR (or -m MODEL_DIR)")
     if enhancer is not None and not path:
         raise fail("render", "--enhancer makes the enhanced fly-through of --path; add --path")
-    info = open_model(model, scene=scene, images=images).info
-    out = output if output is not None else model / "renders"
+    source = open_model(model, scene=scene, images=images)
+    info = source.info
+    out = output if output is not None else (model if model.is_dir() else model.parent) / "renders"
     total = 2 * (len(info["split"]["train"]) + len(info["split"]["test"])) + (path_frames if path else 0)
     with progress_bar("render", total=total, unit="views") as bar:
         result = render_model(
-            model, out, scene=scene, latents=latents, images=images, save_images=save_images, path_frames=path_frames if path else 0,
+            source, out, latents=latents, save_images=save_images, path_frames=path_frames if path else 0,
             fps=fps, backend=backend, device=device, progress=bar.report,
         )
     counts = ", ".join(f"{k} {v}" for k, v in result.counts.items())
