@@ -1,6 +1,8 @@
 """Where a latent fit's step goes on the GPU: fox (undistorted like ``tools/bench/splat.py``), extracted with
 ``--codec``, fitted for ``--steps`` without evaluation (wall time, test PSNR at the end), once per ``--variants``
-(``baseline``: the multi-tensor Adam; ``fused``: PyTorch's fused Adam, the CUDA default), then
+(``baseline``: the multi-tensor Adam; ``fused``: PyTorch's fused Adam, the CUDA default; ``torch-sh``: fused Adam
+with the latent SH evaluated by the PyTorch bases instead of gsplat's kernel on channel groups, the path before
+issue 16), then
 ``--profile-steps`` steps of the default variant under ``torch.profiler``: the kernel table (device time per step)
 and the host operators (CPU time per step). Kernel time well under the wall time per step means the loop is
 bound by the host (Python and launches), not by the GPU. ::
@@ -11,6 +13,7 @@ bound by the host (Python and launches), not by the GPU. ::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import tempfile
 import time
@@ -35,13 +38,28 @@ def _fit(scene: Path, model: Path, codec: str, steps: int, fused: bool | None, d
             "test_ssim": result.test.get("ssim")}
 
 
+@contextlib.contextmanager
+def _torch_sh(enabled: bool):
+    """The latent colours through the PyTorch SH bases (the path before gsplat's kernel took channel groups)."""
+    from splatent_splat import gaussians, sh
+
+    if not enabled:
+        yield
+        return
+    gaussians.eval_sh = lambda degree, dirs, coeffs, backend="torch": sh.eval_sh(degree, dirs, coeffs)
+    try:
+        yield
+    finally:
+        gaussians.eval_sh = sh.eval_sh
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--fox", type=Path, required=True)
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "splatent_profile_fit")
     parser.add_argument("--codec", default="pca")
     parser.add_argument("--steps", type=int, default=10_000)
-    parser.add_argument("--variants", default="baseline,fused")
+    parser.add_argument("--variants", default="torch-sh,fused")
     parser.add_argument("--profile-steps", type=int, default=1500)
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--out", type=Path, required=True)
@@ -62,8 +80,10 @@ def main() -> None:
                     "torch": torch.__version__, "codec": args.codec, "extract_seconds": time.perf_counter() - t0,
                     "fits": {}}
     for variant in args.variants.split(","):
-        fused = {"baseline": False, "fused": True, "default": None}[variant]
-        report["fits"][variant] = _fit(scene, args.work / f"model_{variant}", args.codec, args.steps, fused, args.device)
+        fused = {"baseline": False, "fused": True, "default": None, "torch-sh": True}[variant]
+        with _torch_sh(variant == "torch-sh"):
+            report["fits"][variant] = _fit(scene, args.work / f"model_{variant}", args.codec, args.steps, fused,
+                                           args.device)
         print(variant, json.dumps(report["fits"][variant]))
         args.out.write_text(json.dumps(report, indent=2) + "\n")
     with torch.profiler.profile(activities=activities(device)) as prof:

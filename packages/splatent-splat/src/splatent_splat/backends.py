@@ -81,7 +81,8 @@ def rasterize(
             ``[C, N, D]``; or, with ``sh_degree`` set, SH coefficients ``[N, K, D]``
             evaluated toward each camera and activated as gsplat does for RGB
             (``clamp_min(sh + 0.5, 0)``). Any ``D``: gsplat's own SH path is used
-            for ``D == 3``, ours (same bases) otherwise.
+            for ``D == 3``, its kernel on groups of three channels otherwise
+            (:func:`splatent_splat.eval_sh`), PyTorch on the torch backend.
         viewmats: World-to-camera, OpenCV axes.
         Ks: Pinhole intrinsics in pixels, corner convention (pixel centres at +0.5).
         width, height: Image size in pixels.
@@ -101,7 +102,7 @@ def rasterize(
     backend = resolve_backend(backend, means.device)
     if sh_degree is not None and (backend == "torch" or colors.shape[-1] != 3):
         dirs = means[None, :, :] - camera_positions(viewmats)[:, None, :]  # [C, N, 3]
-        colors = torch.clamp_min(eval_sh(sh_degree, dirs, colors) + 0.5, 0.0)
+        colors = torch.clamp_min(eval_sh(sh_degree, dirs, colors, backend=backend) + 0.5, 0.0)
         sh_degree = None
     if backend == "torch":
         if absgrad:

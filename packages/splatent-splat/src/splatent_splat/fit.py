@@ -278,10 +278,8 @@ class _StepLoss:
     def __call__(self, i: int, degree: int) -> tuple[torch.Tensor, dict]:
         g, cfg, view, (viewmats, ks) = self.gaussians, self.cfg, self.views[i], self.cams[i]
         image, _, info = g.render(viewmats, ks, view.camera.width, view.camera.height, sh_degree=degree,
-                                  backend=self.backend, **self.options)
+                                  backend=self.backend, standardised=cfg.target == "latent", **self.options)
         pred = _to_chw(image)
-        if cfg.target == "latent":
-            pred = (pred - self.mean) / self.scale
         loss = photometric_loss(pred, self.targets[i], cfg.ssim_weight, data_range=self.data_range,
                                 mask=self.masks[i])
         if self.rgb_cams is not None:

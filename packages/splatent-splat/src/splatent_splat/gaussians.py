@@ -27,7 +27,7 @@ from torch import Tensor
 from splatent_data import Camera, SplatentError
 
 from .cameras import camera_tensors
-from .backends import camera_positions, rasterize
+from .backends import camera_positions, rasterize, resolve_backend
 from .sh import SH_C0, eval_sh, num_sh_bases, rgb_to_sh
 
 FEATURE_KINDS = ("latent", "rgb")
@@ -137,6 +137,7 @@ class FeatureGaussians(torch.nn.Module):
         sh_degree: int | None = None,
         background: Tensor | None = None,  # [D]
         backend: str = "auto",
+        standardised: bool = False,
         **options,
     ) -> tuple[Tensor, Tensor, dict]:
         """Render ``[C, H, W, D]`` features (data space: unscaled latents, or RGB) and ``[C, H, W, 1]`` alphas.
@@ -146,6 +147,8 @@ class FeatureGaussians(torch.nn.Module):
             sh_degree: SH degree to use (progressive training); default: all bands.
             background: Data-space value behind the Gaussians; latents default to
                 the scene's mean latent, RGB to black.
+            standardised: Latent features as the Gaussians hold them, ``(latent - feature_mean) / feature_scale``
+                (what the fit's loss compares), not mapped back to data space.
             options: Passed to :func:`splatent_splat.rasterize` (``packed``, ``rasterize_mode``, ...).
         """
         p = self.params
@@ -169,12 +172,14 @@ class FeatureGaussians(torch.nn.Module):
             colors = eval_sh(0, None, coeffs)  # [N, D]
         else:
             dirs = means[None] - camera_positions(viewmats)[:, None]
-            colors = eval_sh(degree, dirs, coeffs)  # [C, N, D]
+            colors = eval_sh(degree, dirs, coeffs, backend=resolve_backend(backend, means.device))  # [C, N, D]
         bg = None
         if background is not None:
             bg = ((background.to(means) - self.feature_mean) / self.feature_scale).reshape(1, -1).expand(num_cams, -1)
         image, alpha, meta = rasterize(means, quats, scales, opacities, colors, viewmats, Ks, width, height,
                                        backgrounds=bg, backend=backend, **options)
+        if standardised:
+            return image, alpha, meta
         return image * self.feature_scale + self.feature_mean, alpha, meta
 
     @torch.no_grad()

@@ -1,8 +1,13 @@
 """Real spherical harmonics for view-dependent features of any channel count.
 
-gsplat evaluates SH only for 3-channel colours; latents have 4 (SD's VAE) or 32 (taef2) channels, so the
-bases are evaluated here in PyTorch (same constants and ordering as gsplat and
-the original 3DGS, degree 0-3) and contracted with ``[..., K, D]`` coefficients.
+gsplat's SH kernel is written for 3-channel colours; latents have 4 (SD's VAE) or 32 (taef2) channels. Two
+evaluations with the same constants and ordering (gsplat's and the original 3DGS's, degree 0-3):
+
+* ``backend="torch"``: the bases in PyTorch contracted with ``[..., K, D]`` coefficients (any device; the
+  reference);
+* ``backend="gsplat"``: gsplat's CUDA kernel, fed the channels in groups of three (zero-padded): one kernel
+  forward and one backward instead of the ~60 small ones of the PyTorch path, which a latent fit, bound by
+  kernel launches, pays every step. ``tests/test_gpu.py`` checks the two agree (values and gradients).
 """
 
 from __future__ import annotations
@@ -55,7 +60,7 @@ def sh_bases(degree: int, dirs: Tensor) -> Tensor:
     return torch.stack(bases, dim=-1)
 
 
-def eval_sh(degree: int, dirs: Tensor | None, coeffs: Tensor) -> Tensor:
+def eval_sh(degree: int, dirs: Tensor | None, coeffs: Tensor, backend: str = "torch") -> Tensor:
     """Evaluate SH features toward ``dirs`` (normalised here).
 
     Args:
@@ -64,6 +69,7 @@ def eval_sh(degree: int, dirs: Tensor | None, coeffs: Tensor) -> Tensor:
         dirs: ``[..., 3]`` directions from the camera to the Gaussians; may be
             ``None`` for degree 0, which does not depend on direction.
         coeffs: ``[..., K, D]`` coefficients, ``K >= (degree + 1) ** 2``.
+        backend: ``"torch"`` or ``"gsplat"`` (CUDA tensors; see the module doc).
 
     Returns:
         ``[..., D]`` (batch shape broadcast between ``dirs`` and ``coeffs``).
@@ -76,8 +82,29 @@ def eval_sh(degree: int, dirs: Tensor | None, coeffs: Tensor) -> Tensor:
         if dirs is None:
             return dc
         return dc.expand(torch.broadcast_shapes(dirs.shape[:-1], dc.shape[:-1]) + dc.shape[-1:])
+    if backend == "gsplat":
+        return _eval_sh_gsplat(degree, dirs, coeffs[..., :k, :])
     bases = sh_bases(degree, F.normalize(dirs, dim=-1))
     return (bases[..., None] * coeffs[..., :k, :]).sum(dim=-2)
+
+
+def _eval_sh_gsplat(
+    degree: int,
+    dirs: Tensor,  # [..., 3]
+    coeffs: Tensor,  # [..., K, D]
+) -> Tensor:  # [..., D]
+    """gsplat's SH kernel on ``D`` channels: ``ceil(D / 3)`` groups of three, each group its own "colour"."""
+    from gsplat import spherical_harmonics
+
+    channels, bases = coeffs.shape[-1], coeffs.shape[-2]
+    groups = -(-channels // 3)
+    batch = torch.broadcast_shapes(dirs.shape[:-1], coeffs.shape[:-2])
+    if groups * 3 != channels:
+        coeffs = F.pad(coeffs, (0, groups * 3 - channels))
+    grouped = coeffs.unflatten(-1, (groups, 3)).transpose(-3, -2)  # [..., G, K, 3]
+    grouped = grouped.expand(*batch, groups, bases, 3)
+    out = spherical_harmonics(degree, dirs[..., None, :].expand(*batch, groups, 3), grouped)  # [..., G, 3]
+    return out.flatten(-2)[..., :channels]
 
 
 def rgb_to_sh(rgb: Tensor) -> Tensor:

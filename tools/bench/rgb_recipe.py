@@ -1,0 +1,148 @@
+"""RGB 3DGS on fox: ``splatent fit --target rgb`` against a plain gsplat recipe, same views, same steps, one run.
+
+* ``ours``: ``fit_scene`` with ``target="rgb"`` (SH degree 3, L1 + 0.2 D-SSIM, gsplat's default strategy, the
+  fitter's defaults: fused Adam on CUDA, packed rasterisation, random initial points in the cameras' frustums).
+* ``gsplat``: the loop of gsplat's ``examples/simple_trainer.py`` written out with its defaults: ``rasterization``
+  with ``sh_degree`` raised every 1 000 steps, ``DefaultStrategy()``, one ``torch.optim.Adam`` per parameter
+  (eps 1e-15), the means' rate decaying to 0.01× by the last step (``ExponentialLR``), unpacked rasterisation,
+  random initial points in a cube of 3 × the scene scale, L1 + 0.2 D-SSIM (the same SSIM as ours: gsplat's
+  ``fused_ssim`` is a separate CUDA package; both use the 11×11 Gaussian window).
+
+Both see the same undistorted images at ``--scale`` of their size and the same LLFF split (every 8th view a test
+view); wall time excludes loading and the final evaluation; test PSNR on the held-out views at the end. ::
+
+    python tools/bench/rgb_recipe.py --fox .device/fox_und --out $OUT/rgb_recipe.json
+
+``--device cpu --synthetic --steps 30`` checks the script (torch rasteriser for ours, and gsplat's needs CUDA: the
+plain recipe is skipped there).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from splat import prepare_scene  # a sibling: tools/bench is on sys.path when its scripts run
+
+
+def ours(scene: Path, work: Path, steps: int, scale: float, device: str) -> dict:
+    from splatent_splat import FitConfig, fit_scene
+
+    cfg = FitConfig(steps=steps, target="rgb", sh_degree=3, rgb_scale=scale, device=device, eval_every=0,
+                    checkpoint_every=0, tensorboard=False, progress=False)
+    result = fit_scene(scene, work / "ours", cfg, overwrite=True)
+    return {"seconds": result.seconds, "steps_per_second": result.steps_per_second,
+            "num_gaussians": result.num_gaussians, "test_psnr": result.test["psnr"], "test_ssim": result.test["ssim"]}
+
+
+def plain_gsplat(scene_dir: Path, steps: int, scale: float, seed: int = 0) -> dict:
+    """simple_trainer's loop with its defaults (see the module doc)."""
+    from gsplat import DefaultStrategy, rasterization
+
+    from splatent_data import load_scene, split_scene
+    from splatent_latents.metrics import psnr, ssim
+    from splatent_splat import camera_tensors
+    from splatent_splat.views import load_rgb_views
+
+    device = torch.device("cuda")
+    torch.manual_seed(seed)
+    scene = load_scene(scene_dir)
+    split = split_scene(scene, mode="llff", every=8)
+    train = load_rgb_views(scene, list(split.train), scale=scale, device=device)
+    test = load_rgb_views(scene, list(split.test), scale=scale, device=device)
+    cams = [camera_tensors([v.camera], device) for v in train]
+    centres = torch.stack([torch.as_tensor(v.camera.camtoworld[:3, 3], dtype=torch.float32) for v in train])
+    scene_scale = float((centres - centres.mean(0)).norm(dim=1).max()) * 1.1
+
+    n = 100_000  # simple_trainer: init_type="random", init_num_pts=100_000, init_extent=3.0
+    points = (3.0 * scene_scale * (torch.rand(n, 3) * 2 - 1)).to(device)
+    rgbs = torch.rand(n, 3, device=device)
+    dist2 = torch.cdist(points[:4096], points).topk(4, largest=False).values[:, 1:].square().mean(-1)
+    avg = dist2.mean().sqrt().item()  # the kNN scale's mean over a sample: O(N) memory for 100k points
+    params = torch.nn.ParameterDict({
+        "means": points, "scales": torch.full((n, 3), math.log(avg), device=device),
+        "quats": torch.rand(n, 4, device=device), "opacities": torch.logit(torch.full((n,), 0.1, device=device)),
+        "sh0": ((rgbs - 0.5) / 0.28209479177387814)[:, None, :],
+        "shN": torch.zeros(n, 15, 3, device=device),
+    })
+    lrs = {"means": 1.6e-4 * scene_scale, "scales": 5e-3, "quats": 1e-3, "opacities": 5e-2, "sh0": 2.5e-3,
+           "shN": 2.5e-3 / 20}
+    optimizers = {k: torch.optim.Adam([{"params": params[k], "lr": lrs[k], "name": k}], eps=1e-15) for k in params}
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizers["means"], gamma=0.01 ** (1.0 / steps))
+    strategy = DefaultStrategy()
+    strategy.check_sanity(params, optimizers)
+    state = strategy.initialize_state(scene_scale=scene_scale)
+
+    def render(viewmats, ks, width, height, degree):
+        colors = torch.cat([params["sh0"], params["shN"]], 1)
+        return rasterization(params["means"], params["quats"], torch.exp(params["scales"]),
+                             torch.sigmoid(params["opacities"]), colors, viewmats, ks, width, height,
+                             sh_degree=degree, packed=False)
+
+    order = torch.randperm(len(train)).tolist()
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for step in range(steps):
+        if not order:
+            order = torch.randperm(len(train)).tolist()
+        i = order.pop()
+        view, (viewmats, ks) = train[i], cams[i]
+        image, _, info = render(viewmats, ks, view.camera.width, view.camera.height, min(step // 1000, 3))
+        pred, gt = image.permute(0, 3, 1, 2), view.target[None]
+        strategy.step_pre_backward(params, optimizers, state, step, info)
+        loss = 0.8 * (pred - gt).abs().mean() + 0.2 * (1 - ssim(pred, gt, data_range=1.0).mean())
+        loss.backward()
+        for opt in optimizers.values():
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        scheduler.step()
+        strategy.step_post_backward(params, optimizers, state, step, info, packed=False)
+    torch.cuda.synchronize()
+    seconds = time.perf_counter() - t0
+    scores = []
+    with torch.no_grad():
+        for view in test:
+            viewmats, ks = camera_tensors([view.camera], device)
+            image, _, _ = render(viewmats, ks, view.camera.width, view.camera.height, 3)
+            pred = image.permute(0, 3, 1, 2).clamp(0, 1)
+            scores.append((float(psnr(pred, view.target[None], data_range=1.0)),
+                           float(ssim(pred, view.target[None], data_range=1.0).mean())))
+    return {"seconds": seconds, "steps_per_second": steps / seconds, "num_gaussians": len(params["means"]),
+            "test_psnr": sum(s[0] for s in scores) / len(scores), "test_ssim": sum(s[1] for s in scores) / len(scores)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--fox", type=Path, default=None)
+    parser.add_argument("--synthetic", action="store_true")
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "splatent_rgb_recipe")
+    parser.add_argument("--steps", type=int, default=10_000)
+    parser.add_argument("--scale", type=float, default=0.25, help="Fraction of the photos' size (fox: 267x474).")
+    parser.add_argument("--recipes", default="gsplat,ours")
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+
+    scene = prepare_scene(args.fox, args.work, synthetic=args.synthetic)
+    report: dict = {"device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
+                    "torch": torch.__version__, "steps": args.steps, "scale": args.scale, "recipes": {}}
+    for recipe in args.recipes.split(","):
+        if recipe == "gsplat" and args.device != "cuda":
+            continue
+        if args.device == "cuda":
+            torch.cuda.empty_cache()
+        row = ours(scene, args.work, args.steps, args.scale, args.device) if recipe == "ours" else \
+            plain_gsplat(scene, args.steps, args.scale)
+        report["recipes"][recipe] = row
+        print(recipe, json.dumps(row), flush=True)
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
