@@ -34,11 +34,12 @@ import os
 import time
 import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
 import torch
 
 from splatent_data import Split
@@ -240,37 +241,85 @@ def _encode(codec, todo, out_dir, dev, dtype, batch_size, workers, sample, seed,
         stack.enter_context(torch.inference_mode())
         stack.enter_context(_cudnn_benchmark(dev.type == "cuda"))
         advance = stack.enter_context(progress_bar("extract", len(todo), progress and procs.is_main))
+        # One batch in flight: batch k+1 is copied up and encoded while batch k's latents come down and are
+        # handed to the writers, so the GPU does not wait on the host between batches.
+        in_flight: _Encoded | None = None
+
+        def store(done: _Encoded) -> None:
+            done.ready()
+            for j, item in enumerate(done.items):
+                if not done.finite[j]:
+                    reason = (f"the encoder gave NaN/inf latents in {dtype_name(dtype)}; "
+                              f"re-extract with --dtype float32 --overwrite")
+                    if fail_fast:
+                        raise LatentError(f"{item.path}: {reason}")
+                    failed[item.path.name] = reason
+                    continue
+                pending[pool.submit(save_latent, out_dir / f"{item.stem}{LATENT_SUFFIX}", done.latents[j])] = item
+            for future in [f for f in pending if f.done()]:
+                finish(future)
+            while len(pending) > PENDING_WRITES:
+                finish(next(iter(pending)))
+            advance(len(done.items))
+
         try:
             for images, good, bad in _loader(todo, batches, workers, procs.count, dev):
                 for file_name, reason in bad.items():
                     if fail_fast:
                         raise LatentError(reason)
                     failed[file_name] = reason
+                advance(len(bad))
+                encoded = None
                 if good:
                     batch = [todo[i] for i in good]
                     generators = [torch.Generator().manual_seed(_image_seed(seed, i.stem)) for i in batch] if sample else None
-                    x = torch.from_numpy(images).to(dev).to(dtype).div_(255.0)
-                    latents = codec.encode(x, sample=sample, generator=generators).float()
-                    finite = torch.isfinite(latents).flatten(1).all(1).cpu()
-                    latents = latents.cpu()
-                    for j, item in enumerate(batch):
-                        if not finite[j]:
-                            reason = (f"the encoder gave NaN/inf latents in {dtype_name(dtype)}; "
-                                      f"re-extract with --dtype float32 --overwrite")
-                            if fail_fast:
-                                raise LatentError(f"{item.path}: {reason}")
-                            failed[item.path.name] = reason
-                            continue
-                        pending[pool.submit(save_latent, out_dir / f"{item.stem}{LATENT_SUFFIX}", latents[j])] = item
-                for future in [f for f in pending if f.done()]:
-                    finish(future)
-                while len(pending) > PENDING_WRITES:
-                    finish(next(iter(pending)))
-                advance(len(good) + len(bad))
+                    encoded = _encode_batch(codec, images, batch, dev, dtype, sample, generators)
+                previous, in_flight = in_flight, encoded
+                if previous is not None:
+                    store(previous)
+            previous, in_flight = in_flight, None
+            if previous is not None:
+                store(previous)
         except BaseException:
+            if in_flight is not None:  # encoded before the failure: still written
+                with suppress(Exception):
+                    store(in_flight)
             drain(raise_errors=False)  # latents already computed are still written whole
             raise
         drain(raise_errors=True)
+
+
+@dataclass
+class _Encoded:
+    """A batch's latents on their way to the host (``ready`` waits for the copy)."""
+
+    items: list[ImageItem]
+    latents: torch.Tensor  # [B, C, h, w] float32 on the host once ready
+    finite: torch.Tensor  # [B] bool
+    event: Any = None  # torch.cuda.Event recorded after the copies
+
+    def ready(self) -> None:
+        if self.event is not None:
+            self.event.synchronize()
+
+
+def _encode_batch(codec, images: np.ndarray, items: list[ImageItem], dev: torch.device, dtype: torch.dtype,
+                  sample: bool, generators) -> _Encoded:
+    """Queue one batch on ``dev``: pinned, non-blocking copies both ways, so the call returns while the GPU works."""
+    x = torch.from_numpy(images)
+    cuda = dev.type == "cuda"
+    if cuda:
+        x = x.pin_memory()
+    x = x.to(dev, non_blocking=cuda).to(dtype).div_(255.0)
+    latents = codec.encode(x, sample=sample, generator=generators).float()
+    finite = torch.isfinite(latents).flatten(1).all(1)
+    if not cuda:
+        return _Encoded(items, latents.cpu(), finite.cpu())
+    # A non-blocking copy to the CPU lands in pinned memory; the event says when it has.
+    latents, finite = latents.to("cpu", non_blocking=True), finite.to("cpu", non_blocking=True)
+    event = torch.cuda.Event()
+    event.record()
+    return _Encoded(items, latents, finite, event)
 
 
 def _loader(todo: list[ImageItem], batches: list[list[int]], workers: int | None, processes: int, dev: torch.device):
