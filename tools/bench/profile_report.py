@@ -24,10 +24,12 @@ def _without_ranges(top: list[dict]) -> list[dict]:
 def fit_part(path: Path) -> str:
     r = json.loads(path.read_text())
     lines = [f"### fit: fox latent fit ({r['codec']} latents), {r['device']}, torch {r['torch']}", "",
-             "| Adam | steps | fit s | steps/s | ms / step | Gaussians | test latent PSNR |",
+             "| variant | steps | fit s | steps/s | ms / step | Gaussians | test latent PSNR |",
              "|---|---:|---:|---:|---:|---:|---:|"]
     for name, f in r["fits"].items():
-        label = {"baseline": "multi-tensor (`foreach`)", "fused": "fused (CUDA kernel)"}.get(name, name)
+        label = {"baseline": "multi-tensor Adam (`foreach`), latent SH in PyTorch",
+                 "torch-sh": "fused Adam, latent SH in PyTorch", "fused": "fused Adam, latent SH in gsplat's kernel"
+                 if name in r["fits"] and "torch-sh" in r["fits"] else "fused Adam (CUDA kernel)"}.get(name, name)
         lines.append(f"| {label} | {f['steps']} | {f['seconds']:.1f} | {f['steps_per_second']:.0f} | "
                      f"{f['ms_per_step']:.2f} | {f['num_gaussians']:,} | {f['test_psnr']:.2f} dB |")
     p = r["profile"]
@@ -37,6 +39,25 @@ def fit_part(path: Path) -> str:
               f"{p['host']['ms_per_step']:.2f} ms of host operators: the fit is bound by the host (Python, ~120 "
               f"kernel launches a step), not by the GPU.", "", "Kernels:", "", markdown(kernels, 10), "",
               "Host operators (self CPU time):", "", markdown(p["host"], 10)]
+    return "\n".join(lines)
+
+
+def rgb_part(path: Path) -> str:
+    """``tools/bench/rgb_recipe.py``: our RGB fit against the plain gsplat loop, same views and steps."""
+    r = json.loads(path.read_text())
+    lines = [f"### RGB 3DGS on fox: `splatent fit --target rgb` vs a plain gsplat recipe (`tools/bench/rgb_recipe.py`), "
+             f"{r['device']}, {r['steps']} steps at {r['scale']} of the photos' size", "",
+             "| recipe | fit s | steps/s | Gaussians | test PSNR | test SSIM |", "|---|---:|---:|---:|---:|---:|"]
+    names = {"gsplat": "plain gsplat (`simple_trainer`'s loop and defaults)", "ours": "ours (`fit_scene`, target rgb)"}
+    for name, f in r["recipes"].items():
+        lines.append(f"| {names.get(name, name)} | {f['seconds']:.1f} | {f['steps_per_second']:.0f} | "
+                     f"{f['num_gaussians']:,} | {f['test_psnr']:.2f} dB | {f['test_ssim']:.4f} |")
+    ours, plain = r["recipes"].get("ours"), r["recipes"].get("gsplat")
+    if ours and plain:
+        met = ours["seconds"] <= plain["seconds"] and ours["test_psnr"] >= plain["test_psnr"] - 0.05
+        lines += ["", f"- Ours takes {ours['seconds'] / plain['seconds']:.2f}× the plain recipe's time at "
+                      f"{ours['test_psnr'] - plain['test_psnr']:+.2f} dB (goal: as fast at equal PSNR or better: "
+                      f"{'met' if met else 'NOT met'})."]
     return "\n".join(lines)
 
 
@@ -65,13 +86,15 @@ def train_part(path: Path) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--fit", type=Path)
+    parser.add_argument("--fit", type=Path, action="append", default=[])
+    parser.add_argument("--rgb", type=Path, action="append", default=[])
     parser.add_argument("--train", type=Path)
     parser.add_argument("--note", type=Path, help="A Markdown file whose paragraph goes first (what was measured, what is next).")
     parser.add_argument("--results", type=Path, required=True)
     args = parser.parse_args()
     parts = [args.note.read_text().strip()] if args.note else []
-    parts += [fit_part(args.fit)] if args.fit else []
+    parts += [fit_part(path) for path in args.fit]
+    parts += [rgb_part(path) for path in args.rgb]
     parts += [train_part(args.train)] if args.train else []
     write_section(args.results, "profiles", "profiles: where the steps go (`tools/bench/profile_fit.py`, "
                   "`tools/bench/train.py --profile`)", recorded_command("profile_report.py", ("--results", "--note")),

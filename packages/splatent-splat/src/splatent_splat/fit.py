@@ -403,7 +403,9 @@ def _fit_scene(scene: str | Path | Scene, output: str | Path, cfg: FitConfig, re
             degree = min(step // max(1, cfg.sh_degree_interval), cfg.sh_degree)
             i = sampler.next()
             loss, info = step_loss(i, degree)
-            loss = loss + regularisation(gaussians, cfg.strategy.opacity_reg, cfg.strategy.scale_reg)
+            extra = regularisation(gaussians, cfg.strategy.opacity_reg, cfg.strategy.scale_reg)
+            if isinstance(extra, torch.Tensor):  # no regulariser: no kernel (the step is bound by launches)
+                loss = loss + extra
             densifier.pre_backward(gaussians, optimizers, step, info)
             loss.backward()
             for opt in optimizers.values():
