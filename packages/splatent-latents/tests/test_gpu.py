@@ -13,8 +13,10 @@ pytestmark = [
 
 def test_tiny_random_on_cuda_matches_cpu(tmp_path, make_images):
     make_images(tmp_path / "images", 5)
-    gpu = extract_latents(tmp_path, output="gpu", codec="tiny-random", device="cuda", workers=2)
+    # batches of 2: three batches, each written while the next one encodes (one in flight)
+    gpu = extract_latents(tmp_path, output="gpu", codec="tiny-random", device="cuda", workers=2, batch_size=2)
     cpu = extract_latents(tmp_path, output="cpu", codec="tiny-random", device="cpu", workers=0)
+    assert sorted(gpu.written) == sorted(cpu.written) and len(gpu.written) == 5
     assert read_manifest(gpu.output).dtype == "bfloat16" and read_manifest(cpu.output).dtype == "float32"
     for stem in gpu.written:
         a, b = load_latent(gpu.output / f"{stem}.pt"), load_latent(cpu.output / f"{stem}.pt")
