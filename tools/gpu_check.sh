@@ -7,6 +7,8 @@
 #   splat    tools/bench/splat.py ($SPLAT_ARGS)   train  tools/bench/train.py ($TRAIN_ARGS)
 #   pipeline tools/bench/pipeline.py: splatent pipeline on fox, pca and tiny-random codecs, tiny enhancer
 #   view     tools/bench/view.py: the viewer's frame at 512², decoded and enhanced, taef2 and sd-vae
+#   fitspeed tools/bench/profile_fit.py (latent fit: variants, kernel and host tables) and
+#            tools/bench/rgb_recipe.py (RGB fit against a plain gsplat loop) on $FOX_UND, a pinhole copy of fox
 # JSON results go to $OUT (default ./gpu-out).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -42,6 +44,10 @@ for part in "$@"; do
     view)
       step python3 -c "from splatent_splat import build_gsplat_kernels; print(build_gsplat_kernels())"
       step python3 tools/bench/view.py --out "$OUT/view.json" ;;
+    fitspeed)
+      step python3 -c "from splatent_splat import build_gsplat_kernels; print(build_gsplat_kernels())"
+      step python3 tools/bench/profile_fit.py --fox "${FOX_UND:-.device/fox_und}" --out "$OUT/profile_fit.json"
+      step python3 tools/bench/rgb_recipe.py --fox "${FOX_UND:-.device/fox_und}" --out "$OUT/rgb_recipe.json" ;;
     *) echo "unknown part $part"; status=2 ;;
   esac
 done
