@@ -78,6 +78,7 @@ def main() -> None:
                     device=args.device)
     report: dict = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
                     "torch": torch.__version__, "codec": args.codec, "extract_seconds": time.perf_counter() - t0,
+                    "latent_sh": "gsplat" if device.type == "cuda" else "torch",  # the default path's SH evaluation
                     "fits": {}}
     for variant in args.variants.split(","):
         fused = {"baseline": False, "fused": True, "default": None, "torch-sh": True}[variant]

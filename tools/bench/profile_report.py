@@ -27,9 +27,9 @@ def fit_part(path: Path) -> str:
              "| variant | steps | fit s | steps/s | ms / step | Gaussians | test latent PSNR |",
              "|---|---:|---:|---:|---:|---:|---:|"]
     for name, f in r["fits"].items():
-        label = {"baseline": "multi-tensor Adam (`foreach`), latent SH in PyTorch",
-                 "torch-sh": "fused Adam, latent SH in PyTorch", "fused": "fused Adam, latent SH in gsplat's kernel"
-                 if name in r["fits"] and "torch-sh" in r["fits"] else "fused Adam (CUDA kernel)"}.get(name, name)
+        sh = "gsplat's kernel" if r.get("latent_sh") == "gsplat" else "PyTorch"  # files before issue 16: PyTorch
+        label = {"baseline": f"multi-tensor Adam (`foreach`), latent SH in {sh}",
+                 "torch-sh": "fused Adam, latent SH in PyTorch", "fused": f"fused Adam, latent SH in {sh}"}.get(name, name)
         lines.append(f"| {label} | {f['steps']} | {f['seconds']:.1f} | {f['steps_per_second']:.0f} | "
                      f"{f['ms_per_step']:.2f} | {f['num_gaussians']:,} | {f['test_psnr']:.2f} dB |")
     p = r["profile"]

@@ -52,3 +52,33 @@ def test_rgb_round_trip_and_bad_degree():
         num_sh_bases(4)
     with pytest.raises(ValueError, match="needs 9"):
         eval_sh(2, torch.randn(3, 3), torch.randn(3, 4, 3))
+
+
+@pytest.mark.parametrize("channels,degree,cams", [(4, 2, 1), (32, 3, 2), (1, 1, 1), (6, 3, 1)])
+def test_channel_groups_for_gsplat_kernel_match_torch_bases(monkeypatch, channels, degree, cams):
+    # The CUDA path feeds gsplat's RGB SH kernel groups of three channels. Here the kernel is stood in for by
+    # gsplat's own PyTorch reference of it (the same shape contract: coefficients [..., K, 3] with the
+    # directions' batch shape), so the grouping, padding and channel order are checked on any machine; the
+    # kernel itself against these bases: test_gpu.py.
+    import gsplat
+    from gsplat.cuda._torch_impl import _spherical_harmonics
+
+    calls = []
+
+    def reference_kernel(degrees_to_use, dirs, coeffs, masks=None):
+        calls.append((tuple(dirs.shape), tuple(coeffs.shape)))
+        return _spherical_harmonics(degrees_to_use, dirs.contiguous(), coeffs.contiguous())
+
+    monkeypatch.setattr(gsplat, "spherical_harmonics", reference_kernel)
+    gen = torch.Generator().manual_seed(channels)
+    dirs = torch.randn(cams, 40, 3, generator=gen, requires_grad=True)
+    coeffs = torch.randn(40, 16, channels, generator=gen, requires_grad=True)
+    ours = eval_sh(degree, dirs, coeffs, backend="gsplat")
+    ref = eval_sh(degree, dirs, coeffs)
+    groups = -(-channels // 3)
+    assert calls == [((cams, 40, groups, 3), (cams, 40, groups, (degree + 1) ** 2, 3))]
+    torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-5)
+    weights = torch.randn(ref.shape, generator=gen)
+    grads = [torch.autograd.grad((out * weights).sum(), (dirs, coeffs)) for out in (ours, ref)]
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
