@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import math
 import tempfile
 import time
 from pathlib import Path
@@ -50,6 +49,7 @@ def plain_gsplat(scene_dir: Path, steps: int, scale: float, device: str = "cuda"
     from splatent_data import load_scene, split_scene
     from splatent_latents.metrics import psnr, ssim
     from splatent_splat import camera_tensors
+    from splatent_splat.gaussians import nearest_neighbour_distance
     from splatent_splat.views import load_rgb_views
 
     device = torch.device(device)
@@ -71,10 +71,11 @@ def plain_gsplat(scene_dir: Path, steps: int, scale: float, device: str = "cuda"
     n = points  # simple_trainer: init_type="random", init_num_pts=100_000, init_extent=3.0
     points = (3.0 * scene_scale * (torch.rand(n, 3) * 2 - 1)).to(device)
     rgbs = torch.rand(n, 3, device=device)
-    dist2 = torch.cdist(points[:4096], points).topk(4, largest=False).values[:, 1:].square().mean(-1)
-    avg = dist2.mean().sqrt().item()  # the kNN scale's mean over a sample: O(N) memory for 100k points
+    # Per-point scale from the 3 nearest neighbours (splatent's k-d tree helper: their mean distance, where
+    # simple_trainer takes their RMS: the same scale to a few percent).
+    scales = torch.log(nearest_neighbour_distance(points, k=3).clamp_min(1e-7))[:, None].repeat(1, 3)
     params = torch.nn.ParameterDict({
-        "means": points, "scales": torch.full((n, 3), math.log(avg), device=device),
+        "means": points, "scales": scales,
         "quats": torch.rand(n, 4, device=device), "opacities": torch.logit(torch.full((n,), 0.1, device=device)),
         "sh0": ((rgbs - 0.5) / 0.28209479177387814)[:, None, :],
         "shN": torch.zeros(n, 15, 3, device=device),
