@@ -143,7 +143,7 @@ def ours(model, codec, device: torch.device, batch: int, channels_last: bool | N
     from splatent_model import RuntimeOptions, prepare_codec, prepare_enhancer
 
     m = copy.deepcopy(model)
-    c = VaeCodec(copy.deepcopy(codec.vae), "sd-vae", channels_last=channels_last is not False)
+    c = VaeCodec(copy.deepcopy(codec.vae), "sd-vae")  # the decoder as `enhance` runs it: VaeCodec's default (NCHW)
     options = RuntimeOptions(device=str(device), channels_last=channels_last, batch_size=batch,
                              compile=compile_mode)
     prepare_enhancer(m, options)
@@ -304,7 +304,9 @@ def run(args: argparse.Namespace) -> dict:
         configs.append((batches[min(1, len(batches) - 1)], False, None))  # NCHW, for comparison
     if not args.no_compile:
         mode = "reduce-overhead" if device.type == "cuda" else "default"
-        configs += [(int(b), None, mode) for b in args.compile_batch_sizes.split(",")]
+        formats = {"channels_last": None, "nchw": False}  # None: RuntimeOptions' default (channels_last on CUDA)
+        configs += [(int(b), formats[f], mode) for f in args.compile_formats.split(",")
+                    for b in args.compile_batch_sizes.split(",")]
     for batch, channels_last, mode in configs:
         try:
             row = bench_ours(model, codec, latents, device, batch, channels_last, mode,
@@ -392,6 +394,8 @@ def main() -> None:
     parser.add_argument("--batch-sizes", default="8,4,16", help="Batch sizes of ours; the first is also compiled.")
     parser.add_argument("--compile-batch-sizes", default="8,16",
                         help="Batch sizes compiled (CUDA graphs); each compile takes ~2 minutes of warm-up.")
+    parser.add_argument("--compile-formats", default="channels_last,nchw",
+                        help="The UNet's memory formats compiled: channels_last (the CUDA default), nchw, or both.")
     parser.add_argument("--no-compile", action="store_true", help="Skip the torch.compile rows (saves minutes).")
     parser.add_argument("--no-files", action="store_true", help="Skip the files-in/files-out row.")
     parser.add_argument("--tiny", action="store_true", help="The tiny preset instead of SD-Turbo's architecture (checks the script).")

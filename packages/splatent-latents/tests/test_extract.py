@@ -223,3 +223,25 @@ def test_accelerate_processes_split_the_images_and_write_each_once(tmp_path, mak
     for result in results:
         assert result["written"] == [f"{i:04d}" for i in range(7)]  # sorted, no stem twice
     assert read_manifest(tmp_path / "features_sd_turbo").count == 7
+
+
+def test_a_compiled_encoder_sees_one_batch_shape_and_padding_changes_no_latent(tmp_path, make_images, monkeypatch):
+    from splatent_latents import VaeCodec
+
+    make_images(tmp_path / "images", 5)
+    (tmp_path / "images" / "0002.png").write_bytes(b"plain text")  # unreadable: 4 images left
+    plain = extract_latents(tmp_path, output="plain", codec="tiny-random", sample=True, seed=3, batch_size=3, workers=0)
+    monkeypatch.setattr(VaeCodec, "compile", lambda self: self)  # compiling takes minutes on a CPU
+    seen = []
+    encode = VaeCodec.encode
+    monkeypatch.setattr(VaeCodec, "encode", lambda self, x, **kw: seen.append(len(x)) or encode(self, x, **kw))
+    padded = extract_latents(tmp_path, output="padded", codec="tiny-random", sample=True, seed=3, batch_size=3,
+                             workers=0, compile=True)
+    assert seen == [3, 3]  # [0000, 0001, 0003], [0004 + two copies]: one shape, one compiled graph
+    seen.clear()
+    make_images(tmp_path / "small" / "images", 1)  # a scene smaller than a batch still runs the same graph
+    extract_latents(tmp_path / "small", codec="tiny-random", batch_size=3, workers=0, compile=True)
+    assert seen == [3]
+    assert padded.written == plain.written == ["0000", "0001", "0003", "0004"]
+    for stem in plain.written:
+        assert torch.allclose(load_latent(plain.output / f"{stem}.pt"), load_latent(padded.output / f"{stem}.pt"), atol=1e-6)

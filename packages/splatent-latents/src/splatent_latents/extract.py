@@ -24,7 +24,10 @@ channel count: 4 for ``sd-vae`` and ``pca``, 32 for ``taef2``). On top of it:
   on batching, resumption or the number of processes. ``pca`` and ``taef2``
   have no posterior and refuse it.
 * ``compile``: ``torch.compile`` the encoder of ``sd-vae`` / ``tiny-random`` /
-  ``taef2``; ``pca`` is a single matrix product and refuses it.
+  ``taef2``; ``pca`` is a single matrix product and refuses it. Batches are padded
+  to the full batch of their image size, so one graph serves a whole size. On an
+  H100 at 512² (sd-vae, bf16): 239 images/s against 153 uncompiled, after a compile
+  of about 15 s, so it pays off from about 6 000 images (benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ from .codec import LatentCodec
 from .devices import dtype_name, resolve_device, resolve_dtype
 from .errors import LatentError
 from .files import LATENT_SUFFIX, load_latent, save_latent
-from .images import ImageBatches, ImageItem, batches_by_size, find_image_dir, probe_images
+from .images import ImageBatches, ImageItem, batch_rows, batches_by_size, find_image_dir, probe_images
 from .manifest import MANIFEST_NAME, LatentManifest
 from .pca import BASIS_FILENAME, PCACodec
 from .progress import progress_bar
@@ -191,7 +194,7 @@ def extract_latents(
     start = time.perf_counter()
     try:
         _encode(built, todo, out_dir, dev, run_dtype, batch_size, workers, sample, seed, fail_fast,
-                procs, progress, written, done_sizes, failed)
+                procs, progress, written, done_sizes, failed, pad=compile)
     finally:
         seconds = time.perf_counter() - start
         if procs.count == 1:  # a failing process cannot meet the others, so only a lone one saves on errors
@@ -210,8 +213,13 @@ def extract_latents(
 
 
 def _encode(codec, todo, out_dir, dev, dtype, batch_size, workers, sample, seed, fail_fast,
-            procs, progress, written, done_sizes, failed) -> None:
-    """Encode ``todo`` batch by batch; appends to ``written``, ``done_sizes``, ``failed`` as it goes."""
+            procs, progress, written, done_sizes, failed, pad: bool = False) -> None:
+    """Encode ``todo`` batch by batch; appends to ``written``, ``done_sizes``, ``failed`` as it goes.
+
+    ``pad`` (a compiled encoder): every batch of one image size is padded to that size's full batch, so a short
+    last batch (or one with unreadable images, or a small scene) reuses the compiled graph instead of compiling
+    another.
+    """
     budget = PCA_PIXEL_BUDGET if codec.name == "pca" else VAE_PIXEL_BUDGET["cuda" if dev.type == "cuda" else "cpu"]
     batches = batches_by_size(todo, batch_size, budget)
     pending: dict[Future, ImageItem] = {}
@@ -273,7 +281,8 @@ def _encode(codec, todo, out_dir, dev, dtype, batch_size, workers, sample, seed,
                 if good:
                     batch = [todo[i] for i in good]
                     generators = [torch.Generator().manual_seed(_image_seed(seed, i.stem)) for i in batch] if sample else None
-                    encoded = _encode_batch(codec, images, batch, dev, dtype, sample, generators)
+                    rows = batch_rows(tuple(images.shape[-2:]), batch_size, budget) if pad else None
+                    encoded = _encode_batch(codec, images, batch, dev, dtype, sample, generators, rows)
                 previous, in_flight = in_flight, encoded
                 if previous is not None:
                     store(previous)
@@ -304,14 +313,22 @@ class _Encoded:
 
 
 def _encode_batch(codec, images: np.ndarray, items: list[ImageItem], dev: torch.device, dtype: torch.dtype,
-                  sample: bool, generators) -> _Encoded:
-    """Queue one batch on ``dev``: pinned, non-blocking copies both ways, so the call returns while the GPU works."""
+                  sample: bool, generators, rows: int | None = None) -> _Encoded:
+    """Queue one batch on ``dev``: pinned, non-blocking copies both ways, so the call returns while the GPU works.
+
+    ``rows``: encode that many images, the batch followed by copies of its last image (dropped afterwards).
+    """
     x = torch.from_numpy(images)
     cuda = dev.type == "cuda"
     if cuda:
         x = x.pin_memory()
     x = x.to(dev, non_blocking=cuda).to(dtype).div_(255.0)
-    latents = codec.encode(x, sample=sample, generator=generators).float()
+    count = len(x)
+    if rows is not None and rows > count:
+        x = torch.cat([x, x[-1:].expand(rows - count, *x.shape[1:])])
+        if generators is not None:
+            generators = generators + [torch.Generator().manual_seed(0) for _ in range(rows - count)]
+    latents = codec.encode(x, sample=sample, generator=generators)[:count].float()
     finite = torch.isfinite(latents).flatten(1).all(1)
     if not cuda:
         return _Encoded(items, latents.cpu(), finite.cpu())

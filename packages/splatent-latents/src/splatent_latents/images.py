@@ -133,10 +133,16 @@ def batches_by_size(items: list[ImageItem], batch_size: int | None, pixel_budget
     for index, item in enumerate(items):
         groups.setdefault(item.encoded_size, []).append(index)
     batches = []
-    for (height, width), indices in groups.items():
-        size = batch_size or max(1, min(64, pixel_budget // (height * width)))
+    for encoded_size, indices in groups.items():
+        size = batch_rows(encoded_size, batch_size, pixel_budget)
         batches += [indices[i:i + size] for i in range(0, len(indices), size)]
     return batches
+
+
+def batch_rows(encoded_size: tuple[int, int], batch_size: int | None, pixel_budget: int) -> int:
+    """Images per batch of one encoded ``(height, width)``: ``batch_size``, or as many as fit ``pixel_budget``."""
+    height, width = encoded_size
+    return batch_size or max(1, min(64, pixel_budget // (height * width)))
 
 
 class ImageBatches(torch.utils.data.Dataset):
