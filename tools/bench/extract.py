@@ -188,6 +188,35 @@ def bench_extract(vae, scene: Path, device: torch.device, dtype: str, batch_size
             "images_per_s_with_warmup": len(result.written) / (result.seconds + warmup)}
 
 
+def cold_extract(scene: Path, device: torch.device, compile: bool, cache: Path, label: str) -> dict:
+    """``extract_latents`` in a fresh process, its compile counted: the first run a user's shell makes. ``cache``
+    is Inductor's cache folder (a new one: nothing compiled before; a used one: the second scene of a session)."""
+    import subprocess
+    import sys
+
+    env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=str(cache))
+    command = [sys.executable, __file__, "--child", str(scene), "--device", str(device)] + (["--compile"] if compile else [])
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if done.returncode:
+        return {"label": label, "error": (done.stderr.strip().splitlines() or ["failed"])[-1][:300]}
+    row = json.loads(done.stdout.strip().splitlines()[-1])
+    row["label"] = label
+    return row
+
+
+def child(args: argparse.Namespace) -> None:
+    """The fresh process of :func:`cold_extract`: one ``extract_latents`` call, timed whole (its compile too)."""
+    from splatent_latents import VaeCodec, extract_latents
+
+    codec = VaeCodec(build_vae(False))
+    start = time.perf_counter()
+    result = extract_latents(args.child, output="latents_cold", codec=codec, device=args.device, dtype="auto",
+                             overwrite=True, compile=args.compile)
+    seconds = time.perf_counter() - start
+    print(json.dumps({"compile": args.compile, "images": len(result.written), "seconds": seconds,
+                      "images_per_s": len(result.written) / seconds}))
+
+
 def compile_warmup(entry: dict, row: dict) -> tuple[float, float]:
     """The compile's seconds for a compiled ``extract_latents`` row, and its images/s with them counted.
 
@@ -251,6 +280,13 @@ def run(args: argparse.Namespace) -> dict:
                 entry["extract"].append(bench_extract(vae, scene, device, "auto", None, "batched-channels-last", channels_last=True))
             if args.compile:
                 entry["extract"].append(bench_extract(vae, scene, device, "auto", None, "batched-compiled", compile=True))
+            if device.type == "cuda" and args.cold:
+                cache = Path(tmp) / "inductor-cache"  # new: nothing compiled before in it
+                entry["cold"] = [cold_extract(scene, device, False, cache, "defaults"),
+                                 cold_extract(scene, device, True, cache, "compile, empty cache"),
+                                 cold_extract(scene, device, True, cache, "compile, cache of the previous run")]
+                for row in entry["cold"]:
+                    print(f"[{size}] cold {row}", flush=True)
             for row in entry["extract"]:
                 print(f"[{size}] extract {row}", flush=True)
             loop = entry["loop"]["images_per_s"]
@@ -305,6 +341,11 @@ def table(report: dict) -> str:
                      f"the loop once compiled; its compile takes {warmup:.0f} s, which counted in makes "
                      f"{with_warmup:.0f} images/s ({with_warmup / e['loop']['images_per_s']:.1f}×) on these {r['images']} images "
                      f"and pays off from about {break_even(e, r, warmup):,.0f} images on")
+        if e.get("cold"):
+            runs = ", ".join(f"{r['label']}: {r['error']}" if "error" in r else
+                             f"{r['label']} {r['images_per_s']:.0f} images/s ({r['images_per_s'] / e['loop']['images_per_s']:.1f}×)"
+                             for r in e["cold"])
+            line += f"; in a fresh process, compile included, on {e['cold'][0].get('images', '?')} images: {runs}"
         if "batched-channels-last" in rows:
             line += f"; with channels_last: {rows['batched-channels-last']['images_per_s']:.0f} images/s"
         if "batched-nchw" in rows:  # JSON of a run before NCHW became the default
@@ -323,10 +364,16 @@ def main() -> None:
     parser.add_argument("--batch-sizes", default="8,16,32", help="Encoder-only batch sizes in half precision.")
     parser.add_argument("--min-seconds", type=float, default=2.0, help="Timing window per encoder configuration.")
     parser.add_argument("--compile", action="store_true", help="Also time a torch.compile'd encoder (adds ~1 min per size).")
+    parser.add_argument("--cold", action="store_true",
+                        help="Also run extract_latents in fresh processes, compile counted (defaults; compile with a new "
+                             "and with a used Inductor cache).")
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--tiny", action="store_true", help="Tiny random VAE instead of SD-Turbo's architecture (checks the script).")
     parser.add_argument("--report", type=Path, help="Print (and with --results, write) the markdown of an existing JSON.")
     parser.add_argument("--results", type=Path, help="RESULTS.md whose extract section to replace.")
     args = parser.parse_args()
+    if args.child:
+        return child(args)
     if args.report:
         report = json.loads(args.report.read_text())
     else:

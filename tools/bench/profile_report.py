@@ -34,10 +34,12 @@ def fit_part(path: Path) -> str:
                      f"{f['ms_per_step']:.2f} | {f['num_gaussians']:,} | {f['test_psnr']:.2f} dB |")
     p = r["profile"]
     kernels = {"ms_per_step": p["kernels"]["ms_per_step"], "top": _without_ranges(p["kernels"]["top"])}
+    launches = next((x["calls"] for x in p["host"]["top"] if x["name"] == "cudaLaunchKernel"), None)
+    per_step = f"~{launches / p['steps']:.0f}" if launches else "many"
     lines += ["", f"Profile of {p['steps']} steps (fused Adam, the CUDA default): **{kernels['ms_per_step']:.2f} ms of "
               f"GPU kernels per step against {p['profiled_ms_per_step']:.2f} ms of wall time** (profiler on) and "
-              f"{p['host']['ms_per_step']:.2f} ms of host operators: the fit is bound by the host (Python, ~120 "
-              f"kernel launches a step), not by the GPU.", "", "Kernels:", "", markdown(kernels, 10), "",
+              f"{p['host']['ms_per_step']:.2f} ms of host operators: the fit is bound by the host (Python, {per_step} "
+              f"`cudaLaunchKernel` a step), not by the GPU.", "", "Kernels:", "", markdown(kernels, 10), "",
               "Host operators (self CPU time):", "", markdown(p["host"], 10)]
     return "\n".join(lines)
 
