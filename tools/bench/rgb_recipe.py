@@ -48,7 +48,8 @@ def plain_gsplat(scene_dir: Path, steps: int, scale: float, device: str = "cuda"
 
     from splatent_data import load_scene, split_scene
     from splatent_latents.metrics import psnr, ssim
-    from splatent_splat import camera_tensors
+    from splatent_splat import camera_tensors, rgb_to_sh
+    from splatent_splat.fit import _scene_scale  # gsplat's definition; the same number both recipes use
     from splatent_splat.gaussians import nearest_neighbour_distance
     from splatent_splat.views import load_rgb_views
 
@@ -65,8 +66,7 @@ def plain_gsplat(scene_dir: Path, steps: int, scale: float, device: str = "cuda"
     train = load_rgb_views(scene, list(split.train), scale=scale, device=device)
     test = load_rgb_views(scene, list(split.test), scale=scale, device=device)
     cams = [camera_tensors([v.camera], device) for v in train]
-    centres = torch.stack([torch.as_tensor(v.camera.camtoworld[:3, 3], dtype=torch.float32) for v in train])
-    scene_scale = float((centres - centres.mean(0)).norm(dim=1).max()) * 1.1
+    scene_scale = _scene_scale(train)
 
     n = points  # simple_trainer: init_type="random", init_num_pts=100_000, init_extent=3.0
     points = (3.0 * scene_scale * (torch.rand(n, 3) * 2 - 1)).to(device)
@@ -77,7 +77,7 @@ def plain_gsplat(scene_dir: Path, steps: int, scale: float, device: str = "cuda"
     params = torch.nn.ParameterDict({
         "means": points, "scales": scales,
         "quats": torch.rand(n, 4, device=device), "opacities": torch.logit(torch.full((n,), 0.1, device=device)),
-        "sh0": ((rgbs - 0.5) / 0.28209479177387814)[:, None, :],
+        "sh0": rgb_to_sh(rgbs)[:, None, :],
         "shN": torch.zeros(n, 15, 3, device=device),
     })
     lrs = {"means": 1.6e-4 * scene_scale, "scales": 5e-3, "quats": 1e-3, "opacities": 5e-2, "sh0": 2.5e-3,

@@ -267,9 +267,10 @@ class _StepLoss:
         device = gaussians.device
         self.views = targets.train
         self.cams = [camera_tensors([v.camera], device) for v in targets.train]
-        self.mean, self.scale = gaussians.feature_mean[:, None, None], gaussians.feature_scale[:, None, None]
+        mean, scale = gaussians.feature_mean[:, None, None], gaussians.feature_scale[:, None, None]
         latent = cfg.target == "latent"
-        self.targets = [((v.target - self.mean) / self.scale if latent else v.target)[None] for v in targets.train]
+        # Standardised once here, as the render is (render(standardised=True)) every step.
+        self.targets = [((v.target - mean) / scale if latent else v.target)[None] for v in targets.train]
         self.masks = [None if v.mask is None else v.mask[None] for v in targets.train]
         self.data_range = targets.data_range / float(gaussians.feature_scale.mean()) if latent else 1.0
         self.rgb_views = targets.rgb_train
