@@ -163,8 +163,24 @@ def run_batches(m, c, latents: torch.Tensor, batch: int, pad: bool) -> list[torc
     return images
 
 
+def profile_batches(m, c, latents: torch.Tensor, device: torch.device, batch: int, pad: bool, batches: int = 3) -> dict:
+    """Kernels and host operators of ``batches`` batches (after the timed run: compiled and warm), per view."""
+    from profiling import activities, host_table, kernel_table, print_table
+
+    views = latents[: batch * batches]
+    with torch.profiler.profile(activities=activities(device)) as prof:
+        run_batches(m, c, views, batch, pad)
+        sync(device)
+    kernels, host = kernel_table(prof, views.shape[0], device), host_table(prof, views.shape[0])
+    print_table(f"[enhance bench] batch {batch} kernels (per view)", kernels)
+    print_table(f"[enhance bench] batch {batch} host operators (per view)", host)
+    return {"kernel_ms_per_view": kernels["ms_per_step"], "top": kernels["top"],
+            "host_ms_per_view": host["ms_per_step"], "host_top": host["top"]}
+
+
 def bench_ours(model, codec, latents: torch.Tensor, device: torch.device, batch: int,
-               channels_last: bool | None = None, compile_mode: str | None = None, reference=None) -> dict:
+               channels_last: bool | None = None, compile_mode: str | None = None, reference=None,
+               profile: bool = False) -> dict:
     reset_peak(device)
     t0 = time.perf_counter()
     m, c, _ = ours(model, codec, device, batch, channels_last, compile_mode)
@@ -195,6 +211,8 @@ def bench_ours(model, codec, latents: torch.Tensor, device: torch.device, batch:
         img = run_batches(m, c, probe, batch, pad=compile_mode is not None)[0].float()
         diff = (img[:n] - reference["images"][:n]).abs()
         row["image_abs_diff_vs_eager"] = {"mean": float(diff.mean()), "max": float(diff.max())}
+    if profile:
+        row["profile"] = profile_batches(m, c, latents, device, batch, pad=compile_mode is not None)
     del m, c
     return row
 
@@ -310,14 +328,14 @@ def run(args: argparse.Namespace) -> dict:
     for batch, channels_last, mode in configs:
         try:
             row = bench_ours(model, codec, latents, device, batch, channels_last, mode,
-                             reference if batch == batches[0] or mode else None)
+                             reference if batch == batches[0] or mode else None, profile=args.profile and bool(mode))
         except torch.cuda.OutOfMemoryError:
             row = {"batch": batch, "channels_last": channels_last, "compile": mode, "error": "out of memory"}
         except Exception as exc:  # e.g. a compile failure: record it, keep the other rows
             row = {"batch": batch, "channels_last": channels_last, "compile": mode,
                    "error": f"{type(exc).__name__}: {exc}"[:300]}
         report["ours"].append(row)
-        print(f"ours: {row}", flush=True)
+        print(f"ours: { {k: v for k, v in row.items() if k != 'profile'} }", flush=True)
         reset_peak(device)
     ok = [r for r in report["ours"] if "error" not in r]
     best_eager = max((r for r in ok if not r["compile"] and r["channels_last"] == (device.type == "cuda")),
@@ -398,6 +416,8 @@ def main() -> None:
                         help="The UNet's memory formats compiled: channels_last (the CUDA default), nchw, or both.")
     parser.add_argument("--no-compile", action="store_true", help="Skip the torch.compile rows (saves minutes).")
     parser.add_argument("--no-files", action="store_true", help="Skip the files-in/files-out row.")
+    parser.add_argument("--profile", action="store_true",
+                        help="Profile 3 batches of each compiled row after its timing (kernel and host tables per view).")
     parser.add_argument("--tiny", action="store_true", help="The tiny preset instead of SD-Turbo's architecture (checks the script).")
     parser.add_argument("--report", type=Path, help="Print (and with --results, write) the markdown of an existing JSON.")
     parser.add_argument("--results", type=Path, help="RESULTS.md whose enhance section to replace.")

@@ -64,3 +64,32 @@ def test_bad_local_models(tmp_path):
         load_codec("sd-vae", model=str(tmp_path / "missing"))
     with pytest.raises(LatentError, match="holds neither vae/config.json nor config.json"):
         load_codec("sd-vae", model=str(tmp_path))
+
+
+def test_vae_attention_modes_agree_and_auto_picks_by_score_size():
+    from diffusers import AutoencoderKL
+
+    from splatent_latents import tiny_vae_config
+    from splatent_latents.vae import VaeAttnProcessor
+
+    torch.manual_seed(0)
+    vae = AutoencoderKL(**tiny_vae_config())
+    images = torch.rand(2, 3, 64, 64)
+    latents = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(1), requires_grad=True)
+    results = {}
+    for mode in ("sdpa", "matmul", "auto"):
+        codec = VaeCodec(vae, attention=mode)
+        assert all(isinstance(p, VaeAttnProcessor) and p.mode == mode for p in vae.attn_processors.values())
+        latents.grad = None
+        decoded = codec.decode(latents)
+        decoded.square().mean().backward()  # the training losses' path: gradients to the latents
+        with torch.no_grad():
+            results[mode] = (codec.encode(images), decoded.detach(), latents.grad.clone())
+    for mode in ("matmul", "auto"):
+        for mine, sdpa in zip(results[mode], results["sdpa"]):
+            assert torch.allclose(mine, sdpa, atol=1e-5, rtol=1e-4)
+    auto = VaeAttnProcessor("auto", max_scores_bytes=16 * 4096**2 * 4)
+    assert auto.uses_matmul(16, 1, 4096) and not auto.uses_matmul(17, 1, 4096)  # 512² images: batch 16 fits
+    assert VaeAttnProcessor("matmul").uses_matmul(64, 1, 16384) and not VaeAttnProcessor("sdpa").uses_matmul(1, 1, 1)
+    with pytest.raises(LatentError, match="not one of auto, matmul, sdpa"):
+        VaeCodec(vae, attention="flash")

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from diffusers import AutoencoderKL
 
 DEFAULT_MODEL = "stabilityai/sd-turbo"
+VAE_ATTENTION = ("auto", "matmul", "sdpa")
+MATMUL_SCORES_BYTES = 2**31  # above this many bytes of float32 scores, "auto" attention takes SDPA (memory-efficient)
 
 
 def sd_vae_config() -> dict[str, Any]:
@@ -47,6 +49,41 @@ def tiny_vae_config() -> dict[str, Any]:
     )
 
 
+class VaeAttnProcessor:
+    """The VAE's self-attention: diffusers' matmul-and-softmax processor where its score matrix is small, SDPA where not.
+
+    Why: the VAE's mid-block attention has a single head of 512 channels. Flash and cuDNN attention do not take
+    heads that wide, so ``scaled_dot_product_attention`` falls back to its memory-efficient kernel, whose backward pass
+    took 6.2 ms of a 110 ms enhancer training step on an H100 (``benchmarks/RESULTS.md``, profiles). Two batched
+    matmuls (diffusers' ``AttnProcessor``, softmax in float32) run on cuBLAS at full speed but hold the whole
+    ``[B, N, N]`` score matrix, so past ``max_scores_bytes`` of it (about 1024² images in batches of 2) "auto" keeps SDPA.
+
+    Args:
+        mode: ``"auto"`` (as above), ``"matmul"`` or ``"sdpa"`` (diffusers' ``AttnProcessor2_0``, the default before).
+        max_scores_bytes: The float32 score matrix ``"auto"`` allows for the matmul path.
+    """
+
+    def __init__(self, mode: str = "auto", max_scores_bytes: int = MATMUL_SCORES_BYTES) -> None:
+        from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
+
+        if mode not in VAE_ATTENTION:
+            raise LatentError(f"VAE attention {mode!r} is not one of {', '.join(VAE_ATTENTION)}")
+        self.mode, self.max_scores_bytes = mode, max_scores_bytes
+        self.matmul, self.sdpa = AttnProcessor(), AttnProcessor2_0()
+
+    def uses_matmul(self, batch: int, heads: int, tokens: int) -> bool:
+        if self.mode != "auto":
+            return self.mode == "matmul"
+        return batch * heads * tokens * tokens * 4 <= self.max_scores_bytes
+
+    def __call__(self, attn, hidden_states: Tensor, encoder_hidden_states: Tensor | None = None,
+                 attention_mask: Tensor | None = None, temb: Tensor | None = None, *args, **kwargs) -> Tensor:
+        tokens = hidden_states.shape[-1] * hidden_states.shape[-2] if hidden_states.ndim == 4 else hidden_states.shape[1]
+        if encoder_hidden_states is None and self.uses_matmul(hidden_states.shape[0], attn.heads, tokens):
+            return self.matmul(attn, hidden_states, encoder_hidden_states, attention_mask, temb, *args, **kwargs)
+        return self.sdpa(attn, hidden_states, encoder_hidden_states, attention_mask, temb, *args, **kwargs)
+
+
 class VaeCodec(LatentCodec):
     """A diffusers ``AutoencoderKL`` mapping ``[0, 1]`` images to its unscaled latents.
 
@@ -55,11 +92,14 @@ class VaeCodec(LatentCodec):
         name: ``"sd-vae"`` or ``"tiny-random"``, recorded in manifests.
         channels_last: On CUDA, keep weights and inputs NHWC. Off by default: on an H100 with torch 2.11
             the batched bf16 encoder ran 166 img/s NCHW vs 117 img/s NHWC at 512x512 (benchmarks/RESULTS.md).
+        attention: The mid-block attention's kernel (:class:`VaeAttnProcessor`): ``auto``, ``matmul`` or ``sdpa``.
         options: What :func:`load_codec` needs to rebuild it (``model``, ``revision``, ``seed``).
     """
 
-    def __init__(self, vae: "AutoencoderKL", name: str = "sd-vae", *, channels_last: bool = False, **options: Any):
+    def __init__(self, vae: "AutoencoderKL", name: str = "sd-vae", *, channels_last: bool = False,
+                 attention: str = "auto", **options: Any):
         self.vae = vae.eval().requires_grad_(False)
+        self.vae.set_attn_processor(VaeAttnProcessor(attention))
         self.name = name
         self.channels_last = channels_last
         self.options = options

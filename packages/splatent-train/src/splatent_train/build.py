@@ -145,6 +145,8 @@ def prepare_frozen(codec: Any, lpips: torch.nn.Module | None, device: torch.devi
                    ) -> torch.nn.Module | None:
     """Put the codec (float32 for ``pca``) and LPIPS on ``device`` in the compute dtype, NHWC on CUDA with ``channels_last``;
     ``compile`` also compiles a VAE decoder (the loss back-propagates through it every step)."""
+    if channels_last and hasattr(codec, "channels_last"):  # a VAE decoder: NHWC like the UNet feeding it
+        codec.channels_last = True
     codec.to(device, dtype if codec.name != "pca" else torch.float32)
     vae = getattr(codec, "vae", None)
     if compile and vae is not None:

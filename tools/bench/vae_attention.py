@@ -1,0 +1,117 @@
+"""The VAE's mid-block attention: SDPA against two matmuls, in the three places the VAE runs.
+
+The SD VAE's attention has one head of 512 channels, which flash and cuDNN attention do not take, so SDPA runs its
+memory-efficient kernel; the training profile showed that kernel's backward pass at 6.2 ms a step. This times, for
+each ``VaeCodec(attention=...)`` mode, eager and ``torch.compile``d (default mode):
+
+* ``encode``: the encoder, batch 16 at 512² (extraction);
+* ``decode``: the decoder, batch 16 from 64² latents (enhancement);
+* ``decode-backward``: the decoder forward and backward to its input, batch 1 (the training step's RGB and LPIPS
+  losses), weights frozen;
+
+and how far each mode's outputs (and input gradients) are from SDPA's. Random weights in SD-Turbo's VAE
+architecture, bf16.
+
+    python tools/bench/vae_attention.py --out $OUT/vae_attention.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from results_md import recorded_command
+
+
+def timed(fn, repeats: int) -> float:
+    """Milliseconds per call after three untimed calls (the compile, when compiled)."""
+    for _ in range(3):
+        fn()
+    torch.cuda.synchronize()
+    began = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    torch.cuda.synchronize()
+    return 1e3 * (time.perf_counter() - began) / repeats
+
+
+def measure(vae, mode: str, compiled: bool, size: int, batch: int, repeats: int) -> dict:
+    from splatent_latents import VaeCodec
+
+    codec = VaeCodec(copy.deepcopy(vae), attention=mode).to("cuda", torch.bfloat16)
+    if compiled:
+        codec.vae.encoder.compile()
+        codec.vae.decoder.compile()
+    g = torch.Generator(device="cuda").manual_seed(0)
+    images = torch.rand(batch, 3, size, size, device="cuda", generator=g)
+    latents = torch.randn(batch, 4, size // 8, size // 8, device="cuda", generator=g) * 5
+    one = latents[:1].clone().requires_grad_(True)
+    outputs = {}
+
+    def encode():
+        with torch.no_grad():
+            outputs["encode"] = codec.encode(images)
+
+    def decode():
+        with torch.no_grad():
+            outputs["decode"] = codec.decode(latents)
+
+    def decode_backward():
+        one.grad = None
+        codec.decode(one).square().mean().backward()
+        outputs["decode-backward"] = one.grad
+
+    row = {"mode": mode, "compiled": compiled, "batch": batch, "size": size}
+    began = time.perf_counter()
+    for name, fn, reps in (("encode", encode, repeats), ("decode", decode, repeats),
+                           ("decode-backward", decode_backward, 4 * repeats)):
+        row[f"{name}_ms"] = timed(fn, reps)
+    row["seconds"] = time.perf_counter() - began
+    row["peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
+    del codec
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+    torch._dynamo.reset()
+    return row, {k: v.float().cpu() for k, v in outputs.items()}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--size", type=int, default=512)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--modes", default="sdpa,matmul")
+    p.add_argument("--no-compile", dest="compile", action="store_false")
+    p.add_argument("--out", type=Path)
+    args = p.parse_args()
+    from diffusers import AutoencoderKL
+
+    from splatent_latents import sd_vae_config
+
+    torch.manual_seed(0)
+    torch.backends.cudnn.benchmark = True
+    vae = AutoencoderKL(**sd_vae_config())
+    rows, reference = [], {}
+    for compiled in ([False, True] if args.compile else [False]):
+        for mode in args.modes.split(","):
+            row, outputs = measure(vae, mode, compiled, args.size, args.batch, args.repeats)
+            for name, value in outputs.items():  # against eager SDPA
+                base = reference.setdefault(name, value)
+                row[f"{name}_max_abs_diff"] = float((value - base).abs().max())
+                row[f"{name}_mean_abs"] = float(base.abs().mean())
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    report = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "cuda": torch.version.cuda,
+              "date": time.strftime("%Y-%m-%d"), "rows": rows, "command": recorded_command("vae_attention.py")}
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
