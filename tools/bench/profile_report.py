@@ -63,6 +63,28 @@ def rgb_part(path: Path) -> str:
     return "\n".join(lines)
 
 
+# Kernel families a training step's profile is read by (name fragments, first match wins).
+FAMILIES = (
+    ("cuDNN layout conversions NCHW↔NHWC", ("nchwToNhwc", "nhwcToNchw")),
+    ("memory-efficient attention (heads wider than flash/cuDNN take)", ("fmha_cutlass",)),
+    ("flash / cuDNN attention", ("sdpa", "flash")),
+    ("AdamW and gradient clipping (multi-tensor kernels)", ("multi_tensor_apply",)),
+    ("GroupNorm (eager, float32 statistics)", ("RowwiseMoments", "ComputeInternalGradients")),
+    ("convolutions and matmuls", ("xmma", "implicit_gemm", "nvjet", "gemm")),
+)
+
+
+def families(top: list[dict]) -> list[tuple[str, float]]:
+    """``(family, ms per step)`` of the table's rows, largest first (rows in no family are left out)."""
+    totals: dict[str, float] = {}
+    for row in top:
+        for name, fragments in FAMILIES:
+            if any(f in row["name"] for f in fragments):
+                totals[name] = totals.get(name, 0.0) + row["ms_per_step"]
+                break
+    return sorted(totals.items(), key=lambda kv: -kv[1])
+
+
 def train_part(path: Path) -> str:
     r = json.loads(path.read_text())
     lines = [f"### train: enhancer step, {r['device']}, torch {r['torch']}, {r['size']}×{r['size']}, batch "
@@ -75,12 +97,16 @@ def train_part(path: Path) -> str:
         top = _without_ranges(prof["top"])
         kernel_ms = prof["kernel_ms_per_step"] - sum(x["ms_per_step"] for x in prof["top"] if x not in top)
         launches = next((x["calls"] for x in prof.get("host_top", []) if x["name"] == "cudaLaunchKernel"), None)
+        graphs = next((x["calls"] for x in prof.get("host_top", []) if x["name"] == "cudaGraphLaunch"), None)
         wall = 1e3 / r["recipes"][prof["recipe"]]["steps_per_s"] if prof["recipe"] in r["recipes"] else None
-        lines += ["", f"Profile of `{prof['recipe']}` (5 steps): **{kernel_ms:.0f} ms of GPU kernels per step against "
-                  f"{wall:.0f} ms of wall time** unprofiled" if wall else f"Profile of `{prof['recipe']}`",
-                  f"({launches // 5 if launches else '?'} `cudaLaunchKernel` a step): the eager step leaves the GPU idle "
-                  "about half the time; GroupNorm runs in float32 under autocast (`RowwiseMomentsCUDAKernel<float>`) "
-                  "and cuDNN converts NCHW↔NHWC around its convolutions.", "", "Kernels:", "",
+        head = (f"Profile of `{prof['recipe']}` (5 steps): **{kernel_ms:.0f} ms of GPU kernels per step against "
+                f"{wall:.0f} ms of wall time** unprofiled" if wall else f"Profile of `{prof['recipe']}` (5 steps): "
+                f"**{kernel_ms:.0f} ms of GPU kernels per step**")
+        head += f" ({launches // 5 if launches else '?'} `cudaLaunchKernel`"
+        head += f" and {graphs // 5} CUDA graph launches a step)." if graphs else " a step)."
+        parts = [f"{name} {ms:.1f} ms ({ms / kernel_ms:.0%})" for name, ms in families(top)]
+        lines += ["", head + (" By kind (the table's rows): " + "; ".join(parts) + "." if parts else ""), "",
+                  "Kernels:", "",
                   markdown({"ms_per_step": kernel_ms, "top": [dict(x, share=x["ms_per_step"] / kernel_ms) for x in top]}, 12),
                   "", "Host operators (self CPU time):", "", markdown({"top": _without_ranges(prof.get("host_top", []))}, 10)]
     return "\n".join(lines)
@@ -90,14 +116,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--fit", type=Path, action="append", default=[])
     parser.add_argument("--rgb", type=Path, action="append", default=[])
-    parser.add_argument("--train", type=Path)
+    parser.add_argument("--train", type=Path, action="append", default=[])
     parser.add_argument("--note", type=Path, help="A Markdown file whose paragraph goes first (what was measured, what is next).")
     parser.add_argument("--results", type=Path, required=True)
     args = parser.parse_args()
     parts = [args.note.read_text().strip()] if args.note else []
     parts += [fit_part(path) for path in args.fit]
     parts += [rgb_part(path) for path in args.rgb]
-    parts += [train_part(args.train)] if args.train else []
+    parts += [train_part(path) for path in args.train]
     write_section(args.results, "profiles", "profiles: where the steps go (`tools/bench/profile_fit.py`, "
                   "`tools/bench/train.py --profile`)", recorded_command("profile_report.py", ("--results", "--note")),
                   "\n\n".join(parts))

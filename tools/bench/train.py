@@ -12,17 +12,16 @@ Recipes (``--recipes``):
 * ``original``: ``src/train.py``'s loop with the model kept in float32 ("fp32 master
   weights"): accelerate's bf16 autocast around the UNet only (what ``--mixed_precision=bf16``
   does), VAE decoding and LPIPS outside it in float32, ``torch.optim.AdamW`` with its
-  defaults, eager, three ``.item()`` per step for the logs.
-* ``ours``: ``splatent_train.train_enhancer`` with its defaults on CUDA: bf16 autocast over
-  the UNet and the losses, frozen VAE and LPIPS in bf16, fused AdamW, TF32, losses
-  synchronised every 10 steps.
+  defaults, eager, three ``.item()`` per step for the logs; the VAE's attention is diffusers' default (SDPA).
+* ``ours``: ``splatent_train.train_enhancer`` on CUDA, eager (``--no-compile``): bf16 autocast over the UNet and
+  the losses, frozen VAE and LPIPS in bf16, fused AdamW, TF32, losses synchronised every 10 steps, NCHW.
 * ``ours-nhwc``: the same with ``--channels_last``.
-* ``ours-compile``: the same with ``--compile`` (``torch.compile`` of the UNet and the VAE
-  decoder; its warm-up is excluded from steps/s and reported).
-* ``ours-compile-graphs``: ``--compile --compile_mode reduce-overhead``: the compiled regions replayed as
-  CUDA graphs (the profile shows the eager step bound by its ~5 700 kernel launches, not by the GPU).
-* ``ours-compile-graphs-nhwc``: the same with ``--channels_last`` (UNet, VAE decoder and LPIPS NHWC: the compiled
-  step's profile showed 17.7 ms a step of cuDNN converting NCHW tensors to NHWC and back).
+* ``ours-compile``: ``--compile`` (``torch.compile`` of the UNet and the VAE decoder; its warm-up is excluded from
+  steps/s and reported), NCHW (``--no_channels_last``).
+* ``ours-compile-graphs``: ``--compile --compile_mode reduce-overhead --no_channels_last``: the compiled regions
+  replayed as CUDA graphs (the profile shows the eager step bound by its ~5 700 kernel launches, not by the GPU).
+* ``ours-compile-graphs-nhwc``: the same NHWC (UNet, VAE decoder and LPIPS; ``train_enhancer``'s default when it
+  compiles): the compiled step's profile showed 17.7 ms a step of cuDNN converting NCHW tensors to NHWC and back.
 
 ``--profile RECIPE`` runs one recipe under ``torch.profiler`` and prints (and stores in the
 JSON) the CUDA kernels that take the most time, to see where a step goes.
@@ -61,7 +60,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from results_md import write_section  # a sibling: tools/bench is on sys.path when its scripts run
+from results_md import recorded_command, write_section  # a sibling: tools/bench is on sys.path when its scripts run
 
 SECTION = "train"
 GOAL_SPEEDUP, GOAL_SCALING, CURVE_TOLERANCE = 2.5, 1.8, 0.02
@@ -99,8 +98,8 @@ def make_dataset(root: Path, size: int, count: int, top_k: int, seed: int = 0) -
     return path
 
 
-def build_parts(device: torch.device, tiny: bool, seed: int = 0):
-    """``(enhancer, codec, lpips)`` with random weights, built on ``device``."""
+def build_parts(device: torch.device, tiny: bool, seed: int = 0, vae_attention: str = "auto"):
+    """``(enhancer, codec, lpips)`` with random weights, built on ``device``; ``vae_attention``: ``VaeCodec``'s."""
     from diffusers import AutoencoderKL
 
     from splatent_latents import VaeCodec, sd_vae_config, tiny_vae_config
@@ -116,7 +115,7 @@ def build_parts(device: torch.device, tiny: bool, seed: int = 0):
         vae = AutoencoderKL(**(tiny_vae_config() if tiny else sd_vae_config()))
     dim = model.unet.config.cross_attention_dim
     model.prompt_cache[PROMPT] = torch.randn(1, 77, dim, generator=torch.Generator().manual_seed(seed))
-    codec = VaeCodec(vae, "tiny-random" if tiny else "sd-vae", seed=seed)
+    codec = VaeCodec(vae, "tiny-random" if tiny else "sd-vae", seed=seed, attention=vae_attention)
     lpips = build_lpips("alex" if tiny else "vgg", pretrained=False, seed=seed)
     return model, codec, lpips
 
@@ -147,7 +146,8 @@ def original_recipe(dataset: Path, device: torch.device, steps: int, warmup: int
     from splatent_train.build import release_accelerator
 
     accelerator = Accelerator(mixed_precision="bf16", cpu=device.type == "cpu")
-    model, codec, lpips = build_parts(accelerator.device, tiny)
+    # diffusers' default attention (SDPA) in the VAE, as the original runs it
+    model, codec, lpips = build_parts(accelerator.device, tiny, vae_attention="sdpa")
     model.train()
     model.requires_grad_(False)
     model.unet.requires_grad_(True)
@@ -377,6 +377,10 @@ def table(report: dict) -> str:
             peak = f"{r['peak_gib']:.1f}" if r.get("peak_gib") is not None else ""
             lines.append(f"| {name} | {r['steps_per_s']:.2f} | {f'{speed:.2f}' if speed else ''} | {peak} | "
                          f"{r.get('warmup_s', 0):.0f} |")
+        profiled = [p["recipe"] for p in report.get("profiles", []) if p["recipe"] in report["recipes"]]
+        if profiled:  # the profile ran first, in this process: its compile filled the caches the timed run reused
+            lines += ["", f"Warm-up of {', '.join(profiled)}: from the compile caches its profile run (before, in the "
+                          "same process) filled; a cold compile takes minutes."]
         best = max((v for k, v in report.get("speedup", {}).items() if k != "original"), default=None)
         if best is not None:
             lines += ["", f"- Best of ours: {best:.2f}× the original recipe's steps/s "
@@ -434,7 +438,7 @@ def main() -> None:
         reports = [json.loads(p.read_text()) for p in args.report]
     else:
         report = run(args)
-        report["command"] = "python tools/bench/train.py" + (f" --gpus {args.gpus}" if args.gpus > 1 else "")
+        report["command"] = recorded_command("train.py")
         if args.out:
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(report, indent=2) + "\n")

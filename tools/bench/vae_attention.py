@@ -13,6 +13,7 @@ and how far each mode's outputs (and input gradients) are from SDPA's. Random we
 architecture, bf16.
 
     python tools/bench/vae_attention.py --out $OUT/vae_attention.json
+    python tools/bench/vae_attention.py --report benchmarks/vae_attention.json --results benchmarks/RESULTS.md
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from pathlib import Path
 
 import torch
 
-from results_md import recorded_command
+from results_md import recorded_command, write_section
+
+SECTION = "vae-attention"
 
 
 def timed(fn, repeats: int) -> float:
@@ -80,6 +83,27 @@ def measure(vae, mode: str, compiled: bool, size: int, batch: int, repeats: int)
     return row, {k: v.float().cpu() for k, v in outputs.items()}
 
 
+def table(report: dict) -> str:
+    rows = report["rows"]
+    lines = [f"Date: {report['date']} · device: {report['device']} · torch {report['torch']} (CUDA {report['cuda']}) · "
+             f"SD-Turbo VAE architecture, random weights, bf16 · {rows[0]['size']}² images, encode and decode in "
+             f"batches of {rows[0]['batch']}, decode + backward to the latents in batches of 1", "",
+             "| attention | compiled | encode ms | decode ms | decode + backward ms | peak GiB | max. difference to eager SDPA (encode / decode / gradient) |",
+             "|---|---|---:|---:|---:|---:|---|"]
+    for r in rows:
+        diff = " / ".join(f"{r[f'{k}_max_abs_diff']:.3g}" for k in ("encode", "decode", "decode-backward"))
+        lines.append(f"| {r['mode']} | {'yes' if r['compiled'] else 'no'} | {r['encode_ms']:.1f} | {r['decode_ms']:.1f} | "
+                     f"{r['decode-backward_ms']:.1f} | {r['peak_gib']:.1f} | {diff} |")
+    by = {(r["mode"], r["compiled"]): r for r in rows}
+    for compiled in (False, True):
+        a, b = by.get(("sdpa", compiled)), by.get(("matmul", compiled))
+        if a and b:
+            lines.append(f"\n- {'Compiled' if compiled else 'Eager'}: matmul against SDPA: encode "
+                         f"{b['encode_ms'] / a['encode_ms']:.2f}×, decode {b['decode_ms'] / a['decode_ms']:.2f}×, "
+                         f"decode + backward {b['decode-backward_ms'] / a['decode-backward_ms']:.2f}× the time.")
+    return "\n".join(lines)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", type=int, default=512)
@@ -88,7 +112,16 @@ def main() -> None:
     p.add_argument("--modes", default="sdpa,matmul")
     p.add_argument("--no-compile", dest="compile", action="store_false")
     p.add_argument("--out", type=Path)
+    p.add_argument("--report", type=Path, help="Print (and with --results, write) the markdown of an existing JSON.")
+    p.add_argument("--results", type=Path, help="RESULTS.md whose vae-attention section to replace.")
     args = p.parse_args()
+    if args.report:
+        report = json.loads(args.report.read_text())
+        print(table(report))
+        if args.results:
+            write_section(args.results, SECTION, "VAE attention: SDPA against two matmuls (`tools/bench/vae_attention.py`)",
+                          report["command"], table(report))
+        return
     from diffusers import AutoencoderKL
 
     from splatent_latents import sd_vae_config

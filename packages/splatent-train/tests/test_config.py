@@ -52,3 +52,13 @@ def test_compile_defaults_to_cuda_runs_long_enough_to_repay_it(tmp_path):
     assert not short_run.use_compile(cuda)
     assert not dataclasses.replace(long_run, compile=False).use_compile(cuda)
     assert dataclasses.replace(short_run, compile=True).use_compile(cpu)
+
+
+def test_channels_last_defaults_to_compiled_cuda_runs(tmp_path):
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    run = TrainConfig(dataset_path=tmp_path, output_dir=tmp_path, max_train_steps=COMPILE_MIN_STEPS)
+    assert run.channels_last is None and run.use_channels_last(cuda) and not run.use_channels_last(cpu)
+    assert not dataclasses.replace(run, compile=False).use_channels_last(cuda)  # eager steps keep NCHW
+    assert not dataclasses.replace(run, channels_last=False).use_channels_last(cuda)
+    forced = dataclasses.replace(run, compile=False, channels_last=True)
+    assert forced.use_channels_last(cuda) and not forced.use_channels_last(cpu)  # NHWC is a CUDA choice

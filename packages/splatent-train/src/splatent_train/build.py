@@ -100,7 +100,7 @@ def configure_for_training(model: SplatentEnhancer, config: TrainConfig, device:
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True  # crops keep shapes fixed: tune each convolution once
-        if config.channels_last:
+        if config.use_channels_last(device):
             model.unet.to(memory_format=torch.channels_last)
             model.channels_last = True
     model.to(device)
@@ -145,7 +145,7 @@ def prepare_frozen(codec: Any, lpips: torch.nn.Module | None, device: torch.devi
                    ) -> torch.nn.Module | None:
     """Put the codec (float32 for ``pca``) and LPIPS on ``device`` in the compute dtype, NHWC on CUDA with ``channels_last``;
     ``compile`` also compiles a VAE decoder (the loss back-propagates through it every step)."""
-    if channels_last and hasattr(codec, "channels_last"):  # a VAE decoder: NHWC like the UNet feeding it
+    if channels_last and device.type == "cuda" and hasattr(codec, "channels_last"):  # a VAE decoder, NHWC like the UNet
         codec.channels_last = True
     codec.to(device, dtype if codec.name != "pca" else torch.float32)
     vae = getattr(codec, "vae", None)

@@ -186,7 +186,7 @@ class Run:
             elif lpips_model is None and lpips_available(config.lpips_net):
                 lpips_model = build_lpips(config.lpips_net)  # cached weights: the metric costs no download
         lpips_model = prepare_frozen(self.codec, lpips_model, device, compute_dtype(accelerator),
-                                     config.use_compile(device), config.channels_last, config.compile_mode)
+                                     config.use_compile(device), config.use_channels_last(device), config.compile_mode)
         self.loss = EnhancerLoss(config.lambda_l2, config.lambda_lpips, config.lambda_rgb, config.use_l1,
                                  model.scale_factor, self.codec, lpips_model if config.lambda_lpips > 0 else None)
 
