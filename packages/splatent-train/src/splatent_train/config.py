@@ -64,7 +64,9 @@ class TrainConfig:
     ``gradient_accumulation_steps``, ``gradient_checkpointing``, ``mixed_precision`` (``None``: what
     ``accelerate launch`` says, else ``no``), ``seed``, ``compile`` (``torch.compile`` the UNet and a VAE decoder;
     ``None``: on CUDA for runs of at least ``COMPILE_MIN_STEPS`` steps, where its minutes of warm-up pay off: on an
-    H100 it trains 1.38× faster than eager, see ``benchmarks/RESULTS.md``),
+    H100 it trains 1.38× faster than eager, see ``benchmarks/RESULTS.md``; a later run on the same machine reuses
+    Inductor's on-disk cache: 17 s of warm-up instead of ~150 s on an H100, and ``TORCHINDUCTOR_CACHE_DIR`` keeps
+    that cache where ``/tmp`` is cleared),
     ``channels_last`` (NHWC UNet, VAE decoder and LPIPS on CUDA; ``None``: when compiling on CUDA, where cuDNN's
     NCHW↔NHWC conversions were 16% of the compiled step's kernels and NHWC trained 9% faster on an H100; eager
     steps keep NCHW, no faster there), ``allow_tf32``,
