@@ -22,6 +22,8 @@ Recipes (``--recipes``):
   replayed as CUDA graphs (the profile shows the eager step bound by its ~5 700 kernel launches, not by the GPU).
 * ``ours-compile-graphs-nhwc``: the same NHWC (UNet, VAE decoder and LPIPS; ``train_enhancer``'s default when it
   compiles): the compiled step's profile showed 17.7 ms a step of cuDNN converting NCHW tensors to NHWC and back.
+* ``ours-compile-graphs-nhwc-lpips``: the same with the LPIPS network compiled too (``train_enhancer`` runs it
+  eager): a lever to judge by measurement.
 
 ``--profile RECIPE`` runs one recipe under ``torch.profiler`` and prints (and stores in the
 JSON) the CUDA kernels that take the most time, to see where a step goes.
@@ -200,11 +202,14 @@ def original_recipe(dataset: Path, device: torch.device, steps: int, warmup: int
 
 def ours(dataset: Path, out: Path, device: torch.device, steps: int, workers: int, tiny: bool,
          compile: bool = False, batch_size: int = 1, log_every: int = 10, channels_last: bool = False,
-         on_step=None, compile_mode: str = "default") -> dict:
-    """``train_enhancer`` with its defaults (plus ``compile`` / ``channels_last``) on random SD-Turbo parts."""
+         on_step=None, compile_mode: str = "default", compile_lpips: bool = False) -> dict:
+    """``train_enhancer`` with its defaults (plus ``compile`` / ``channels_last``) on random SD-Turbo parts;
+    ``compile_lpips`` also compiles the LPIPS network (a lever under test: ``train_enhancer`` runs it eager)."""
     from splatent_train import loss_curve, train_enhancer
 
     model, codec, lpips = build_parts(device, tiny)
+    if compile_lpips:
+        lpips.compile(mode=compile_mode)
     config = bench_config(dataset, out, device, steps, workers, compile, batch_size, log_every)
     config.channels_last = channels_last
     config.compile_mode = compile_mode
@@ -281,7 +286,8 @@ def environment(device: torch.device) -> dict:
             "cpu_count": os.cpu_count(), "gpus": torch.cuda.device_count() if device.type == "cuda" else 0}
 
 
-RECIPES = ("original", "ours", "ours-nhwc", "ours-compile", "ours-compile-graphs", "ours-compile-graphs-nhwc")
+RECIPES = ("original", "ours", "ours-nhwc", "ours-compile", "ours-compile-graphs", "ours-compile-graphs-nhwc",
+           "ours-compile-graphs-nhwc-lpips")
 
 
 def run_recipe(recipe: str, dataset: Path, root: Path, device: torch.device, args, on_step=None) -> dict:
@@ -289,8 +295,9 @@ def run_recipe(recipe: str, dataset: Path, root: Path, device: torch.device, arg
         return original_recipe(dataset, device, args.steps, args.warmup, args.workers, args.tiny, on_step=on_step)
     if recipe in RECIPES:
         return ours(dataset, root / recipe, device, args.steps, args.workers, args.tiny,
-                    compile=recipe.startswith("ours-compile"), channels_last=recipe.endswith("-nhwc"), on_step=on_step,
-                    compile_mode="reduce-overhead" if recipe.startswith("ours-compile-graphs") else "default")
+                    compile=recipe.startswith("ours-compile"), channels_last="-nhwc" in recipe, on_step=on_step,
+                    compile_mode="reduce-overhead" if recipe.startswith("ours-compile-graphs") else "default",
+                    compile_lpips=recipe.endswith("-lpips"))
     raise SystemExit(f"unknown recipe {recipe!r}; use {', '.join(RECIPES)}")
 
 
