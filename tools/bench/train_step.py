@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 
 
-def _time(fn, steps: int, device: torch.device) -> float:
+def time_per_call(fn, steps: int, device: torch.device) -> float:
+    """Seconds per call of ``fn`` over ``steps`` calls, after three untimed ones (compiles, cuDNN tuning)."""
     for _ in range(3):
         fn()
     if device.type == "cuda":
@@ -74,9 +75,9 @@ def measure(args, views: int, compile: bool) -> dict:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     out = {"views": views, "compile": compile, "first_step_s": time.perf_counter() - t_compile,
-           "forward_ms": 1e3 * _time(forward, args.steps, device),
-           "forward_backward_ms": 1e3 * _time(forward_backward, args.steps, device),
-           "step_ms": 1e3 * _time(step, args.steps, device)}
+           "forward_ms": 1e3 * time_per_call(forward, args.steps, device),
+           "forward_backward_ms": 1e3 * time_per_call(forward_backward, args.steps, device),
+           "step_ms": 1e3 * time_per_call(step, args.steps, device)}
     out["steps_per_second"] = 1e3 / out["step_ms"]
     if args.profile and not compile:
         from torch.profiler import ProfilerActivity, profile

@@ -27,20 +27,9 @@ from pathlib import Path
 import torch
 
 from results_md import recorded_command, write_section
+from train_step import time_per_call
 
 SECTION = "vae-attention"
-
-
-def timed(fn, repeats: int) -> float:
-    """Milliseconds per call after three untimed calls (the compile, when compiled)."""
-    for _ in range(3):
-        fn()
-    torch.cuda.synchronize()
-    began = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    torch.cuda.synchronize()
-    return 1e3 * (time.perf_counter() - began) / repeats
 
 
 def measure(vae, mode: str, compiled: bool, size: int, batch: int, repeats: int) -> dict:
@@ -73,7 +62,7 @@ def measure(vae, mode: str, compiled: bool, size: int, batch: int, repeats: int)
     began = time.perf_counter()
     for name, fn, reps in (("encode", encode, repeats), ("decode", decode, repeats),
                            ("decode-backward", decode_backward, 4 * repeats)):
-        row[f"{name}_ms"] = timed(fn, reps)
+        row[f"{name}_ms"] = 1e3 * time_per_call(fn, reps, torch.device("cuda"))
     row["seconds"] = time.perf_counter() - began
     row["peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
     del codec

@@ -53,10 +53,11 @@ class VaeAttnProcessor:
     """The VAE's self-attention: diffusers' matmul-and-softmax processor where its score matrix is small, SDPA where not.
 
     Why: the VAE's mid-block attention has a single head of 512 channels. Flash and cuDNN attention do not take
-    heads that wide, so ``scaled_dot_product_attention`` falls back to its memory-efficient kernel, whose backward pass
-    took 6.2 ms of a 110 ms enhancer training step on an H100 (``benchmarks/RESULTS.md``, profiles). Two batched
-    matmuls (diffusers' ``AttnProcessor``, softmax in float32) run on cuBLAS at full speed but hold the whole
-    ``[B, N, N]`` score matrix, so past ``max_scores_bytes`` of it (about 1024² images in batches of 2) "auto" keeps SDPA.
+    heads that wide, so ``scaled_dot_product_attention`` falls back to its memory-efficient kernel, whose backward
+    pass took 6.2 ms of the 111 ms of kernels in a compiled enhancer training step on an H100
+    (``benchmarks/RESULTS.md``, profiles). Two batched matmuls (diffusers' ``AttnProcessor``, softmax in float32) run
+    on cuBLAS at full speed but hold the whole ``[B, N, N]`` score matrix, so past ``max_scores_bytes`` of it (more
+    than two 1024² images a batch) "auto" keeps SDPA.
 
     Args:
         mode: ``"auto"`` (as above), ``"matmul"`` or ``"sdpa"`` (diffusers' ``AttnProcessor2_0``, the default before).
