@@ -67,3 +67,9 @@ def test_bad_input_is_one_line(cli, tmp_path):
     assert res.returncode == 1
     assert res.stderr.strip().splitlines() == [
         f"splatent train: dataset JSON {tmp_path / 'missing.json'} does not exist; build one with `splatent dataset`"]
+    res = cli("train", "--dataset_path", tmp_path / "missing.json", "--output_dir", tmp_path / "out",
+              "--compile_mode", "fastest")
+    assert res.returncode == 1
+    assert res.stderr.strip().splitlines() == [
+        "splatent train: --compile_mode 'fastest' is not one of default, reduce-overhead, max-autotune, "
+        "max-autotune-no-cudagraphs"]

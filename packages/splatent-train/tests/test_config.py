@@ -62,3 +62,10 @@ def test_channels_last_defaults_to_compiled_cuda_runs(tmp_path):
     assert not dataclasses.replace(run, channels_last=False).use_channels_last(cuda)
     forced = dataclasses.replace(run, compile=False, channels_last=True)
     assert forced.use_channels_last(cuda) and not forced.use_channels_last(cpu)  # NHWC is a CUDA choice
+
+
+def test_unknown_compile_mode_is_one_line(tmp_path):
+    dataset = tmp_path / "dataset.json"
+    dataset.write_text("{}")
+    with pytest.raises(TrainError, match=r"--compile_mode 'fastest' is not one of default, reduce-overhead"):
+        TrainConfig(dataset_path=dataset, output_dir=tmp_path, compile_mode="fastest").check()

@@ -23,6 +23,7 @@ LR_SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "cons
 MIXED_PRECISION = ("no", "fp16", "bf16")
 LOGGERS = ("tensorboard", "none")
 LPIPS_NETS = ("vgg", "alex")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 COMPILE_MIN_STEPS = 2000  # compiling costs about 3.5 minutes on an H100; 2000 eager steps take about 9
 
 
@@ -67,6 +68,10 @@ class TrainConfig:
     H100 it trains 1.38× faster than eager, see ``benchmarks/RESULTS.md``; a later run on the same machine reuses
     Inductor's on-disk cache: 17 s of warm-up instead of ~150 s on an H100, and ``TORCHINDUCTOR_CACHE_DIR`` keeps
     that cache where ``/tmp`` is cleared),
+    ``compile_mode`` (``torch.compile``'s mode when compiling: ``default``, or ``reduce-overhead``, which replays
+    the compiled regions as CUDA graphs: the fastest setting measured on one GPU, its step bound by the GPU rather than
+    by kernel launches (``benchmarks/RESULTS.md``); with gradient accumulation a step's micro-steps share one graph
+    generation, so the gradients one micro-step hands over survive the next (pytorch/pytorch#169545)),
     ``channels_last`` (NHWC UNet, VAE decoder and LPIPS on CUDA; ``None``: when compiling on CUDA, where cuDNN's
     NCHW↔NHWC conversions were 16% of the compiled step's kernels and NHWC trained 9% faster on an H100; eager
     steps keep NCHW, no faster there), ``allow_tf32``,
@@ -128,7 +133,7 @@ class TrainConfig:
     seed: int = 0
     fused_adam: bool | None = None
     compile: bool | None = None
-    compile_mode: str = "default"  # torch.compile's mode; "reduce-overhead" replays each step as CUDA graphs
+    compile_mode: str = "default"
     channels_last: bool | None = None
     allow_tf32: bool = True
     enable_xformers_memory_efficient_attention: bool = False
@@ -191,6 +196,8 @@ class TrainConfig:
              "--lambda_l2, --lambda_lpips and --lambda_rgb are all 0: nothing to train on")
         need(self.lr_scheduler in LR_SCHEDULERS,
              f"--lr_scheduler {self.lr_scheduler!r} is not one of {', '.join(LR_SCHEDULERS)}")
+        need(self.compile_mode is None or self.compile_mode in COMPILE_MODES,
+             f"--compile_mode {self.compile_mode!r} is not one of {', '.join(COMPILE_MODES)}")
         need(self.mixed_precision is None or self.mixed_precision in MIXED_PRECISION,
              f"--mixed_precision {self.mixed_precision!r} is not one of {', '.join(MIXED_PRECISION)}")
         if self.logger == "clearml":

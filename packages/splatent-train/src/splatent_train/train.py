@@ -218,7 +218,8 @@ class Run:
         self.viewer = Evaluator(viz_set, max_views=config.num_samples_viz, **evaluator_args)
         self.tracker = TrainLogger(out, config.tracker_run_name, config.logger, enabled=self.main,
                                    resume_step=self.state.step if self.resume_path is not None else None)
-        self.cuda_graphs = config.use_compile(device) and "reduce-overhead" in config.compile_mode
+        # reduce-overhead and max-autotune replay CUDA graphs: each step must say where it begins
+        self.cuda_graphs = config.use_compile(device) and config.compile_mode in ("reduce-overhead", "max-autotune")
         self.last_eval: EvalReport | None = None
         self.last_losses: dict[str, float] = {}
         self._stand_in = None
@@ -255,7 +256,10 @@ class Run:
                 # DDP needs every process in each backward pass: a stand-in that contributes nothing
                 batch, weight = self.stand_in(), 0.0
             batch = batch.to(acc.device)
-            if self.cuda_graphs:  # a new step: the graphs may reuse the previous step's output memory
+            if self.cuda_graphs and acc.sync_gradients:
+                # A new optimizer step: the graphs may reuse the last step's output memory. Not between micro-steps
+                # of one step: the gradients a backward graph hands over become .grad and must survive until the
+                # optimizer consumes them (pytorch/pytorch#169545), so later micro-steps run as graphs of their own.
                 torch.compiler.cudagraph_mark_step_begin()
             with acc.accumulate(self.model):
                 pred = self.model(batch.views, prompt_embeds=self.prompts(batch.prompts))
