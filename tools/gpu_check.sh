@@ -9,8 +9,8 @@
 #   view     tools/bench/view.py: the viewer's frame at 512², decoded and enhanced, taef2 and sd-vae
 #   fitspeed tools/bench/profile_fit.py (latent fit: variants, kernel and host tables) and
 #            tools/bench/rgb_recipe.py (RGB fit against a plain gsplat loop) on $FOX_UND, a pinhole copy of fox
-#   trainprofile  tools/bench/train.py: original vs ours-compile-graphs-nhwc (the compiled default), with its profile,
-#                 and the same with LPIPS compiled
+#   trainprofile  tools/bench/train.py: original vs ours-compile-graphs-nhwc (UNet, VAE decoder and LPIPS compiled,
+#                 CUDA graphs, NHWC), with its profile
 #   enhanceprofile tools/bench/enhance.py: batch 16 compiled, NCHW and NHWC, with kernel tables per view
 #   vaeattention  tools/bench/vae_attention.py: the VAE's attention, SDPA against matmuls
 #   extractcold   tools/bench/extract.py --compile --cold at 512²: compile counted, in fresh processes
@@ -53,7 +53,7 @@ for part in "$@"; do
       step python3 -c "from splatent_splat import build_gsplat_kernels; print(build_gsplat_kernels())"
       step python3 tools/bench/profile_fit.py --fox "${FOX_UND:-.device/fox_und}" --out "$OUT/profile_fit.json"
       step python3 tools/bench/rgb_recipe.py --fox "${FOX_UND:-.device/fox_und}" --out "$OUT/rgb_recipe.json" ;;
-    trainprofile) step python3 tools/bench/train.py --recipes original,ours-compile-graphs-nhwc,ours-compile-graphs-nhwc-lpips --steps 50 \
+    trainprofile) step python3 tools/bench/train.py --recipes original,ours-compile-graphs-nhwc --steps 50 \
                     --profile ours-compile-graphs-nhwc --out "$OUT/train_profile.json" ;;
     enhanceprofile) step python3 tools/bench/enhance.py --batch-sizes 16 --compile-batch-sizes 16 --no-files \
                       --loop-views 16 --profile --out "$OUT/enhance_profile.json" ;;

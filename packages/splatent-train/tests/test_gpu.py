@@ -54,14 +54,17 @@ def test_cuda_graph_run_evaluates_draws_checkpoints_and_resumes(degraded_dataset
 
     from splatent_latents import load_codec
 
+    from splatent_train import build_lpips
+
+    # the RGB and LPIPS losses back-propagate through the compiled (graphed) VAE decoder and LPIPS network
     settings = dict(max_train_steps=8, eval_freq=4, viz_freq=4, checkpointing_steps=4, compile_mode="reduce-overhead",
-                    lambda_rgb=1.0)  # the RGB loss back-propagates through the compiled (graphed) VAE decoder
+                    lambda_rgb=1.0, lambda_lpips=1.0)
     skips = counters["inductor"]["cudagraph_skips"]
     graphs = train_enhancer(gpu_config(degraded_dataset, tmp_path / "graphs", compile=True, **settings),
-                            codec=load_codec("tiny-random"))
+                            codec=load_codec("tiny-random"), lpips_model=build_lpips("alex", pretrained=False))
     assert counters["inductor"]["cudagraph_skips"] == skips, "a compiled region fell back to launching kernels"
     eager = train_enhancer(gpu_config(degraded_dataset, tmp_path / "eager", compile=False, **settings),
-                           codec=load_codec("tiny-random"))
+                           codec=load_codec("tiny-random"), lpips_model=build_lpips("alex", pretrained=False))
     a, b = loss_curve(tmp_path / "eager"), loss_curve(tmp_path / "graphs")
     assert sorted(a) == sorted(b) == list(range(1, 9))
     for step in a:
@@ -71,7 +74,8 @@ def test_cuda_graph_run_evaluates_draws_checkpoints_and_resumes(degraded_dataset
     assert (tmp_path / "graphs" / "eval" / "step_4.json").is_file() and (tmp_path / "graphs" / "viz" / "latest.png").is_file()
     assert [p.name for p in graphs.checkpoints] == [p.name for p in eager.checkpoints] and graphs.checkpoints
     more = train_enhancer(gpu_config(degraded_dataset, tmp_path / "graphs", compile=True, **{**settings, "max_train_steps": 10},
-                                     resume="latest"), codec=load_codec("tiny-random"))
+                                     resume="latest"), codec=load_codec("tiny-random"),
+                          lpips_model=build_lpips("alex", pretrained=False))
     assert more.start_step == 8 and more.steps == 10
     assert math.isfinite(loss_curve(tmp_path / "graphs")[10])
 

@@ -79,3 +79,20 @@ def test_loss_terms_follow_the_original(random_lpips):
     assert pred.grad.abs().sum() > 0
     with pytest.raises(LpipsUnavailableError):
         EnhancerLoss(1.0, 1.0, 0.0, codec=codec, lpips=None)
+
+
+def test_compiling_the_frozen_parts_compiles_lpips_and_keeps_its_scores():
+    """``compile`` compiles LPIPS with the VAE decoder (the loss back-propagates through both every step); its scores
+    are those of the eager network (``aot_eager``: traced and run through autograd's graph, no code generation)."""
+    from splatent_latents import load_codec
+    from splatent_train.build import prepare_frozen
+
+    eager_lpips, compiled_lpips = build_lpips("alex", pretrained=False), build_lpips("alex", pretrained=False)
+    device = torch.device("cpu")
+    kept = prepare_frozen(load_codec("pca"), eager_lpips, device, torch.float32)
+    assert kept._compiled_call_impl is None  # nn.Module.compile's hook: not compiled unless asked
+    compiled = prepare_frozen(load_codec("pca"), compiled_lpips, device, torch.float32, compile=True)
+    assert compiled._compiled_call_impl is not None
+    a, b = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
+    compiled._compiled_call_impl = torch.compile(compiled._call_impl, backend="aot_eager")
+    torch.testing.assert_close(compiled(a, b), kept(a, b))

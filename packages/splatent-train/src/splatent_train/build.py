@@ -105,8 +105,8 @@ def configure_for_training(model: SplatentEnhancer, config: TrainConfig, device:
             model.channels_last = True
     model.to(device)
     if config.use_compile(device):
-        logger.info("compiling the UNet and the VAE decoder with torch.compile: minutes of warm-up, then faster "
-                    "steps (--no-compile to skip)")
+        logger.info("compiling the UNet, the VAE decoder and LPIPS with torch.compile: minutes of warm-up, then "
+                    "faster steps (--no-compile to skip)")
         model.unet.compile(mode=config.compile_mode)
     return model
 
@@ -144,7 +144,8 @@ def prepare_frozen(codec: Any, lpips: torch.nn.Module | None, device: torch.devi
                    compile: bool = False, channels_last: bool = False, compile_mode: str = "default"
                    ) -> torch.nn.Module | None:
     """Put the codec (float32 for ``pca``) and LPIPS on ``device`` in the compute dtype, NHWC on CUDA with ``channels_last``;
-    ``compile`` also compiles a VAE decoder (the loss back-propagates through it every step)."""
+    ``compile`` also compiles a VAE decoder and LPIPS (the loss back-propagates through both every step; compiling
+    LPIPS took a CUDA-graph step on an H100 from 99.3 to 95.8 ms)."""
     if channels_last and device.type == "cuda" and hasattr(codec, "channels_last"):  # a VAE decoder, NHWC like the UNet
         codec.channels_last = True
     codec.to(device, dtype if codec.name != "pca" else torch.float32)
@@ -155,4 +156,6 @@ def prepare_frozen(codec: Any, lpips: torch.nn.Module | None, device: torch.devi
         lpips = lpips.to(device, dtype).eval().requires_grad_(False)
         if device.type == "cuda" and channels_last:
             lpips = lpips.to(memory_format=torch.channels_last)
+        if compile:
+            lpips.compile(mode=compile_mode)
     return lpips

@@ -63,8 +63,8 @@ class TrainConfig:
     Optimisation: AdamW (``adam_*``; fused on CUDA unless ``fused_adam`` is False), diffusers'
     ``lr_scheduler`` (warmup and length counted in optimizer steps), ``max_grad_norm`` clipping (0: off),
     ``gradient_accumulation_steps``, ``gradient_checkpointing``, ``mixed_precision`` (``None``: what
-    ``accelerate launch`` says, else ``no``), ``seed``, ``compile`` (``torch.compile`` the UNet and a VAE decoder;
-    ``None``: on CUDA for runs of at least ``COMPILE_MIN_STEPS`` steps, where its minutes of warm-up pay off: on an
+    ``accelerate launch`` says, else ``no``), ``seed``, ``compile`` (``torch.compile`` the UNet, a VAE decoder and
+    LPIPS; ``None``: on CUDA for runs of at least ``COMPILE_MIN_STEPS`` steps, where its minutes of warm-up pay off: on an
     H100 it trains 1.38× faster than eager, see ``benchmarks/RESULTS.md``; a later run on the same machine reuses
     Inductor's on-disk cache: 17 s of warm-up instead of ~150 s on an H100, and ``TORCHINDUCTOR_CACHE_DIR`` keeps
     that cache where ``/tmp`` is cleared),

@@ -76,7 +76,7 @@ def train(
     mixed_precision: str = typer.Option(None, "--mixed_precision", "--mixed-precision", help="no, fp16 or bf16 (default: what `accelerate launch` says)."),
     seed: int = typer.Option(0, "--seed", help="Seeds the model, data order and crops."),
     fused_adam: bool = typer.Option(None, "--fused_adam/--no_fused_adam", "--fused-adam/--no-fused-adam", help="Fused AdamW kernel (default: on CUDA)."),
-    compile: bool = typer.Option(None, "--compile/--no-compile", " /--no_compile", help="torch.compile the UNet and the VAE decoder (minutes of warm-up, then faster steps; a later run on the same machine reuses the compile cache, set TORCHINDUCTOR_CACHE_DIR to keep it); default: on CUDA for runs of 2000 steps or more."),
+    compile: bool = typer.Option(None, "--compile/--no-compile", " /--no_compile", help="torch.compile the UNet, the VAE decoder and LPIPS (minutes of warm-up, then faster steps; a later run on the same machine reuses the compile cache, set TORCHINDUCTOR_CACHE_DIR to keep it); default: on CUDA for runs of 2000 steps or more."),
     compile_mode: str = typer.Option("default", "--compile_mode", "--compile-mode", help="torch.compile's mode when compiling: default, reduce-overhead (CUDA graphs: the fastest on one GPU), max-autotune, max-autotune-no-cudagraphs."),
     channels_last: bool = typer.Option(None, "--channels_last/--no_channels_last", "--channels-last/--no-channels-last", help="NHWC memory format for the UNet, VAE decoder and LPIPS on CUDA; default: when compiling (9% faster compiled on an H100, no faster eager)."),
     allow_tf32: bool = typer.Option(True, "--allow_tf32/--no_allow_tf32", "--allow-tf32/--no-allow-tf32", help="TF32 matmuls on Ampere and newer GPUs."),
