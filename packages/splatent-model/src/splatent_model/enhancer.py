@@ -248,7 +248,9 @@ class SplatentEnhancer(PretrainedMixin, ModelMixin, ConfigMixin):
         if self.channels_last:
             x_t = x_t.contiguous(memory_format=torch.channels_last)
         embeds = prompt_embeds.to(self.dtype).expand(grid.shape[0], -1, -1)
-        t_tensor = torch.tensor(t, device=grid.device, dtype=torch.long)
+        # filled on the device: torch.tensor(t, device=...) copies from the host and waits for the GPU's queue, which
+        # made every compiled training step wait for the previous one (~10 ms of idle GPU a step on an H100)
+        t_tensor = torch.full((), t, device=grid.device, dtype=torch.long)
         model_output = self.unet(x_t, t_tensor, encoder_hidden_states=embeds, return_dict=False)[0]
         alpha_bar_t, prediction_type = alpha_bar(self.scheduler, t), self.scheduler.config.prediction_type
         if self.config.residual:
