@@ -32,10 +32,11 @@ for part in "$@"; do
     tests)
       step nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
       step python3 -c "import torch; print('torch', torch.__version__, torch.version.cuda, torch.cuda.get_device_name())"
-      case " ${TEST_PACKAGES:-splat} " in *" splat "*)  # the kernel build (~85 s) only where gsplat's tests run
+      packages=${TEST_PACKAGES:-latents splat model train}
+      case " $packages " in *" splat "*)  # the kernel build (~85 s) only where gsplat's tests run
         step python3 -c "import time; t=time.time(); from splatent_splat import build_gsplat_kernels; print(build_gsplat_kernels()); print('gsplat build+load s', round(time.time()-t,1))" ;;
       esac
-      for p in ${TEST_PACKAGES:-latents splat model train}; do
+      for p in $packages; do
         step python3 -m pytest "packages/splatent-$p/tests" -m gpu -q -p no:cacheprovider
       done ;;
     extract) step python3 tools/bench/extract.py --out "$OUT/extract.json" ;;

@@ -64,8 +64,8 @@ class TrainConfig:
     ``lr_scheduler`` (warmup and length counted in optimizer steps), ``max_grad_norm`` clipping (0: off),
     ``gradient_accumulation_steps``, ``gradient_checkpointing``, ``mixed_precision`` (``None``: what
     ``accelerate launch`` says, else ``no``), ``seed``, ``compile`` (``torch.compile`` the UNet, a VAE decoder and
-    LPIPS; ``None``: on CUDA for runs of at least ``COMPILE_MIN_STEPS`` steps, where its minutes of warm-up pay off: on an
-    H100 it trains 1.38× faster than eager, see ``benchmarks/RESULTS.md``; a later run on the same machine reuses
+    LPIPS; ``None``: on CUDA for runs of at least ``COMPILE_MIN_STEPS`` steps, where its minutes of warm-up pay off:
+    on an H100 it trains 1.38× faster than eager, see ``benchmarks/RESULTS.md``; a later run on the same machine reuses
     Inductor's on-disk cache: 17 s of warm-up instead of ~150 s on an H100, and ``TORCHINDUCTOR_CACHE_DIR`` keeps
     that cache where ``/tmp`` is cleared),
     ``compile_mode`` (``torch.compile``'s mode when compiling: ``default``, or ``reduce-overhead``, which replays
@@ -196,7 +196,7 @@ class TrainConfig:
              "--lambda_l2, --lambda_lpips and --lambda_rgb are all 0: nothing to train on")
         need(self.lr_scheduler in LR_SCHEDULERS,
              f"--lr_scheduler {self.lr_scheduler!r} is not one of {', '.join(LR_SCHEDULERS)}")
-        need(self.compile_mode is None or self.compile_mode in COMPILE_MODES,
+        need(self.compile_mode in COMPILE_MODES,
              f"--compile_mode {self.compile_mode!r} is not one of {', '.join(COMPILE_MODES)}")
         need(self.mixed_precision is None or self.mixed_precision in MIXED_PRECISION,
              f"--mixed_precision {self.mixed_precision!r} is not one of {', '.join(MIXED_PRECISION)}")
