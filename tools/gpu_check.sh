@@ -14,6 +14,7 @@
 #   enhanceprofile tools/bench/enhance.py: batch 16 compiled, NCHW and NHWC, with kernel tables per view
 #   vaeattention  tools/bench/vae_attention.py: the VAE's attention, SDPA against matmuls
 #   extractcold   tools/bench/extract.py --compile --cold at 512²: compile counted, in fresh processes
+#   extractprofile  extractcold, plus the encoder's kernel tables (eager and compiled, NCHW and NHWC) per image
 # JSON results go to $OUT (default ./gpu-out).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -63,6 +64,8 @@ for part in "$@"; do
     vaeattention) step python3 tools/bench/vae_attention.py --out "$OUT/vae_attention.json" ;;
     extractcold) step python3 tools/bench/extract.py --sizes 512x512 --compile --cold --batch-sizes 16 \
                    --out "$OUT/extract_cold.json" ;;
+    extractprofile) step python3 tools/bench/extract.py --sizes 512x512 --compile --cold --profile --batch-sizes 16 \
+                      --out "$OUT/extract_profile.json" ;;
     *) echo "unknown part $part"; status=2 ;;
   esac
 done

@@ -9,7 +9,8 @@ folder, measured in one run:
   defaults (cuDNN may run float32 convolutions as TF32, as the original did), and
   again with TF32 off (strict float32) for reference.
 * ``encoder``: the encoder alone on tensors already on the device, per dtype and
-  batch size (``channels_last`` for half precision), optionally ``torch.compile``d.
+  batch size (``channels_last`` for half precision), optionally ``torch.compile``d
+  (NCHW and NHWC), optionally with its kernel table per image (``--profile``).
 * ``extract``: ``splatent_latents.extract_latents`` end to end (files in, files out):
   batch 1 and the default batch, bf16, CPU workers decoding ahead.
 
@@ -39,7 +40,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from results_md import recorded_command, write_section  # a sibling: tools/bench is on sys.path when its scripts run
+from profiling import markdown  # siblings: tools/bench is on sys.path when its scripts run
+from results_md import recorded_command, write_section
 
 SECTION = "extract"
 GOAL_SPEEDUP, GOAL_RATE_512 = 5.0, 150.0
@@ -116,8 +118,9 @@ def bench_loop(vae, scene: Path, device: torch.device, count: int, warmup: int =
 
 
 def bench_encoder(vae, width: int, height: int, device: torch.device, dtype: torch.dtype, batch: int,
-                  channels_last: bool, compiled: bool, min_seconds: float) -> dict:
-    """``VaeCodec.encode`` (posterior mean) alone, on a batch already on the device."""
+                  channels_last: bool, compiled: bool, min_seconds: float, profile: bool = False) -> dict:
+    """``VaeCodec.encode`` (posterior mean) alone, on a batch already on the device; with ``profile``, the kernels of
+    three more batches (warm, compiled) per image."""
     import copy
 
     from splatent_latents import VaeCodec
@@ -146,12 +149,29 @@ def bench_encoder(vae, width: int, height: int, device: torch.device, dtype: tor
                     if time.perf_counter() - start >= min_seconds:
                         break
             seconds = time.perf_counter() - start
+            kernels = profile_encoder(codec, x, device) if profile else None
     finally:
         torch.backends.cudnn.benchmark = before
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
-    return {"dtype": str(dtype).removeprefix("torch."), "batch": batch, "compiled": compiled,
-            "channels_last": channels_last and device.type == "cuda",
-            "images_per_s": iters * batch / seconds, "warmup_s": warmup_s, "peak_gib": peak}
+    row = {"dtype": str(dtype).removeprefix("torch."), "batch": batch, "compiled": compiled,
+           "channels_last": channels_last and device.type == "cuda",
+           "images_per_s": iters * batch / seconds, "warmup_s": warmup_s, "peak_gib": peak}
+    if kernels is not None:
+        row["profile"] = kernels
+    return row
+
+
+def profile_encoder(codec, x: torch.Tensor, device: torch.device, batches: int = 3) -> dict:
+    """Kernels (operators on the CPU) of ``batches`` encodes, per image."""
+    from profiling import activities, kernel_table, print_table
+
+    with torch.profiler.profile(activities=activities(device)) as prof:
+        for _ in range(batches):
+            codec.encode(x)
+        sync(device)
+    kernels = kernel_table(prof, batches * x.shape[0], device)
+    print_table(f"[extract bench] encoder, batch {x.shape[0]}, kernels (per image)", kernels)
+    return kernels
 
 
 def bench_extract(vae, scene: Path, device: torch.device, dtype: str, batch_size: int | None, label: str,
@@ -262,15 +282,18 @@ def run(args: argparse.Namespace) -> dict:
             configs += [(half, b, True, False) for b in map(int, args.batch_sizes.split(","))]
             if args.compile:
                 configs.append((half, 16, False, True))  # NCHW: VaeCodec's default
+                if device.type == "cuda":
+                    configs.append((half, 16, True, True))
             entry["encoder"] = []
             for dtype, batch, channels_last, compiled in configs:
                 try:
-                    row = bench_encoder(vae, width, height, device, dtype, batch, channels_last, compiled, args.min_seconds)
+                    row = bench_encoder(vae, width, height, device, dtype, batch, channels_last, compiled, args.min_seconds,
+                                        profile=args.profile and batch >= 16)
                 except torch.cuda.OutOfMemoryError:
                     row = {"dtype": str(dtype).removeprefix("torch."), "batch": batch, "compiled": compiled, "error": "out of memory"}
                     torch.cuda.empty_cache()
                 entry["encoder"].append(row)
-                print(f"[{size}] encoder {row}", flush=True)
+                print(f"[{size}] encoder { {k: v for k, v in row.items() if k != 'profile'} }", flush=True)
             entry["extract"] = [bench_extract(vae, scene, device, "auto", 1, "batch1"),
                                 bench_extract(vae, scene, device, "auto", None, "batched")]
             if device.type == "cuda":  # the default is NCHW (VaeCodec's); this row says whether channels_last would be faster
@@ -348,6 +371,15 @@ def table(report: dict) -> str:
         if "batched-nchw" in rows:  # JSON of a run before NCHW became the default
             line += f"; without channels_last: {rows['batched-nchw']['images_per_s']:.0f} images/s"
         lines.append(line + ".")
+    for size, e in report["sizes"].items():
+        for r in e["encoder"]:
+            if "profile" not in r:
+                continue
+            name = ", ".join(["`VaeCodec.encode`", r["dtype"], f"batch {r['batch']}"]
+                             + (["channels_last"] if r.get("channels_last") else []) + (["torch.compile"] if r["compiled"] else []))
+            p = r["profile"]
+            lines += ["", f"Kernels of {name} at {size}: {p['ms_per_step']:.2f} ms per image "
+                      f"(wall {1e3 / r['images_per_s']:.2f} ms per image unprofiled).", "", markdown(p, per="image")]
     return "\n".join(lines)
 
 
@@ -364,6 +396,8 @@ def main() -> None:
     parser.add_argument("--cold", action="store_true",
                         help="Also run extract_latents in fresh processes, compile counted (defaults; compile with a new "
                              "and with a used Inductor cache).")
+    parser.add_argument("--profile", action="store_true",
+                        help="Also record the kernels of each encoder configuration of batch 16 or more (per image).")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--tiny", action="store_true", help="Tiny random VAE instead of SD-Turbo's architecture (checks the script).")
     parser.add_argument("--report", type=Path, help="Print (and with --results, write) the markdown of an existing JSON.")

@@ -45,8 +45,8 @@ def print_table(title: str, table: dict) -> None:
         print(f"  {row['ms_per_step']:8.3f} ms {row['share']:6.1%} {row['calls']:7d}  {row['name']}")
 
 
-def markdown(table: dict, rows: int = 12) -> str:
-    lines = ["| ms / step | share | calls | kernel / operator |", "|---:|---:|---:|---|"]
+def markdown(table: dict, rows: int = 12, per: str = "step") -> str:
+    lines = [f"| ms / {per} | share | calls | kernel / operator |", "|---:|---:|---:|---|"]
     for row in table["top"][:rows]:
         name = row["name"].replace("|", "\\|")
         lines.append(f"| {row['ms_per_step']:.3f} | {row['share']:.1%} | {row['calls']} | `{name}` |")

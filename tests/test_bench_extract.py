@@ -1,0 +1,32 @@
+"""``tools/bench/extract.py``'s CPU path (``--tiny``), which the GPU run shares: the loop, the encoder rows with their
+kernel tables (``--profile``), ``extract_latents`` end to end, JSON written and the RESULTS.md section rendered."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "tools" / "bench" / "extract.py"
+
+
+def test_the_extract_benchmark_profiles_the_encoder_on_a_cpu(tmp_path):
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Benchmark results\n")
+    run = subprocess.run([sys.executable, str(SCRIPT), "--device", "cpu", "--tiny", "--sizes", "32x24", "--count", "4",
+                          "--loop-count", "1", "--batch-sizes", "16", "--min-seconds", "0.05", "--profile",
+                          "--out", str(tmp_path / "extract.json"), "--results", str(results)],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    entry = json.loads((tmp_path / "extract.json").read_text())["sizes"]["32x24"]
+    profiled = [r for r in entry["encoder"] if "profile" in r]
+    assert [r["batch"] for r in profiled] == [16]  # batch 1 rows are not profiled
+    table = profiled[0]["profile"]
+    assert table["ms_per_step"] > 0 and table["top"]
+    assert abs(sum(row["share"] for row in table["top"]) - 1.0) < 0.2  # the top rows are most of the time
+    assert any("conv" in row["name"] for row in table["top"])  # an encoder is mostly convolutions
+    text = results.read_text()
+    assert "Kernels of `VaeCodec.encode`, float32, batch 16 at 32x24" in text and "| ms / image | share |" in text
+    assert {r["label"] for r in entry["extract"]} == {"batch1", "batched"}
