@@ -1,8 +1,27 @@
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from splatent_pipeline import PipelineConfig
 from splatent_data import make_synthetic_scene
+
+
+BENCH = Path(__file__).resolve().parents[1] / "tools" / "bench"
+
+
+def _run_bench(script: str, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    """``tools/bench/<script>`` with ``args`` in a child Python; fails the test with its stderr's end unless it exits 0."""
+    run = subprocess.run([sys.executable, str(BENCH / script), *map(str, args)], capture_output=True, text=True,
+                         timeout=timeout)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return run
+
+
+@pytest.fixture(scope="session")
+def run_bench():
+    """``run_bench(script, *args, timeout=900) -> CompletedProcess``: see :func:`_run_bench`."""
+    return _run_bench
 
 
 def _tiny_pipeline(root: Path) -> PipelineConfig:

@@ -4,22 +4,14 @@ kernel tables (``--profile``), ``extract_latents`` end to end, JSON written and 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "tools" / "bench" / "extract.py"
 
 
-def test_the_extract_benchmark_profiles_the_encoder_on_a_cpu(tmp_path):
+def test_the_extract_benchmark_profiles_the_encoder_on_a_cpu(tmp_path, run_bench):
     results = tmp_path / "RESULTS.md"
     results.write_text("# Benchmark results\n")
-    run = subprocess.run([sys.executable, str(SCRIPT), "--device", "cpu", "--tiny", "--sizes", "32x24", "--count", "4",
-                          "--loop-count", "1", "--batch-sizes", "16", "--min-seconds", "0.05", "--profile",
-                          "--out", str(tmp_path / "extract.json"), "--results", str(results)],
-                         capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stderr[-3000:]
+    run_bench("extract.py", "--device", "cpu", "--tiny", "--sizes", "32x24", "--count", "4", "--loop-count", "1",
+              "--batch-sizes", "16", "--min-seconds", "0.05", "--profile", "--out", tmp_path / "extract.json",
+              "--results", results, timeout=600)
     entry = json.loads((tmp_path / "extract.json").read_text())["sizes"]["32x24"]
     profiled = [r for r in entry["encoder"] if "profile" in r]
     assert [r["batch"] for r in profiled] == [16]  # batch 1 rows are not profiled

@@ -4,21 +4,13 @@ measured through the viewer's frame function, JSON written, the RESULTS.md secti
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "tools" / "bench" / "view.py"
 
 
-def test_the_view_benchmark_runs_on_a_cpu(tmp_path):
+def test_the_view_benchmark_runs_on_a_cpu(tmp_path, run_bench):
     results = tmp_path / "RESULTS.md"
     results.write_text("# Benchmark results\n\n<!-- bench:other begin -->\n## other\n<!-- bench:other end -->\n")
-    run = subprocess.run([sys.executable, str(SCRIPT), "--device", "cpu", "--quick", "--frames", "1", "--warmup", "0",
-                          "--out", str(tmp_path / "view.json"), "--results", str(results)],
-                         capture_output=True, text=True, timeout=900)
-    assert run.returncode == 0, run.stderr[-3000:]
+    run_bench("view.py", "--device", "cpu", "--quick", "--frames", "1", "--warmup", "0",
+              "--out", tmp_path / "view.json", "--results", results)
     report = json.loads((tmp_path / "view.json").read_text())
     rows = {(r["codec"], r["mode"]): r for r in report["rows"]}
     assert set(rows) == {(c, m) for c in ("taef2", "sd-vae") for m in ("decoded", "enhanced")}
@@ -31,8 +23,6 @@ def test_the_view_benchmark_runs_on_a_cpu(tmp_path):
     assert "<!-- bench:other begin -->" in text and text.count("<!-- bench:view begin -->") == 1
     assert "| taef2 (32 ch) | enhanced |" in text and "--quick smoke run" in text
     # the section again from the JSON alone: replaced in place, not appended
-    again = subprocess.run([sys.executable, str(SCRIPT), "--report", str(tmp_path / "view.json"), "--results",
-                            str(results)], capture_output=True, text=True, timeout=300)
-    assert again.returncode == 0, again.stderr[-3000:]
+    again = run_bench("view.py", "--report", tmp_path / "view.json", "--results", results, timeout=300)
     assert results.read_text().count("<!-- bench:view begin -->") == 1
     assert "| sd-vae (4 ch) | decoded |" in again.stdout
