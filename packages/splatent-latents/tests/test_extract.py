@@ -211,6 +211,9 @@ def test_accelerate_processes_split_the_images_and_write_each_once(tmp_path, mak
         # one file per rank: the processes' stdout lines can interleave in one pipe
         out = pathlib.Path({str(tmp_path)!r}) / ("result_" + os.environ["RANK"] + ".json")
         out.write_text(json.dumps({{"written": r.written, "skipped": r.skipped}}))
+        # a program's end under accelerate launch (as the splatent CLI's): gloo aborts at exit otherwise
+        import torch.distributed as dist
+        dist.destroy_process_group()
     """))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     # --multi_gpu is accelerate's torchrun launcher; without CUDA its processes talk over gloo on the CPU

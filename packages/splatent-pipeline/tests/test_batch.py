@@ -106,6 +106,7 @@ result = run_batch(cfg, say=lines.append)
 state = PartialState()
 ran = [l.split(":")[0] for l in lines if l.endswith("[fit] running")]
 (root / f"ran{state.process_index}.json").write_text(json.dumps({"ran": ran, "processes": state.num_processes}))
+state.destroy_process_group()  # a program's end under accelerate launch (as the splatent CLI's): gloo aborts at exit otherwise
 """
 
 

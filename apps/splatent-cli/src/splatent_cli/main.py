@@ -5,6 +5,7 @@ registered here; a command parses options, calls one package function, and lets
 from __future__ import annotations
 
 import os
+import sys
 
 import typer
 
@@ -59,7 +60,23 @@ app.command("demo", help="Run the whole method offline on an embedded procedural
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except SystemExit as done:
+        if done.code in (None, 0):
+            release_process_group()
+        raise
+    release_process_group()
+
+
+def release_process_group() -> None:
+    """Under ``accelerate launch`` a command's processes joined one ``torch.distributed`` group: destroy it once the
+    command succeeded, before the interpreter exits, where gloo's threads otherwise abort a finished run
+    ("terminate called without an active exception", exit -6: pytorch/pytorch#190489). Not after a failure: the
+    other processes may be inside a collective, and destroying the group could hang this one."""
+    dist = sys.modules.get("torch.distributed")  # never imports torch for commands that did not
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
