@@ -12,7 +12,11 @@ def test_the_extract_benchmark_profiles_the_encoder_on_a_cpu(tmp_path, run_bench
     run_bench("extract.py", "--device", "cpu", "--tiny", "--sizes", "32x24", "--count", "4", "--loop-count", "1",
               "--batch-sizes", "16", "--min-seconds", "0.05", "--profile", "--out", tmp_path / "extract.json",
               "--results", results, timeout=600)
-    entry = json.loads((tmp_path / "extract.json").read_text())["sizes"]["32x24"]
+    report = json.loads((tmp_path / "extract.json").read_text())
+    # the head every benchmark's JSON starts with (tools/bench/machine.py): which machine, which software
+    assert report["device"].startswith("CPU (") and "cores" in report["device"] and report["gpus"] >= 0
+    assert {"date", "python", "torch", "cuda", "cpu_count"} <= set(report)
+    entry = report["sizes"]["32x24"]
     profiled = [r for r in entry["encoder"] if "profile" in r]
     assert [r["batch"] for r in profiled] == [16]  # batch 1 rows are not profiled
     table = profiled[0]["profile"]

@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import tempfile
 import time
@@ -36,6 +34,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from machine import device_label, machine  # a sibling: tools/bench is on sys.path when its scripts run
 from results_md import write_section  # a sibling: tools/bench is on sys.path when its scripts run
 
 FOX = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "fox"
@@ -57,22 +56,6 @@ NOTES = {"pca": "",
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2) / 255.0**2
     return float(-10.0 * np.log10(mse))
-
-
-def device_label(device: str) -> str:
-    import torch
-
-    if device.startswith("cuda"):
-        return torch.cuda.get_device_name(torch.device(device))
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads; {model})"
 
 
 def measure(scene: Path, factor: int, tmp: Path, codec: str, device: str, dtype: str) -> dict:
@@ -220,8 +203,8 @@ def main(argv: list[str] | None = None, default_codec: str | None = None) -> Non
         batch = args.batch or (16 if args.device.startswith("cuda") else 4)
         speeds = [speed(codec, w, h, args.device, d, batch, args.seconds, args.compile)
                   for d in args.speed_dtypes.split(",") if d for w, h in sizes]
-        report = {"section": SECTIONS[codec], "codec": codec, "scene": args.scene.name, "date": time.strftime("%Y-%m-%d"),
-                  "cpu_count": os.cpu_count(), "results": results, "speed": speeds}
+        report = {"section": SECTIONS[codec], "codec": codec, "scene": args.scene.name, **machine(args.device),
+                  "results": results, "speed": speeds}
         if args.merge and args.merge.is_file():
             report = merge(json.loads(args.merge.read_text()), report)
         if args.out:

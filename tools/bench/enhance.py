@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -41,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from machine import machine  # a sibling: tools/bench is on sys.path when its scripts run
 from results_md import recorded_command, write_section  # a sibling: tools/bench is on sys.path when its scripts run
 
 SECTION = "enhance"
@@ -299,9 +299,7 @@ def run(args: argparse.Namespace) -> dict:
     report = {
         "section": SECTION,
         "model": "tiny preset (random)" if args.tiny else "SD-Turbo UNet + OpenCLIP-H text + SD VAE architectures, random weights",
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
-        "torch": torch.__version__, "cuda": torch.version.cuda, "cpu_count": os.cpu_count(),
-        "date": time.strftime("%Y-%m-%d"), "image": [args.size, args.size], "latent": [h, w],
+        **machine(device), "image": [args.size, args.size], "latent": [h, w],
         "references": args.top_k, "grid": None, "views": args.views,
     }
     from splatent_model import grid_shape

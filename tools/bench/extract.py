@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import tempfile
 import time
@@ -40,6 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from machine import machine  # a sibling: tools/bench is on sys.path when its scripts run
 from profiling import markdown  # siblings: tools/bench is on sys.path when its scripts run
 from results_md import recorded_command, write_section
 
@@ -259,9 +259,7 @@ def run(args: argparse.Namespace) -> dict:
     vae = build_vae(args.tiny)
     report = {
         "section": SECTION, "model": "tiny_vae_config (random)" if args.tiny else "sd_vae_config (SD-Turbo VAE architecture, random weights)",
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
-        "torch": torch.__version__, "cuda": torch.version.cuda, "cpu_count": os.cpu_count(),
-        "tf32_conv": torch.backends.cudnn.allow_tf32, "date": time.strftime("%Y-%m-%d"), "sizes": {},
+        **machine(device), "tf32_conv": torch.backends.cudnn.allow_tf32, "sizes": {},
     }
     with tempfile.TemporaryDirectory(prefix="splatent-bench-") as tmp:
         for size in args.sizes.split(","):

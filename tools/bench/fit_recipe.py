@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -37,26 +36,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from machine import machine  # a sibling: tools/bench is on sys.path when its scripts run
 from results_md import recorded_command, write_section  # a sibling: tools/bench is on sys.path when its scripts run
 
 SECTION = "fit_recipe"
 TITLE = "fit recipes: latents only (A) against the original's joint RGB + latent loss (B), decoded test PSNR (`tools/bench/fit_recipe.py`)"
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_SCENES = ",".join(f".device/scenes/{name}" for name in ("milk", "table_room", "beer_can"))
-
-
-def _device_name(device: str) -> str:
-    if device != "cpu" and torch.cuda.is_available():
-        return torch.cuda.get_device_name()
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"CPU ({model}, {torch.get_num_threads()} threads)"
 
 
 def recipe_name(rgb_weight: float) -> str:
@@ -74,8 +60,7 @@ def run(args) -> dict:
 
     t_start = time.perf_counter()
     report = {
-        "date": time.strftime("%Y-%m-%d"), "python": platform.python_version(), "torch": torch.__version__,
-        "device": _device_name(args.device), "backend": args.backend,
+        **machine(args.device), "backend": args.backend,
         "command": recorded_command("fit_recipe.py", ("--out", "--work")),
         "codec": args.codec, "steps": args.steps, "init_points": args.init_points, "seed": args.seed,
         "rgb_weights": args.rgb_weights, "rgb_scale": args.rgb_scale, "rgb_sh_degree": args.rgb_sh_degree,

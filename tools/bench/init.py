@@ -10,13 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import torch
 
+from machine import machine  # a sibling: tools/bench is on sys.path when its scripts run
 from results_md import recorded_command, write_section  # a sibling: tools/bench is on sys.path when its scripts run
 
 GOAL_SECONDS = 2.0
@@ -55,8 +55,7 @@ def main() -> None:
         "knn_seconds": {"min": min(knn), "median": statistics.median(knn), "max": max(knn)},
         "create_seconds": {"min": min(create), "median": statistics.median(create), "max": max(create)},
         "goal_seconds": GOAL_SECONDS, "goal_met": statistics.median(create) < GOAL_SECONDS,
-        "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
+        **machine("cpu"),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")

@@ -20,26 +20,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import tempfile
-import time
 from pathlib import Path
 
+from machine import machine  # a sibling: tools/bench is on sys.path when its scripts run
 from results_md import write_section  # a sibling: tools/bench is on sys.path when its scripts run
 
 SECTION = "pipeline"
 TITLE = "pipeline: the whole method on fox, stage by stage (`tools/bench/pipeline.py`)"
 STAGES = ("undistort", "extract", "fit", "render", "dataset", "enhance", "eval")
 DEFAULT_FOX = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "fox"
-
-
-def environment() -> dict:
-    import torch
-
-    cuda = torch.cuda.is_available()
-    return {"date": time.strftime("%Y-%m-%d"), "device": torch.cuda.get_device_name() if cuda else platform.processor()
-            or "cpu", "torch": torch.__version__, "cuda": torch.version.cuda, "cpu_count": os.cpu_count()}
 
 
 def summarise(record: dict) -> dict:
@@ -56,7 +46,7 @@ def summarise(record: dict) -> dict:
 def run(args: argparse.Namespace) -> dict:
     from splatent_pipeline import PipelineConfig, run_pipeline
 
-    report = {**environment(), "scene": str(args.fox), "runs": []}
+    report = {**machine(), "scene": str(args.fox), "runs": []}
     for codec in args.codecs.split(","):
         output = args.work / f"fox-{codec}"
         cfg = PipelineConfig(scene_path=args.fox, output_dir=output, codec=codec, model_splatent_path="tiny",

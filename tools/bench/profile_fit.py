@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from machine import machine  # a sibling: tools/bench is on sys.path when its scripts run
 from profiling import activities, host_table, kernel_table, print_table
 from splat import prepare_scene  # siblings: tools/bench is on sys.path when its scripts run
 
@@ -76,8 +77,7 @@ def main() -> None:
     t0 = time.perf_counter()
     extract_latents(scene, output=f"features_{args.codec.replace('-', '_')}", images="images", codec=args.codec,
                     device=args.device)
-    report: dict = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-                    "torch": torch.__version__, "codec": args.codec, "extract_seconds": time.perf_counter() - t0,
+    report: dict = {**machine(device), "codec": args.codec, "extract_seconds": time.perf_counter() - t0,
                     "latent_sh": "gsplat" if device.type == "cuda" else "torch",  # the default path's SH evaluation
                     "fits": {}}
     for variant in args.variants.split(","):

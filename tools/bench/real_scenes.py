@@ -31,8 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import platform
 import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -40,6 +38,7 @@ from pathlib import Path
 
 import torch
 
+from machine import machine  # a sibling: tools/bench is on sys.path when its scripts run
 from results_md import recorded_command, write_section  # a sibling: tools/bench is on sys.path when its scripts run
 
 SECTION = "real-scenes"
@@ -172,9 +171,7 @@ def _save(report: dict, args) -> None:
 
 
 def run(args) -> dict:
-    report = {"date": time.strftime("%Y-%m-%d"), "python": platform.python_version(), "torch": torch.__version__,
-              "cuda": torch.version.cuda, "cpu_count": os.cpu_count(),
-              "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"}
+    report = machine()
     if args.out and args.out.is_file():  # a run split into parts adds to the same JSON
         report = {**json.loads(args.out.read_text()), **report}
     parts = args.parts.split(",")

@@ -40,7 +40,6 @@ import argparse
 import dataclasses
 import json
 import os
-import platform
 import shutil
 import tempfile
 import time
@@ -49,6 +48,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from machine import machine  # a sibling: tools/bench is on sys.path when its scripts run
 from results_md import recorded_command, write_section  # a sibling: tools/bench is on sys.path when its scripts run
 
 SECTION = "realscenes"
@@ -110,9 +110,7 @@ def run(args) -> dict:
         (scenes / name).symlink_to(path.resolve(), target_is_directory=True)
     lpips = _lpips_available() if args.lpips else False
     report = {
-        "date": time.strftime("%Y-%m-%d"), "python": platform.python_version(), "torch": torch.__version__,
-        "cuda": torch.version.cuda, "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
-        "command": recorded_command("realscenes.py", ("--out", "--sheets", "--work", "--train-scenes")),
+        **machine(), "command": recorded_command("realscenes.py", ("--out", "--sheets", "--work", "--train-scenes")),
         "train_scenes": sorted(names), "eval_scenes": sorted(evals), "codec": args.codec, "base_model": args.base_model,
         "fit_steps": args.fit_steps, "train_steps": args.train_steps, "top_k": args.top_k, "lpips": lpips,
         "protocols": {},

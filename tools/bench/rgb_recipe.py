@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+from machine import machine  # a sibling: tools/bench is on sys.path when its scripts run
 from splat import prepare_scene  # a sibling: tools/bench is on sys.path when its scripts run
 
 
@@ -141,8 +142,7 @@ def main() -> None:
     args = parser.parse_args()
 
     scene = prepare_scene(args.fox, args.work, synthetic=args.synthetic)
-    report: dict = {"device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
-                    "torch": torch.__version__, "steps": args.steps, "scale": args.scale, "recipes": {}}
+    report: dict = {**machine(args.device), "steps": args.steps, "scale": args.scale, "recipes": {}}
     for recipe in args.recipes.split(","):
         if args.device == "cuda":
             torch.cuda.empty_cache()

@@ -33,7 +33,6 @@ import dataclasses
 import json
 import logging
 import os
-import platform
 import re
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -41,6 +40,7 @@ from pathlib import Path
 
 import torch
 
+from machine import machine  # a sibling: tools/bench is on sys.path when its scripts run
 from results_md import recorded_command, write_section  # a sibling: tools/bench is on sys.path when its scripts run
 
 SECTION = "splat"
@@ -170,9 +170,7 @@ def run(args) -> dict:
     import gsplat
 
     report = {
-        "date": time.strftime("%Y-%m-%d"), "python": platform.python_version(), "torch": torch.__version__,
-        "cuda": torch.version.cuda, "gsplat": gsplat.__version__, "cpu_count": os.cpu_count(),
-        "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
+        **machine(), "gsplat": gsplat.__version__,
         "scene": "synthetic" if args.synthetic else str(args.fox),
     }
     if args.out and args.out.is_file():  # a run split into parts adds to the same JSON

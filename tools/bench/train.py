@@ -54,7 +54,6 @@ import argparse
 import gc
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -64,6 +63,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from machine import machine  # a sibling: tools/bench is on sys.path when its scripts run
 from results_md import recorded_command, write_section  # a sibling: tools/bench is on sys.path when its scripts run
 
 SECTION = "train"
@@ -280,9 +280,7 @@ def multi_process(dataset: Path, out: Path, device: torch.device, gpus: int, ste
 
 
 def environment(device: torch.device) -> dict:
-    return {"date": time.strftime("%Y-%m-%d"), "device": torch.cuda.get_device_name(device) if device.type == "cuda"
-            else platform.processor() or "cpu", "torch": torch.__version__, "cuda": torch.version.cuda,
-            "cpu_count": os.cpu_count(), "gpus": torch.cuda.device_count() if device.type == "cuda" else 0}
+    return {**machine(device), "gpus": torch.cuda.device_count() if device.type == "cuda" else 0}
 
 
 RECIPES = ("original", "ours", "ours-nhwc", "ours-compile", "ours-compile-graphs", "ours-compile-graphs-nhwc")

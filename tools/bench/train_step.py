@@ -20,6 +20,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from machine import machine  # a sibling: tools/bench is on sys.path when its scripts run
+
 
 def time_per_call(fn, steps: int, device: torch.device) -> float:
     """Seconds per call of ``fn`` over ``steps`` calls, after three untimed ones (compiles, cuDNN tuning)."""
@@ -116,8 +118,7 @@ def main() -> None:
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "results": results,
-                                        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
-                                        "torch": torch.__version__}, indent=1))
+                                        **machine()}, indent=1))
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from machine import machine  # a sibling: tools/bench is on sys.path when its scripts run
 from results_md import recorded_command, write_section
 from train_step import time_per_call
 
@@ -128,8 +129,7 @@ def main() -> None:
                 row[f"{name}_mean_abs"] = float(base.abs().mean())
             rows.append(row)
             print(json.dumps(row), flush=True)
-    report = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "cuda": torch.version.cuda,
-              "date": time.strftime("%Y-%m-%d"), "rows": rows, "command": recorded_command("vae_attention.py")}
+    report = {**machine("cuda"), "rows": rows, "command": recorded_command("vae_attention.py")}
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=1))

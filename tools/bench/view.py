@@ -30,8 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -39,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from machine import machine  # a sibling: tools/bench is on sys.path when its scripts run
 from results_md import recorded_command, write_section  # a sibling: tools/bench is on sys.path when its scripts run
 
 SECTION = "view"
@@ -152,9 +151,7 @@ def run(args: argparse.Namespace) -> dict:
     args.device = str(device)
     report = {
         "section": SECTION,
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
-        "torch": torch.__version__, "cuda": torch.version.cuda, "cpu_count": os.cpu_count(),
-        "date": time.strftime("%Y-%m-%d"), "size": args.size, "gaussians": args.gaussians, "quick": args.quick,
+        **machine(device), "size": args.size, "gaussians": args.gaussians, "quick": args.quick,
         "enhancer": "tiny preset (random)" if args.quick else "SD-Turbo UNet architecture, random weights",
         "rows": [],
     }
