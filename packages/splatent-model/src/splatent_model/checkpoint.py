@@ -77,18 +77,8 @@ def load_original_checkpoint(
     unet_config: dict[str, Any] | None = None,
     **config: Any,
 ) -> SplatentEnhancer:
-    """An enhancer from an original ``.pkl`` (``SplatentEnhancer.from_original``).
-
-    A complete UNet state dict needs no base weights (SD-Turbo's architecture is
-    built in code); a partial one (e.g. the original's ``save_model``, which keeps only
-    some layers) is applied over the base model's weights, as the original's
-    ``load_state_dict(strict=False)`` does.
-
-    Args:
-        unet_config: The UNet architecture (default: SD-Turbo's; ``tiny`` preset's for base ``tiny``).
-        config: Enhancer settings; defaults are the original's pipeline (timestep 300, 3 references,
-            ``--scale``).
-    """
+    """An enhancer from an original ``.pkl``: ``SplatentEnhancer.from_original``, whose docstring says how a complete
+    or partial UNet state dict is applied and what ``unet_config`` and ``config`` mean."""
     return SplatentEnhancer.from_original(path, base_model=base_model, unet_config=unet_config, **config)
 
 
