@@ -12,6 +12,7 @@
 #   trainprofile  tools/bench/train.py: original vs ours-compile-graphs-nhwc (UNet, VAE decoder and LPIPS compiled,
 #                 CUDA graphs, NHWC), with its profile
 #   enhanceprofile tools/bench/enhance.py: batch 16 compiled, NCHW and NHWC, with kernel tables per view
+#   enhancebatch  tools/bench/enhance.py: compiled NHWC at batch 16 and 32 (does a larger batch reach 60 views/s?)
 #   vaeattention  tools/bench/vae_attention.py: the VAE's attention, SDPA against matmuls
 #   extractcold   tools/bench/extract.py --compile --cold at 512²: compile counted, in fresh processes
 #   extractprofile  extractcold, plus the encoder's kernel tables (eager and compiled, NCHW and NHWC) per image
@@ -61,6 +62,8 @@ for part in "$@"; do
                     --profile ours-compile-graphs-nhwc --out "$OUT/train_profile.json" ;;
     enhanceprofile) step python3 tools/bench/enhance.py --batch-sizes 16 --compile-batch-sizes 16 --no-files \
                       --loop-views 16 --profile --out "$OUT/enhance_profile.json" ;;
+    enhancebatch) step python3 tools/bench/enhance.py --batch-sizes 16 --compile-batch-sizes 16,32 \
+                    --compile-formats channels_last --no-files --loop-views 16 --out "$OUT/enhance_batch.json" ;;
     vaeattention) step python3 tools/bench/vae_attention.py --out "$OUT/vae_attention.json" ;;
     extractcold) step python3 tools/bench/extract.py --sizes 512x512 --compile --cold --batch-sizes 16 \
                    --out "$OUT/extract_cold.json" ;;
