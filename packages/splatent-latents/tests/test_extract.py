@@ -248,3 +248,17 @@ def test_a_compiled_encoder_sees_one_batch_shape_and_padding_changes_no_latent(t
     assert padded.written == plain.written == ["0000", "0001", "0003", "0004"]
     for stem in plain.written:
         assert torch.allclose(load_latent(plain.output / f"{stem}.pt"), load_latent(padded.output / f"{stem}.pt"), atol=1e-6)
+
+
+def test_pca_on_an_llff_scene_fits_training_views_only(tmp_path):
+    """poses_bounds.npy poses a scene as transforms.json and COLMAP do: its test views stay out of the basis."""
+    from splatent_data import load_scene, make_synthetic_scene, split_scene, write_llff
+
+    scene = make_synthetic_scene(tmp_path / "scene", n_views=10, width=48, height=32)
+    (tmp_path / "scene" / "transforms.json").unlink()
+    write_llff(scene.cameras, tmp_path / "scene")
+    split = split_scene(load_scene(tmp_path / "scene"))
+    assert split.test  # the LLFF split holds views out
+    result = extract_latents(tmp_path / "scene", codec="pca", workers=0)
+    saved = PCACodec.load(result.output / "pca_basis.safetensors")
+    assert saved.fit_info["fitted_on"] == f"the {len(split.train)} training views ({len(split.test)} test views stay unseen)"

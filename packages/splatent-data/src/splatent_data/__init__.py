@@ -15,7 +15,7 @@ from .fileio import atomic_write_bytes, atomic_write_json
 from .layout import RENDER_FOLDERS, RenderLayout, RunLayout
 from .images import IMAGE_EXTENSIONS, find_image, list_images, load_mask, load_rgb, read_image_size, save_rgb
 from .llff import find_poses_bounds, parse_llff, write_llff
-from .loading import SCENE_FORMATS, load_scene
+from .loading import SCENE_FORMATS, find_poses, load_scene
 from .nerf import parse_transforms, write_transforms
 from .points_ply import read_points_ply, write_points_ply
 from .provenance import provenance
@@ -37,7 +37,7 @@ __all__ = [
     "IMAGE_EXTENSIONS", "provenance", "PointCloud", "RENDER_FOLDERS", "RenderLayout", "RunLayout", "SCENE_FORMATS", "Scene", "SceneError", "Split", "SplatentError", "atomic_write_bytes",
     "atomic_write_json", "build_dataset", "dataset_manifest_path", "render_protocol", "scene_protocols", "camera_radius", "find_image", "find_poses_bounds", "furthest_point_views", "PROTOCOLS", "PROTOCOL_VIEWS", "SPLIT_MODES", "protocol_split", "SceneSplit", "benchmark_scene_names", "split_scene_names",
     "list_images", "llff_split",
-    "load_mask", "load_rgb", "load_scene", "look_at", "make_synthetic_scene", "render_synthetic", "ring_of_cameras",
+    "find_poses", "load_mask", "load_rgb", "load_scene", "look_at", "make_synthetic_scene", "render_synthetic", "ring_of_cameras",
     "opengl_to_opencv", "parse_colmap", "parse_llff", "parse_transforms", "read_dataset_json", "read_image_size",
     "read_points_ply", "read_split_file", "reference_scores", "run_sfm", "SfmResult", "resolve_image_path",
     "save_rgb", "scene_summary", "select_references", "split_scene", "synthetic_points", "undistort_image", "undistorted_camera",

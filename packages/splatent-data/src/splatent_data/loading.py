@@ -17,6 +17,13 @@ from .scene import Scene
 SCENE_FORMATS = ("auto", "transforms", "colmap", "llff")
 
 
+def find_poses(path: str | Path) -> Path | None:
+    """The pose file or COLMAP model that ``load_scene(path)`` would read (same order), or ``None`` for photos
+    without poses."""
+    path = Path(path).expanduser()
+    return nerf.find_transforms(path) or colmap.find_model(path) or llff.find_poses_bounds(path)
+
+
 def load_scene(
     path: str | Path,
     fmt: str = "auto",

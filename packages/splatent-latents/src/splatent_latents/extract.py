@@ -491,11 +491,9 @@ def _pca_codec(given: LatentCodec | None, out_dir: Path, scene: Path, image_dir:
 
 def _fit_images(scene: Path, image_dir: Path, items: list[ImageItem], split: Split | None) -> tuple[list[ImageItem], str]:
     """The images a pca basis is fitted on, and how they were chosen."""
-    from splatent_data import load_scene, split_scene
-    from splatent_data.colmap import find_model
-    from splatent_data.nerf import find_transforms
+    from splatent_data import find_poses, load_scene, split_scene
 
-    if split is None and (find_transforms(scene) is not None or find_model(scene) is not None):
+    if split is None and find_poses(scene) is not None:  # transforms.json, a COLMAP model or poses_bounds.npy
         posed = load_scene(scene, images=_relative(image_dir, scene))
         split = split_scene(posed)
     if split is None:
