@@ -101,6 +101,9 @@ def test_reader_checks_files_and_resolves_relative(tmp_path):
     assert spec.entries[0].feature == tmp_path / "a.pt"
     with pytest.raises(DatasetFormatError, match="does not exist"):
         read_dataset_json(tmp_path / "none.json")
+    (tmp_path / "latin1.json").write_bytes('{"train": {"é": 1}}'.encode("latin-1"))
+    with pytest.raises(DatasetFormatError, match="is not UTF-8 text"):
+        read_dataset_json(tmp_path / "latin1.json")
 
 
 def test_resolve_image_path(tmp_path):

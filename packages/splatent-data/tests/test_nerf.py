@@ -83,6 +83,36 @@ def test_malformed_transforms(tmp_path, content, match):
         load_scene(tmp_path)
 
 
+def test_transforms_that_are_not_utf8_text_are_one_line(tmp_path):
+    (tmp_path / "transforms.json").write_bytes(b'{"frames": [\xff\xfe]}')
+    with pytest.raises(SceneError, match="is not UTF-8 text"):
+        load_scene(tmp_path)
+
+
+@pytest.mark.parametrize("meta,match", [
+    ({"fl_x": "40px"}, r"frame images/0000.png: fl_x must be a number, got '40px'"),
+    ({"fl_x": 10.0, "w": [8]}, r"w must be a number, got \[8\]"),
+    ({"fl_x": 10.0, "k1": True}, "k1 must be a number, got True"),
+    ({"fl_x": float("inf")}, "fl_x must be a number"),
+])
+def test_camera_values_that_are_not_numbers_are_one_line(tmp_path, make_ring, meta, match):
+    make_ring(tmp_path, n=1)
+    _write(tmp_path, [{"file_path": "images/0000.png", "transform_matrix": np.eye(4).tolist()}], **meta)
+    with pytest.raises(SceneError, match=match):
+        load_scene(tmp_path)
+
+
+def test_null_camera_values_read_as_absent(tmp_path, make_ring):
+    make_ring(tmp_path, n=1)
+    _write(tmp_path, [{"file_path": "images/0000.png", "transform_matrix": np.eye(4).tolist(), "k1": None}],
+           fl_x=10.0, fl_y=None, cx=None)
+    cam = load_scene(tmp_path).cameras[0]
+    assert cam.fy == cam.fx == 10.0 and cam.cx == cam.width / 2 and cam.model == "PINHOLE"
+    _write(tmp_path, [{"file_path": "images/0000.png", "transform_matrix": np.eye(4).tolist()}], fl_x=None)
+    with pytest.raises(SceneError, match="no focal length"):
+        load_scene(tmp_path)
+
+
 @pytest.mark.parametrize("bad,match", [
     ([[float("nan")] * 4] * 4, "NaN"),
     (np.zeros((4, 4)).tolist(), "non-invertible"),

@@ -81,11 +81,13 @@ def read_dataset_json(path: str | Path, check_files: bool = True) -> DatasetSpec
     """
     path = Path(path)
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DatasetFormatError(f"dataset JSON {path} does not exist; build one with `splatent dataset`") from None
     except json.JSONDecodeError as exc:
         raise DatasetFormatError(f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    except UnicodeDecodeError:
+        raise DatasetFormatError(f"{path} is not UTF-8 text, so not a dataset JSON; build one with `splatent dataset`") from None
     if not isinstance(data, dict) or not any(s in data for s in SPLITS):
         raise DatasetFormatError(f"{path} must be a JSON object with a 'train' and/or 'test' object of entries")
     unknown = [k for k in data if k not in SPLITS]

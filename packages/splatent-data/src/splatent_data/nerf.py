@@ -46,9 +46,11 @@ def find_transforms(path: Path) -> Path | None:
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise SceneError(f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); fix or re-export it") from None
+    except UnicodeDecodeError:
+        raise SceneError(f"{path} is not UTF-8 text, so not a transforms.json; re-export it") from None
     except OSError as exc:
         raise SceneError(f"cannot read {path}: {exc.strerror}") from None
     if not isinstance(data, dict):
@@ -112,6 +114,21 @@ def _focal_from_angle(cam: Camera, angle_x: float) -> Camera:
     return dataclasses.replace(cam, fx=f, fy=f, cx=cam.width / 2.0, cy=cam.height / 2.0)
 
 
+def _intrinsics(meta: dict[str, Any], where: str) -> dict[str, Any]:
+    """``meta`` without its null values (read as absent), each other value but ``camera_model`` a number: a camera
+    value that is not (``"w": "40px"``) is one line naming the frame and the key, not a ``float()`` traceback."""
+    meta = {k: v for k, v in meta.items() if v is not None}
+    for key, value in meta.items():
+        if key == "camera_model":
+            continue
+        try:
+            if isinstance(value, bool) or not math.isfinite(float(value)):
+                raise ValueError
+        except (TypeError, ValueError):
+            raise SceneError(f"{where}: {key} must be a number, got {value!r}; fix the transforms file") from None
+    return meta
+
+
 def _frames(path: Path) -> tuple[list[Camera], dict[str, float], dict[str, list[str]] | None]:
     """Declared cameras, the ``camera_angle_x`` of those without a focal length, the Blender split."""
     files = [path]
@@ -134,7 +151,7 @@ def _frames(path: Path) -> tuple[list[Camera], dict[str, float], dict[str, list[
             except (TypeError, ValueError):
                 raise SceneError(f"{file}: frame {fp} has a transform_matrix that is not a 4x4 list of numbers") from None
             c2w = validate_pose(pose, f"frame {fp}", file)
-            meta = {**shared, **{k: frame[k] for k in INTRINSIC_KEYS if k in frame}}
+            meta = _intrinsics({**shared, **{k: frame[k] for k in INTRINSIC_KEYS if k in frame}}, f"{file}: frame {fp}")
             cam = _camera(meta, fp, c2w, file.parent)
             if frame.get("mask_path"):
                 mask = Path(str(frame["mask_path"]))

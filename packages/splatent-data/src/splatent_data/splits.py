@@ -95,8 +95,8 @@ def read_split_file(path: Path, stems: list[str]) -> Split:
     """Read ``{"train": [...], "test": [...]}``; names may carry extensions or folders."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise SceneError(f"cannot read split file {path}: {exc}; it must be JSON with 'train' and 'test' lists") from None
     if not isinstance(data, dict) or not isinstance(data.get("test"), list):
         raise SceneError(f"split file {path} must be a JSON object with a 'test' list (and optionally 'train')")
