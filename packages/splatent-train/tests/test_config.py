@@ -23,6 +23,10 @@ def config(tmp_path, **kw) -> TrainConfig:
     ("logger", "clearml", "not supported"),
     ("lpips_net", "squeeze", "--lpips_net"),
     ("gradient_accumulation_steps", 0, "--gradient_accumulation_steps"),
+    ("adam_beta1", 1.5, "--adam_beta1 must be in [0, 1), got 1.5"),
+    ("adam_beta2", -0.1, "--adam_beta2"),
+    ("adam_epsilon", -1.0, "--adam_epsilon must be >= 0"),
+    ("adam_weight_decay", -0.01, "--adam_weight_decay"),
 ])
 def test_bad_options_are_one_line_naming_the_option(tmp_path, option, value, words):
     with pytest.raises(TrainError, match="^[^\n]*$") as err:

@@ -130,6 +130,25 @@ def test_malformed_entries_are_reported_not_silently_skipped(degraded_dataset, t
         train_enhancer(tiny_config(path, tmp_path / "strict", strict=True))
 
 
+def test_a_dataset_of_which_no_train_entry_loads_stops_with_one_error(degraded_dataset, tmp_path):
+    """Entries can pass the start's file check and still fail to load (a corrupt latent): when none loads, training
+    stops with an error rather than skipping empty batches forever."""
+    data = json.loads(degraded_dataset.read_text())
+    bad = tmp_path / "corrupt.pt"
+    bad.write_bytes(b"\x00garbage")
+    for entry in data["train"].values():
+        entry["feature"] = str(bad)
+    path = tmp_path / "dataset.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(TrainError, match="no train entry of the dataset can be loaded"):
+        train_enhancer(tiny_config(path, tmp_path / "run", max_train_steps=3))
+
+
+def test_an_empty_prompt_option_means_each_entrys_own_prompt(degraded_dataset, tmp_path):
+    result = train_enhancer(tiny_config(degraded_dataset, tmp_path / "run", max_train_steps=2, prompt=""))
+    assert result.steps == 2
+
+
 def test_lpips_loss_and_no_lpips_at_all(degraded_dataset, tmp_path, random_lpips, monkeypatch):
     result = train_enhancer(tiny_config(degraded_dataset, tmp_path / "lpips", max_train_steps=3, lambda_lpips=2.0,
                                         eval_freq=3), lpips_model=random_lpips)
@@ -237,3 +256,22 @@ def test_resume_refuses_a_checkpoint_file_that_could_run_code(degraded_dataset, 
         train_enhancer(tiny_config(degraded_dataset, tmp_path / "run", resume="latest",
                                    **{**settings, "max_train_steps": 3}))
     assert not marker.exists()
+
+
+def test_throughput_counts_from_the_runs_own_first_step():
+    """A resumed run warms up over its own first steps, and a run too short for a steady window reports its whole
+    loop's rate (train.json must hold a number: strict JSON has no NaN)."""
+    from splatent_train.train import Throughput
+
+    resumed = Throughput(torch.device("cpu"), warmup=3, first_step=5000)
+    resumed.tick(5001)
+    assert resumed.start is None  # step 5001 is the run's first, not past a warm-up of 3
+    for step in (5002, 5003):
+        resumed.tick(step)
+    assert resumed.start_step == 5003
+    seconds, rate = resumed.result(5010)
+    assert seconds > 0 and rate > 0
+    short = Throughput(torch.device("cpu"), warmup=1, first_step=0)
+    seconds, rate = short.result(1)
+    assert rate == pytest.approx(1 / seconds, rel=0.5) and rate > 0
+    assert Throughput(torch.device("cpu"), warmup=1, first_step=7).result(7)[1] == 0.0

@@ -184,6 +184,10 @@ class TrainConfig:
              f"--gradient_accumulation_steps must be at least 1, got {self.gradient_accumulation_steps}")
         need(self.dataloader_num_workers >= 0, f"--dataloader_num_workers must be >= 0, got {self.dataloader_num_workers}")
         need(self.learning_rate > 0, f"--learning_rate must be positive, got {self.learning_rate}")
+        for name in ("adam_beta1", "adam_beta2"):
+            need(0 <= getattr(self, name) < 1, f"--{name} must be in [0, 1), got {getattr(self, name)}")
+        for name in ("adam_epsilon", "adam_weight_decay"):
+            need(getattr(self, name) >= 0, f"--{name} must be >= 0, got {getattr(self, name)}")
         need(self.top_k >= 0, f"--top_k must be 0 (no references) or more, got {self.top_k}")
         need(self.min_k >= 0, f"--min_k must be >= 0, got {self.min_k}")
         for name in ("resolution", "eval_resolution"):

@@ -205,7 +205,7 @@ class Run:
 
         # data
         common = dict(prompts=self.prompts.prompts, top_k=config.top_k, min_k=config.min_k, seed=config.seed,
-                      prompt=config.prompt, **where)
+                      prompt=config.prompt or None, **where)  # "": each entry's own, as in the prompt table
         self.train_set = EnhancerDataset(good_train, crop=config.crop, load_images=self.load_images and image_losses,
                                          **common)
         test_set = EnhancerDataset(good_test, crop=config.eval_crop, load_images=self.load_images, **common)
@@ -243,15 +243,22 @@ class Run:
         start_step = state.step
         window: list[tuple[int, Tensor, Tensor | None, float]] = []  # (step, loss terms [4], grad norm, lr)
         micro: list[Tensor] = []
-        clock = Throughput(acc.device, warmup=min(10, max(1, (c.max_train_steps - start_step) // 5)))
+        clock = Throughput(acc.device, warmup=min(10, max(1, (c.max_train_steps - start_step) // 5)),
+                           first_step=start_step)
         batches = iter(self.loader())
+        epoch = -(-len(self.train_set) // c.train_batch_size)  # batches in one pass over the entries
+        empty = 0  # batches in a row of which no entry loaded
         while state.step < c.max_train_steps:
             batch = next(batches)
             state.samples += c.train_batch_size * self.world
             self.report_problems(batch.problems, when="while loading")
             weight = 1.0
+            empty = 0 if len(batch) else empty + 1
             if not len(batch):
                 if self.world == 1:
+                    if empty >= epoch:  # a whole pass with nothing loaded: stop (a TrainError) unless some entry loads
+                        self.stand_in()
+                        empty = 0
                     continue
                 # DDP needs every process in each backward pass: a stand-in that contributes nothing
                 batch, weight = self.stand_in(), 0.0
@@ -431,10 +438,11 @@ class Run:
 
 
 class Throughput:
-    """Steady-state steps per second: timed from step ``warmup`` on, with pauses (eval, checkpoints) removed."""
+    """Steady-state steps per second: timed from ``warmup`` steps after ``first_step`` (where a resumed run starts)
+    on, with pauses (eval, checkpoints) removed."""
 
-    def __init__(self, device: torch.device, warmup: int) -> None:
-        self.device, self.warmup = device, warmup
+    def __init__(self, device: torch.device, warmup: int, first_step: int = 0) -> None:
+        self.device, self.warmup, self.first_step = device, warmup, first_step
         self.began = time.perf_counter()
         self.start: float | None = None
         self.start_step = 0
@@ -445,7 +453,7 @@ class Throughput:
             torch.cuda.synchronize(self.device)
 
     def tick(self, step: int) -> None:
-        if self.start is None and step >= self.warmup:
+        if self.start is None and step - self.first_step >= self.warmup:
             self.sync()
             self.start, self.start_step = time.perf_counter(), step
 
@@ -465,6 +473,6 @@ class Throughput:
         """``(wall seconds of the loop, steady steps/s)``; with too few steps, steps/s over the whole loop."""
         self.sync()
         now = time.perf_counter()
-        if self.start is None or step <= self.start_step:
-            return now - self.began, float("nan")
+        if self.start is None or step <= self.start_step:  # no steady steps: the whole loop (0.0 for no step)
+            return now - self.began, max(step - self.first_step, 0) / max(now - self.began, 1e-9)
         return now - self.began, (step - self.start_step) / max(now - self.start - self.paused_for, 1e-9)
