@@ -111,3 +111,69 @@ def test_a_distorted_scene_is_undistorted_first_and_resumes(tmp_path):
     assert (tmp_path / "out" / "latents" / "manifest.json").is_file()
     again = run_pipeline(cfg, say=lambda line: None)
     assert again.skipped == ["undistort", "extract"] and not again.ran
+
+
+def _stand_in_stages(monkeypatch, visited: list[str]) -> None:
+    """Stages that write their outputs and record their names, in milliseconds."""
+    import dataclasses
+
+    import splatent_pipeline.pipeline as pipeline
+
+    def stand_in(stage):
+        def run(ctx):
+            visited.append(stage.name)
+            target = stage.outputs(ctx.paths)
+            (target.parent if target.suffix else target).mkdir(parents=True, exist_ok=True)
+            if target.suffix:
+                target.write_text("{}")
+        return dataclasses.replace(stage, run=run)
+
+    monkeypatch.setattr(pipeline, "STAGE_LIST", tuple(stand_in(s) for s in pipeline.STAGE_LIST))
+
+
+def test_another_scene_or_image_folder_in_the_same_results_runs_every_stage_again(tmp_path, monkeypatch):
+    """The stage keys leave the scene path out (a pinhole scene's chain starts at extract): a run over another scene,
+    or the same scene's other image folder, must not be told its stages are up to date."""
+    for name in ("a", "b"):
+        make_synthetic_scene(tmp_path / name / "garden", n_views=10, width=64, height=48)
+    visited: list[str] = []
+    _stand_in_stages(monkeypatch, visited)
+    lines: list[str] = []
+    run = lambda scene, images=None: PipelineRun(PipelineConfig(  # noqa: E731
+        scene_path=scene, output_dir=tmp_path / "out", stop_after="dataset", images=images), say=lines.append).run()
+    assert run(tmp_path / "a" / "garden").ran == ["extract", "fit", "render", "dataset"]
+    assert run(tmp_path / "a" / "garden").skipped == ["extract", "fit", "render", "dataset"]  # same scene: resumes
+    assert run(tmp_path / "b" / "garden").ran == ["extract", "fit", "render", "dataset"]
+    assert any(f"holds results of {tmp_path / 'a' / 'garden'}" in line for line in lines)
+    assert run(tmp_path / "b" / "garden", images="images").ran == ["extract", "fit", "render", "dataset"]
+    assert len(visited) == 12
+
+
+def test_from_a_stage_is_recorded_before_any_stage_runs(tmp_path):
+    """``--from fit`` forgets fit and what follows at once: a run stopped before fit finished (its model already
+    deleted) must not find fit up to date next time."""
+    path = tmp_path / "pipeline.json"
+    record = StageRecord(path, None)
+    for stage in ("extract", "fit", "render"):
+        record.finish(stage, "k", 1.0, {})
+    StageRecord(path, "fit")  # and the process stops here
+    assert list(json.loads(path.read_text())["stages"]) == ["extract"]
+
+
+def test_extract_stage_re_encodes_images_changed_in_place(tmp_path):
+    """The extract stage runs when its inputs changed (``--from extract``, a demo with another seed): it encodes the
+    images again instead of keeping latents that merely have the right shape."""
+    import numpy as np
+    from PIL import Image
+
+    from splatent_latents import load_latent
+
+    make_synthetic_scene(tmp_path / "scene", n_views=10, width=64, height=48)
+    cfg = dict(scene_path=tmp_path / "scene", output_dir=tmp_path / "out", codec="pca", device="cpu",
+               stop_after="extract")
+    run_pipeline(PipelineConfig(**cfg), say=lambda _: None)
+    before = load_latent(tmp_path / "out" / "latents" / "0000.pt").clone()
+    image = tmp_path / "scene" / "images" / "0000.png"
+    Image.fromarray(255 - np.asarray(Image.open(image))).save(image)
+    run_pipeline(PipelineConfig(**cfg, start_from="extract"), say=lambda _: None)
+    assert not np.allclose(load_latent(tmp_path / "out" / "latents" / "0000.pt").numpy(), before.numpy())

@@ -142,7 +142,7 @@ def _extract(ctx: RunContext) -> dict[str, Any]:
     split = split_scene(ctx.scene, mode) if mode != "llff" else None
     r = extract_latents(ctx.working_scene, output=ctx.paths.latents.resolve(), codec=cfg.codec, model=cfg.vae_model,
                         images=ctx.images, device=cfg.device, progress=cfg.progress, split=split,
-                        distributed=cfg.distributed)
+                        distributed=cfg.distributed, overwrite=True)  # the stage runs when its inputs changed
     return {"written": len(r.written), "skipped": len(r.skipped)}
 
 
@@ -205,7 +205,7 @@ STAGE_LIST = (
     Stage("undistort", lambda c: {"scene": str(c.scene_path.resolve()), "images": c.images},
           lambda p: p.undistorted, _undistort, applies=lambda ctx: not ctx.scene.is_pinhole),
     # a view protocol other than llff changes which views pca's basis is fitted on (the default adds no key,
-    # so the keys of earlier runs still match)
+    # so the keys of earlier runs still match). Another scene or image folder is caught by PipelineRun.
     Stage("extract", lambda c: {"codec": c.codec, "model": c.vae_model,
                                 **({"protocol": c.fit_options["split_mode"]} if "split_mode" in c.fit_options else {})},
           lambda p: p.latents, _extract),
@@ -232,6 +232,15 @@ class PipelineResult:
     means: dict[str, Any] | None = None
 
 
+def same_input(last_config: dict[str, Any], cfg: PipelineConfig) -> bool:
+    """Whether a recorded run's config (``pipeline.json``'s ``config``) read the scene and image folder ``cfg``
+    reads. A record without a scene path (none yet) counts as the same."""
+    if not last_config.get("scene_path"):
+        return True
+    return (Path(last_config["scene_path"]).expanduser().resolve() == Path(cfg.scene_path).expanduser().resolve()
+            and (last_config.get("images") or None) == (cfg.images or None))
+
+
 def stage_key(options: dict[str, Any], previous: str) -> str:
     """A stage's cache key: its options chained to the key of the stage before it."""
     return hashlib.sha256((previous + json.dumps(options, sort_keys=True, default=str)).encode()).hexdigest()[:16]
@@ -250,6 +259,14 @@ class StageRecord:
                 raise SplatentError(f"--from must be one of {', '.join(stages)}, got {start_from!r}")
             for stage in stages[stages.index(start_from):]:
                 self.data["stages"].pop(stage, None)
+            if path.is_file():  # now, not at the next stage's end: a run stopped before then must not skip them
+                atomic_write_json(path, self.data)
+
+    def forget_all(self) -> None:
+        """No stage is up to date any more (written at once, like ``start_from``)."""
+        self.data["stages"] = {}
+        if self.path.is_file():
+            atomic_write_json(self.path, self.data)
 
     def done(self, stage: str, key: str) -> bool:
         return self.data["stages"].get(stage, {}).get("key") == key
@@ -285,6 +302,13 @@ class PipelineRun:
         self.config, self.say = cfg, say
         self.record = StageRecord(Path(cfg.output_dir) / "pipeline.json", cfg.start_from)
         self.context = RunContext.load(cfg)
+        last = self.record.data.get("config") or {}
+        if self.record.data["stages"] and not same_input(last, cfg):
+            # the stage keys leave the scene out (pinhole scenes have no undistort key to carry it, and keys of
+            # earlier result folders must not change): a run over another scene or image folder forgets them all
+            say(f"[pipeline] {cfg.output_dir} holds results of {last.get('scene_path')} "
+                f"(images {last.get('images') or 'default'}): every stage runs again")
+            self.record.forget_all()
         self.previous = ""  # the key of the last stage visited
         self.next = 0  # index in STAGE_LIST of the first stage not yet visited
 
