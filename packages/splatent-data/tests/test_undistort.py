@@ -90,3 +90,19 @@ def test_undistort_colmap_scene_uses_colmap(tmp_path, make_ring):
     assert out.format == "colmap" and out.is_pinhole and len(out) == 3
     # both paths choose COLMAP's camera: the same scene undistorts the same from either format
     assert (out.cameras[0].width, out.cameras[0].fx) == (undistorted_camera(cams[0]).width, undistorted_camera(cams[0]).fx)
+
+
+def test_undistort_colmap_scene_read_from_a_downscaled_folder(tmp_path, make_ring):
+    """COLMAP's undistorter would read the full-size intrinsics against images_2's files and abort the process; the
+    per-image path undistorts them with the scaled intrinsics instead."""
+    from splatent_data import write_colmap
+
+    cams = make_ring(tmp_path / "in", n=3, size=(80, 60), model="OPENCV", distortion=(0.05, 0.0, 0.0, 0.0))
+    write_colmap(cams, tmp_path / "in" / "sparse" / "0")
+    make_ring(tmp_path / "in", n=3, size=(40, 30), folder="images_2")
+    scene = load_scene(tmp_path / "in", images="images_2")
+    assert scene.cameras[0].width == 40 and not scene.is_pinhole
+    out = undistort_scene(scene, tmp_path / "out")
+    assert out.is_pinhole and len(out) == 3
+    assert (out.cameras[0].width, out.cameras[0].fx) == (undistorted_camera(scene.cameras[0]).width,
+                                                         undistorted_camera(scene.cameras[0]).fx)

@@ -85,7 +85,7 @@ def undistort_scene(scene: Scene, output: Path, progress=None) -> Scene:
     output = Path(output)
     if output.resolve() == scene.root.resolve():
         raise SceneError(f"undistort output {output} is the input scene; choose a new folder")
-    if scene.format == "colmap":
+    if scene.format == "colmap" and _at_model_size(scene):
         return _undistort_colmap(scene, output)
 
     def undistort_one(cam: Camera) -> Camera:
@@ -115,6 +115,17 @@ def undistort_scene(scene: Scene, output: Path, progress=None) -> Scene:
     write_transforms(cameras, output / "transforms.json", points=scene.points,
                      applied_transform=scene.applied_transform)
     return load_scene(output)
+
+
+def _at_model_size(scene: Scene) -> bool:
+    """Whether a COLMAP scene's images are the size its model was made at. COLMAP's undistorter reads the model's
+    intrinsics as they are, and a downscaled folder (``images_4``) makes it abort the process from a worker thread
+    (no exception to catch): such a scene goes through the per-image path, with the intrinsics ``load_scene``
+    scaled to the files."""
+    import pycolmap
+
+    sizes = {(int(c.width), int(c.height)) for c in pycolmap.Reconstruction(str(scene.source)).cameras.values()}
+    return all((cam.width, cam.height) in sizes for cam in scene.cameras)
 
 
 def _undistort_colmap(scene: Scene, output: Path) -> Scene:
