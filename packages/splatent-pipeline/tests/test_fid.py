@@ -73,3 +73,22 @@ def test_eval_reports_fid_beside_the_other_metrics(random_inception, tmp_path, m
     ev = evaluate_results(renders, tmp_path / "eval2", lpips=False, device="cpu")
     assert "fid" not in ev.means["render"] and "psnr" in ev.means["render"]
     assert "FID not computed: its Inception weights are not cached" in (tmp_path / "eval2" / "report.html").read_text()
+
+
+def test_eval_of_a_single_test_view_skips_fid_with_a_note(random_inception, tmp_path):
+    """A scene with one test view (≤ 8 views under llff): FID needs two images a set, so it is left out with a note
+    while every other metric and the report are written (the whole eval failed before)."""
+    import shutil
+
+    from splatent_pipeline import evaluate_results
+    from splatent_train.testing import build_degraded_dataset
+
+    dataset = build_degraded_dataset(tmp_path / "d", n_views=24, width=64, height=48)
+    renders = tmp_path / "one" / "synth"
+    shutil.copytree(dataset.parent / "renders" / "synth", renders)
+    for extra in sorted((renders / "nvs").glob("*.pt"))[1:]:
+        extra.unlink()
+    ev = evaluate_results(renders, tmp_path / "eval", lpips=False, device="cpu", fid_metric=random_inception)
+    assert ev.views == 1 and "psnr" in ev.means["render"] and "fid" not in ev.means["render"]
+    assert (tmp_path / "eval" / "metrics.json").is_file()
+    assert "FID not computed: it needs at least 2 test views" in (tmp_path / "eval" / "report.html").read_text()

@@ -148,7 +148,9 @@ def evaluate_results(
     means = {kind: {m: float(np.mean([per_view[v][kind][m] for v in per_view if kind in per_view[v]]))
                     for m in ("psnr", "ssim", "lpips") if any(m in per_view[v].get(kind, {}) for v in per_view)}
              for kind, _, _ in KINDS if any(kind in per_view[v] for v in per_view)}
-    if fid_metric is not None:
+    if fid_metric is not None and len(stems) < 2:  # FID compares two distributions: one view makes none
+        lines.append(f"FID not computed: it needs at least 2 test views, {layout.nvs} holds {len(stems)}.")
+    elif fid_metric is not None:
         photos = collected.pop("photo")
         for kind, value in fid_scores(fid_metric, photos, collected).items():
             means.setdefault(kind, {})["fid"] = value
