@@ -275,3 +275,27 @@ def test_throughput_counts_from_the_runs_own_first_step():
     seconds, rate = short.result(1)
     assert rate == pytest.approx(1 / seconds, rel=0.5) and rate > 0
     assert Throughput(torch.device("cpu"), warmup=1, first_step=7).result(7)[1] == 0.0
+
+
+def test_a_run_resumed_from_an_earlier_checkpoint_replaces_the_later_ones(degraded_dataset, tmp_path, caplog):
+    """Resuming from checkpoint-2 of a run that reached checkpoint-6 branches off: its own checkpoints survive pruning
+    and `--resume latest` finds them, not the abandoned run's."""
+    out = tmp_path / "run"
+    first = train_enhancer(tiny_config(degraded_dataset, out, max_train_steps=6, checkpointing_steps=2))
+    assert [p.name for p in first.checkpoints] == ["checkpoint-2", "checkpoint-4", "checkpoint-6"]
+    with caplog.at_level(logging.WARNING, logger="splatent"):
+        branch = train_enhancer(tiny_config(degraded_dataset, out, max_train_steps=3, checkpointing_steps=1,
+                                            checkpoints_total_limit=1, resume=str(first.checkpoints[0])))
+    assert [p.name for p in branch.checkpoints] == ["checkpoint-3"]
+    assert "removing checkpoint-4, checkpoint-6" in caplog.text
+    again = train_enhancer(tiny_config(degraded_dataset, out, max_train_steps=4, resume="latest"))
+    assert again.start_step == 3
+
+
+def test_a_new_run_in_a_folder_without_checkpoints_starts_its_own_metrics(degraded_dataset, tmp_path):
+    """A folder whose earlier run wrote no checkpoint may be reused without --resume: its loss curve is the new run's
+    alone, not the old one's steps with the new ones appended."""
+    out = tmp_path / "run"
+    train_enhancer(tiny_config(degraded_dataset, out, max_train_steps=8))
+    train_enhancer(tiny_config(degraded_dataset, out, max_train_steps=4, learning_rate=5e-4))
+    assert sorted(loss_curve(out)) == [1, 2, 3, 4]

@@ -108,8 +108,15 @@ def save_checkpoint(accelerator, model, output_dir: Path, state: TrainState, inf
         accelerator.unwrap_model(model).save_pretrained(partial / ENHANCER_DIR)
         atomic_write_json(partial / STATE_FILE, {"format": STATE_FORMAT, **asdict(state),
                                                  "num_processes": accelerator.num_processes, **info})
-        if final.exists():  # left by an abandoned run that reached this step
-            shutil.rmtree(final)
+        # Checkpoints of later steps (and this step's) are the run this one resumed before: it branched off at an
+        # earlier checkpoint, so they are not its past. Kept, `--resume latest` would go back to the abandoned run,
+        # and pruning by step would delete this run's newest checkpoint before them.
+        abandoned = [old for step, old in list_checkpoints(output_dir) if step > state.step]
+        if abandoned:
+            logger.warning("removing %s: later steps of the run this one resumed from an earlier checkpoint",
+                           ", ".join(p.name for p in abandoned))
+        for old in abandoned + ([final] if final.exists() else []):
+            shutil.rmtree(old)
         os.replace(partial, final)
         if keep > 0:
             for _, old in list_checkpoints(output_dir)[:-keep]:

@@ -216,8 +216,9 @@ class Run:
         self.evaluator = Evaluator(test_set, max_views=config.num_samples_eval, **evaluator_args) \
             if len(test_set) else None
         self.viewer = Evaluator(viz_set, max_views=config.num_samples_viz, **evaluator_args)
+        # a new run in a folder without checkpoints keeps none of an earlier run's records (resume_step 0)
         self.tracker = TrainLogger(out, config.tracker_run_name, config.logger, enabled=self.main,
-                                   resume_step=self.state.step if self.resume_path is not None else None)
+                                   resume_step=self.state.step if self.resume_path is not None else 0)
         # reduce-overhead and max-autotune replay CUDA graphs: each step must say where it begins
         self.cuda_graphs = config.use_compile(device) and config.compile_mode in ("reduce-overhead", "max-autotune")
         self.last_eval: EvalReport | None = None
