@@ -177,3 +177,20 @@ def test_extract_stage_re_encodes_images_changed_in_place(tmp_path):
     Image.fromarray(255 - np.asarray(Image.open(image))).save(image)
     run_pipeline(PipelineConfig(**cfg, start_from="extract"), say=lambda _: None)
     assert not np.allclose(load_latent(tmp_path / "out" / "latents" / "0000.pt").numpy(), before.numpy())
+
+
+def test_a_scene_read_from_another_image_folder_goes_through_every_stage(tmp_path):
+    """``images="images_2"`` reaches the dataset and eval stages too (through the render manifest's image folder):
+    a scene whose only photos are in images_2/ failed at dataset ("no image file"), and eval scored against
+    images/ where both exist."""
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    make_synthetic_scene(tmp_path / "scene", n_views=10, width=64, height=48)
+    (tmp_path / "scene" / "images").rename(tmp_path / "scene" / "images_2")
+    result = run_pipeline(PipelineConfig(
+        scene_path=tmp_path / "scene", output_dir=tmp_path / "out", images="images_2", codec="pca", steps=20,
+        model_splatent_path="tiny", lpips=False, device="cpu", backend="torch",
+        fit_options={"init_points": 1000, "eval_every": 1000, "tensorboard": False}), say=lambda _: None)
+    assert result.ran == ["extract", "fit", "render", "dataset", "enhance", "eval"] and result.means["render"]["psnr"] > 0
+    manifest = json.loads(next((tmp_path / "out" / "renders").glob("*/manifest.json")).read_text())
+    assert manifest["image_folder"] == "images_2"

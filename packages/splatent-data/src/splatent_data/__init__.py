@@ -7,8 +7,8 @@ convention (OpenCV axes, camera-to-world, corner pixel convention). No torch.
 from .camera import DISTORTION_PARAMS, Camera, look_at, opengl_to_opencv
 from .colmap import parse_colmap, write_colmap
 from .dataset_json import (
-    DEFAULT_PROMPT, DatasetEntry, DatasetSpec, build_dataset, dataset_manifest_path, read_dataset_json, render_protocol,
-    resolve_image_path, scene_protocols, write_dataset_json,
+    DEFAULT_PROMPT, DatasetEntry, DatasetSpec, build_dataset, dataset_manifest_path, read_dataset_json, render_image_folder,
+    render_protocol, resolve_image_path, scene_protocols, write_dataset_json,
 )
 from .errors import DatasetFormatError, SceneError, SplatentError
 from .fileio import atomic_write_bytes, atomic_write_json
@@ -35,7 +35,7 @@ __version__ = "0.5.0"
 __all__ = [
     "Camera", "DEFAULT_PROMPT", "DISTORTION_PARAMS", "DatasetEntry", "DatasetFormatError", "DatasetSpec",
     "IMAGE_EXTENSIONS", "provenance", "PointCloud", "RENDER_FOLDERS", "RenderLayout", "RunLayout", "SCENE_FORMATS", "Scene", "SceneError", "Split", "SplatentError", "atomic_write_bytes",
-    "atomic_write_json", "build_dataset", "dataset_manifest_path", "render_protocol", "scene_protocols", "camera_radius", "find_image", "find_poses_bounds", "furthest_point_views", "PROTOCOLS", "PROTOCOL_VIEWS", "SPLIT_MODES", "protocol_split", "SceneSplit", "benchmark_scene_names", "split_scene_names",
+    "atomic_write_json", "build_dataset", "dataset_manifest_path", "render_image_folder", "render_protocol", "scene_protocols", "camera_radius", "find_image", "find_poses_bounds", "furthest_point_views", "PROTOCOLS", "PROTOCOL_VIEWS", "SPLIT_MODES", "protocol_split", "SceneSplit", "benchmark_scene_names", "split_scene_names",
     "list_images", "llff_split",
     "find_poses", "load_mask", "load_rgb", "load_scene", "look_at", "make_synthetic_scene", "render_synthetic", "ring_of_cameras",
     "opengl_to_opencv", "parse_colmap", "parse_llff", "parse_transforms", "read_dataset_json", "read_image_size",

@@ -146,6 +146,19 @@ def dataset_manifest_path(path: str | Path) -> Path:
     return path.with_name(f"{path.stem}.manifest.json")
 
 
+def render_image_folder(layout: RenderLayout, scene: Path) -> str | None:
+    """The image folder (``images_4``) the rendered scene's fit read, as its manifest records it, where ``scene``
+    (a folder or its pose file) holds that folder; else ``None``, the scene's default."""
+    if not layout.manifest.is_file():
+        return None
+    try:
+        folder = json.loads(layout.manifest.read_text()).get("image_folder")
+    except (OSError, json.JSONDecodeError):
+        return None
+    root = scene if scene.is_dir() else scene.parent
+    return folder if isinstance(folder, str) and (root / folder).is_dir() else None
+
+
 def render_protocol(layout: RenderLayout) -> str | None:
     """The view protocol a rendered scene's fit used (``split.mode`` of its manifest), if recorded."""
     if not layout.manifest.is_file():
@@ -256,7 +269,7 @@ def build_dataset(
             posed = originals[layout.name]
         else:
             posed = original if len(rendered) == 1 and not (original / layout.name).is_dir() else original / layout.name
-        scene = load_scene(posed, fmt="colmap" if colmap else "auto")
+        scene = load_scene(posed, fmt="colmap" if colmap else "auto", images=render_image_folder(layout, posed))
         cams = {c.stem: c for c in scene.cameras}
         train_stems = layout.stems("train_gt")
         for stem in train_stems + layout.stems("nvs"):

@@ -26,6 +26,7 @@ from PIL import Image
 
 from splatent_data import (
     RenderLayout, RunLayout, SplatentError, atomic_write_bytes, atomic_write_json, load_scene, read_dataset_json,
+    render_image_folder,
 )
 from splatent_latents import LatentCodec, codec_from_manifest, load_latent, resolve_device
 from splatent_model import psnr, ssim
@@ -101,7 +102,7 @@ def evaluate_results(
         raise SplatentError(f"{renders} holds RGB renders; `splatent eval` scores latent renders")
     dev = resolve_device(device)
     codec = (codec if codec is not None else codec_from_manifest(info["latents"])).to(dev, torch.float32)
-    scene = load_scene(info["scene"])
+    scene = load_scene(info["scene"], images=render_image_folder(layout, Path(info["scene"])))
     stems = layout.stems("nvs")
     if not stems:
         raise SplatentError(f"{layout.nvs} holds no rendered test views")

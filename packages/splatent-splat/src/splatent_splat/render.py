@@ -132,6 +132,7 @@ def render_model(
     manifest: dict[str, Any] = {
         "stage": "render",
         "scene": str(scene_path.resolve()),
+        "image_folder": info.get("images"),  # the fit's image folder in the scene (None: its default)
         "model": str(source.path.resolve()),
         "target": info.get("target", "latent"),
         "latents": str(latents_dir.resolve()) if latents_dir else None,
