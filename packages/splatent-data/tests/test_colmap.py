@@ -62,6 +62,16 @@ def test_old_layout_without_rigs_and_frames(tmp_path, make_ring):
     _same(load_scene(tmp_path).cameras, cams)
 
 
+def test_nerfstudio_layout_reads_the_images_beside_colmap(tmp_path, make_ring):
+    """ns-process-data writes SCENE/colmap/sparse/0 and SCENE/images: the photos are the scene's, not colmap/'s."""
+    cams = make_ring(tmp_path, n=4)
+    write_colmap(cams, tmp_path / "colmap" / "sparse" / "0")
+    for source in (tmp_path, tmp_path / "colmap" / "sparse" / "0"):
+        scene = load_scene(source)
+        assert scene.format == "colmap" and len(scene) == 4 and scene.root == tmp_path
+        assert scene.cameras[0].image_path == tmp_path / "images" / "0000.png"
+
+
 def test_images_4_scaling_for_colmap(tmp_path, make_ring):
     from PIL import Image
 

@@ -122,3 +122,19 @@ def test_resolve_image_path(tmp_path):
 def test_train_renders_can_be_left_out(rendered):
     entries = build_dataset(rendered / "renders", rendered / "scene", top_k=2, train_renders=False)
     assert {e.split for e in entries} == {"test"} and len(entries) == 2
+
+
+def test_a_view_with_no_other_training_view_is_left_out_with_a_warning(tmp_path, make_ring, caplog):
+    """One training view, rendered: its only candidate reference is itself, so its entry would have none and the
+    written JSON would be refused by its own reader."""
+    import logging
+
+    cams = make_ring(tmp_path / "scene", n=3)
+    write_transforms(cams, tmp_path / "scene" / "transforms.json")
+    _renders(tmp_path / "renders" / "scene", ["0000", "0001"], ["0002"], with_train_renders=True)
+    with caplog.at_level(logging.WARNING, logger="splatent"):
+        entries = build_dataset(tmp_path / "renders", tmp_path / "scene", top_k=2)
+    assert sorted(e.id for e in entries) == ["scene_0000", "scene_0001"] and all(e.ref_features for e in entries)
+    assert "1 view(s) have no other training view" in caplog.text and "0002" in caplog.text
+    write_dataset_json(tmp_path / "dataset.json", entries)
+    assert len(read_dataset_json(tmp_path / "dataset.json", check_files=False).entries) == 2

@@ -73,10 +73,14 @@ def _pose(image) -> np.ndarray:
 
 
 def _root_of(model_dir: Path) -> Path:
-    """The scene folder: the one holding ``sparse/``, else the model folder itself."""
+    """The scene folder: the one holding ``sparse/`` (or, for nerfstudio's ``SCENE/colmap/sparse/0`` beside
+    ``SCENE/images``, the one holding ``colmap/``), else the model folder itself."""
     for parent in (model_dir, *model_dir.parents):
         if parent.name == "sparse":
-            return parent.parent
+            root = parent.parent
+            if root.name == "colmap" and not (root / "images").is_dir() and (root.parent / "images").is_dir():
+                return root.parent
+            return root
     return model_dir
 
 

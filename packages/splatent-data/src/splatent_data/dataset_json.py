@@ -282,6 +282,11 @@ def build_dataset(
         if train_renders and not benchmark and layout.train.is_dir():
             targets += [("train", "train", s) for s in layout.stems("train")]
         refs = select_references([cams[s] for _, _, s in targets], candidates, top_k, angle_weight)
+        lonely = [stem for _, _, stem in targets if not refs[stem]]
+        if lonely:  # a training view whose only candidate is itself: an entry needs one reference at least
+            logger.warning("%s: %d view(s) have no other training view to take references from and are left out "
+                           "(%s)", layout.name, len(lonely), ", ".join(lonely[:5]))
+            targets = [t for t in targets if refs[t[2]]]
         for split, kind, stem in targets:
             gt_dir = RenderLayout.ground_truth_of(kind)
             if not layout.latent(gt_dir, stem).is_file():
