@@ -54,3 +54,14 @@ def test_a_result_folder_is_found_and_a_bare_one_refused(degraded, tmp_path):
     assert ev.report == root / "eval" / "report.html" and ev.views == 2
     with pytest.raises(SplatentError, match="holds neither nvs/ nor renders/<scene>/nvs/"):
         evaluate_folder(tmp_path, lpips=False)
+
+
+def test_enhanced_views_covering_part_of_the_test_views_are_said_to(degraded, tmp_path):
+    """The table's enhanced mean is over the views enhanced: where that is not every test view, the report says so."""
+    _, renders, _ = degraded
+    enhanced = tmp_path / "enhanced"
+    enhanced.mkdir()
+    (enhanced / "0000.pt").write_bytes((renders / "nvs" / "0000.pt").read_bytes())  # one of the two views
+    ev = evaluate_results(renders, tmp_path / "eval", enhanced=enhanced, lpips=False, device="cpu")
+    assert ev.views == 2 and "enhanced" in ev.means
+    assert "Enhanced views: 1 of the 2 test views" in ev.report.read_text()

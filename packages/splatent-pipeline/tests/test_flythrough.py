@@ -28,3 +28,21 @@ def test_the_fly_through_goes_through_the_enhancer_with_the_nearest_training_vie
     assert imageio.get_reader(str(alone.video)).get_data(0).shape == (48, 64, 3)
     with pytest.raises(SplatentError, match="mp4"):
         enhanced_flythrough(fitted / "model", "tiny", tmp_path / "x.gif", frames=3, device="cpu")
+
+
+def test_a_fly_through_that_fails_midway_leaves_no_partial_video(fitted, tmp_path, monkeypatch):
+    import splatent_pipeline.latent_scene as latent_scene
+
+    calls = {"n": 0}
+    real_render = latent_scene.LatentScene.render
+
+    def failing_render(self, cam):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("out of memory, say")
+        return real_render(self, cam)
+
+    monkeypatch.setattr(latent_scene.LatentScene, "render", failing_render)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        enhanced_flythrough(fitted / "model", "tiny", tmp_path / "v.mp4", frames=5, device="cpu", backend="torch")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

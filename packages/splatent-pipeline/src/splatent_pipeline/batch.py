@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from splatent_data import (
-    PROTOCOLS, SceneError, SplatentError, atomic_write_json, build_dataset, read_dataset_json,
+    PROTOCOLS, SceneError, SplatentError, atomic_write_bytes, atomic_write_json, build_dataset, read_dataset_json,
     render_protocol, split_scene_names, write_dataset_json,
 )
 
@@ -183,7 +183,7 @@ def _holdout(cfg: BatchConfig, run: PipelineRun, say: Say) -> None:
                               images=ctx.images, **ctx.config.fit_options)
     holdout_pairs(ctx.working_scene, ctx.paths.latents.resolve(), work, cfg.folds, fit, top_k=cfg.top_k,
                   say=lambda line: say(f"{ctx.paths.scene_name}: {line}"))
-    stamp.write_text(key)
+    atomic_write_bytes(stamp, key.encode())
 
 
 def run_batch(cfg: BatchConfig, say: Say = print) -> BatchResult:

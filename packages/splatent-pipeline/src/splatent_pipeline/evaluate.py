@@ -149,6 +149,10 @@ def evaluate_results(
     means = {kind: {m: float(np.mean([per_view[v][kind][m] for v in per_view if kind in per_view[v]]))
                     for m in ("psnr", "ssim", "lpips") if any(m in per_view[v].get(kind, {}) for v in per_view)}
              for kind, _, _ in KINDS if any(kind in per_view[v] for v in per_view)}
+    covered = sum("enhanced" in scores for scores in per_view.values())
+    if 0 < covered < len(per_view):  # the table's means would otherwise read as over the same views
+        lines.append(f"Enhanced views: {covered} of the {len(per_view)} test views; the enhanced mean is over those "
+                     f"{covered} only.")
     if fid_metric is not None and len(stems) < 2:  # FID compares two distributions: one view makes none
         lines.append(f"FID not computed: it needs at least 2 test views, {layout.nvs} holds {len(stems)}.")
     elif fid_metric is not None:

@@ -78,8 +78,11 @@ def enhanced_flythrough(
                 strip.append(frame)
             if progress is not None:
                 progress(i + 1, frames)
-    finally:
+    except BaseException:
         writer.close()
+        tmp.unlink(missing_ok=True)  # a failed or interrupted video leaves no half-written file behind
+        raise
+    writer.close()
     tmp.replace(video)
     strip_path = video.with_name(f"{video.stem}_strip.png")
     save_rgb(strip_path, np.concatenate(strip, axis=0))  # the kept frames, top to bottom

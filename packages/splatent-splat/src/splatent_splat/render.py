@@ -25,7 +25,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from splatent_data import RENDER_FOLDERS, Camera, RenderLayout, SplatentError, atomic_write_json, load_scene, save_rgb
+from splatent_data import RENDER_FOLDERS, Camera, RenderLayout, SplatentError, atomic_write_json, save_rgb
 from splatent_latents import resolve_device
 
 from .cameras import interpolate_path
