@@ -132,5 +132,7 @@ def test_codec_is_found_from_the_render_manifest(degraded_dataset, tmp_path):
     gone = DatasetEntry("y", "train", tmp_path / "gone.pt", tmp_path / "gone_gt.pt", ())
     with pytest.raises(TrainError, match="entry 'y': target_feature .*gone_gt.pt does not exist"):
         resolve_codec("auto", [gone])  # the missing file is named, not the codec
+    # one missing entry first in the dataset: the next one tells the codec (the entry check drops the missing one)
+    assert resolve_codec("auto", [gone, *entries(degraded_dataset, "test")]).name == "pca"
     manifest = json.loads((degraded_dataset.parent / "renders" / "synth" / "manifest.json").read_text())
     assert manifest["stage"] == "render"

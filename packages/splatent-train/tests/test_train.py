@@ -299,3 +299,17 @@ def test_a_new_run_in_a_folder_without_checkpoints_starts_its_own_metrics(degrad
     train_enhancer(tiny_config(degraded_dataset, out, max_train_steps=8))
     train_enhancer(tiny_config(degraded_dataset, out, max_train_steps=4, learning_rate=5e-4))
     assert sorted(loss_curve(out)) == [1, 2, 3, 4]
+
+
+def test_a_run_that_fails_closes_its_metrics_file(degraded_dataset, tmp_path):
+    """A library caller that goes on after a failed run keeps no open metrics file (nor TensorBoard's thread)."""
+    import psutil
+
+    def fail(state) -> None:
+        if state.step == 2:
+            raise RuntimeError("stop here")
+
+    with pytest.raises(RuntimeError, match="stop here") as caught:
+        train_enhancer(tiny_config(degraded_dataset, tmp_path / "run", max_train_steps=5), step_callback=fail)
+    # while the caller holds the error (its traceback keeps the run alive), the file is already closed
+    assert caught.traceback and not [f for f in psutil.Process().open_files() if f.path.endswith("metrics.jsonl")]

@@ -391,11 +391,14 @@ def resolve_codec(spec: str, entries: Sequence[DatasetEntry], base_model: str | 
             raise TrainError(f"--codec {folder} holds no manifest.json naming a codec; pass the latents folder "
                              f"`splatent extract` wrote")
         return found
-    for entry in entries[:1]:
-        for name in ("target_feature", "feature"):  # a missing file is the problem to report, not the codec
-            if not getattr(entry, name).is_file():
-                raise TrainError(f"entry {entry.id!r}: {name} {getattr(entry, name)} does not exist; rebuild the "
-                                 f"dataset with `splatent dataset` or restore the renders it names")
+    # the first entry whose files exist tells (one missing file is the entry check's to report and drop)
+    present = [e for e in entries if e.target_feature.is_file() and e.feature.is_file()]
+    if entries and not present:
+        entry = entries[0]
+        name = "target_feature" if not entry.target_feature.is_file() else "feature"
+        raise TrainError(f"entry {entry.id!r}: {name} {getattr(entry, name)} does not exist, nor do the other "
+                         f"entries' files; rebuild the dataset with `splatent dataset` or restore the renders it names")
+    for entry in present[:1]:
         for folder in (entry.target_feature.parent, entry.target_feature.parent.parent, entry.feature.parent.parent):
             found = _codec_in(folder, codec_from_manifest)
             if found is not None:

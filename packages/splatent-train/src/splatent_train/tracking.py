@@ -60,10 +60,13 @@ class TrainLogger:
                 self.writer.flush()
 
     def close(self) -> None:
-        if self.enabled:
+        """Close the file and the TensorBoard writer (its thread); a second call does nothing."""
+        if self.file is not None:
             self.file.close()
-            if self.writer is not None:
-                self.writer.close()
+            self.file = None
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
 
 
 def keep_history(path: Path, step: int) -> None:

@@ -121,9 +121,13 @@ def train_enhancer(
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     accelerator = make_accelerator(config)
+    run = None
     try:
-        return Run(config, accelerator, model, codec, lpips_model).train(progress, step_callback)
+        run = Run(config, accelerator, model, codec, lpips_model)
+        return run.train(progress, step_callback)
     finally:
+        if run is not None:  # a failed run too: a caller that goes on must not keep its file and writer thread
+            run.tracker.close()
         release_accelerator(accelerator)
         torch.set_num_threads(threads)
 
