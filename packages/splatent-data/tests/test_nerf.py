@@ -190,3 +190,13 @@ def test_mixed_image_sizes_warn_and_keep_own_intrinsics(tmp_path, make_ring, cap
     assert scene.sizes == {(40, 30): 2, (20, 15): 2}
     assert "mixes image sizes: 40x30 (2), 20x15 (2)" in caplog.text
     assert scene.camera("0002").fx == small[0].fx
+
+
+def test_full_opencv_rational_terms_are_refused_not_dropped(tmp_path, make_ring):
+    """transforms.json has no k4..k6: writing them would silently change the lens; k3 alone round-trips."""
+    kept = make_ring(tmp_path, n=2, model="FULL_OPENCV", distortion=(0.01, 0.0, 0.0, 0.0, 0.002, 0.0, 0.0, 0.0))
+    write_transforms(kept, tmp_path / "transforms.json")
+    assert load_scene(tmp_path).cameras[0].distortion[4] == pytest.approx(0.002)
+    rational = make_ring(tmp_path, n=2, model="FULL_OPENCV", distortion=(0.01, 0.0, 0.0, 0.0, 0.0, 0.1, 0.0, 0.0))
+    with pytest.raises(SceneError, match="not FULL_OPENCV's k4..k6"):
+        write_transforms(rational, tmp_path / "t2.json")

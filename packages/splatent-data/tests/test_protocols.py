@@ -29,6 +29,13 @@ def test_furthest_point_sampling_spreads_views_on_a_ring():
     assert furthest_point_views([_names(n)[i] for i in perm], ring[perm], 4) == chosen
 
 
+def test_furthest_point_sampling_never_takes_a_view_twice_where_centres_coincide():
+    """A rig or a tripod sequence: several cameras at one centre. The split must still hold distinct views."""
+    centres = np.array([[0.0, 0.0, 0.0]] * 4 + [[1.0, 0.0, 0.0]] * 2)
+    chosen = furthest_point_views(_names(6), centres, 5)
+    assert len(set(chosen)) == 5
+
+
 def test_furthest_point_sampling_on_a_line_starts_in_the_middle_then_takes_the_ends():
     line = np.stack([np.arange(11.0), np.zeros(11), np.zeros(11)], axis=1)
     assert furthest_point_views(_names(11), line, 3) == ["0005", "0000", "0010"]

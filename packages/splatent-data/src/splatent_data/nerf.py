@@ -228,6 +228,10 @@ def write_transforms(cameras: list[Camera], path: Path, points: PointCloud | Non
         if cam.model == "OPENCV_FISHEYE":
             frame.update(camera_model="OPENCV_FISHEYE", **dict(zip(("k1", "k2", "k3", "k4"), cam.distortion)))
         elif cam.model in ("OPENCV", "FULL_OPENCV"):
+            if any(cam.distortion[5:]):  # transforms.json has no field for the rational terms
+                raise SceneError(f"camera {cam.name}: transforms.json holds OpenCV's k1 k2 p1 p2 k3, not FULL_OPENCV's "
+                                 f"k4..k6 {tuple(cam.distortion[5:])}; undistort the scene first "
+                                 f"(`splatent scene undistort`) or keep it as a COLMAP model")
             frame.update(camera_model="OPENCV", **dict(zip(("k1", "k2", "p1", "p2", "k3"), cam.distortion)))
         elif cam.model in ("SIMPLE_RADIAL", "RADIAL"):
             frame.update(camera_model="OPENCV", **dict(zip(("k1", "k2"), cam.distortion)))
