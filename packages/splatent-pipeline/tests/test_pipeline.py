@@ -46,16 +46,13 @@ def test_run_context_parses_the_scene_once_and_names_the_run_folders(tmp_path):
         tmp_path / "out" / "data" / "dataset.json", tmp_path / "out" / "enhanced", tmp_path / "out" / "eval")
 
 
-def test_a_run_stops_after_a_stage_and_goes_on_from_there(tmp_path, monkeypatch):
-    """``PipelineRun.run`` visits each stage once: a second call continues after ``stop_after``."""
+def _stand_in_stages(monkeypatch, visited: list[str]) -> None:
+    """Stages that write their outputs and record their names, in milliseconds."""
     import dataclasses
 
     import splatent_pipeline.pipeline as pipeline
 
-    make_synthetic_scene(tmp_path / "scene", n_views=10, width=64, height=48)
-    visited = []
-
-    def stand_in(stage):  # writes the stage's outputs and records its name, in milliseconds
+    def stand_in(stage):
         def run(ctx):
             visited.append(stage.name)
             target = stage.outputs(ctx.paths)
@@ -66,6 +63,13 @@ def test_a_run_stops_after_a_stage_and_goes_on_from_there(tmp_path, monkeypatch)
         return dataclasses.replace(stage, run=run)
 
     monkeypatch.setattr(pipeline, "STAGE_LIST", tuple(stand_in(s) for s in pipeline.STAGE_LIST))
+
+
+def test_a_run_stops_after_a_stage_and_goes_on_from_there(tmp_path, monkeypatch):
+    """``PipelineRun.run`` visits each stage once: a second call continues after ``stop_after``."""
+    make_synthetic_scene(tmp_path / "scene", n_views=10, width=64, height=48)
+    visited: list[str] = []
+    _stand_in_stages(monkeypatch, visited)
     cfg = PipelineConfig(scene_path=tmp_path / "scene", output_dir=tmp_path / "out", stop_after="dataset")
     lines: list[str] = []
     run = PipelineRun(cfg, say=lines.append)
@@ -111,24 +115,6 @@ def test_a_distorted_scene_is_undistorted_first_and_resumes(tmp_path):
     assert (tmp_path / "out" / "latents" / "manifest.json").is_file()
     again = run_pipeline(cfg, say=lambda line: None)
     assert again.skipped == ["undistort", "extract"] and not again.ran
-
-
-def _stand_in_stages(monkeypatch, visited: list[str]) -> None:
-    """Stages that write their outputs and record their names, in milliseconds."""
-    import dataclasses
-
-    import splatent_pipeline.pipeline as pipeline
-
-    def stand_in(stage):
-        def run(ctx):
-            visited.append(stage.name)
-            target = stage.outputs(ctx.paths)
-            (target.parent if target.suffix else target).mkdir(parents=True, exist_ok=True)
-            if target.suffix:
-                target.write_text("{}")
-        return dataclasses.replace(stage, run=run)
-
-    monkeypatch.setattr(pipeline, "STAGE_LIST", tuple(stand_in(s) for s in pipeline.STAGE_LIST))
 
 
 def test_another_scene_or_image_folder_in_the_same_results_runs_every_stage_again(tmp_path, monkeypatch):
