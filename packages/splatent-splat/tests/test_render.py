@@ -60,3 +60,22 @@ def test_save_images_decodes_with_the_manifest_codec_and_path_makes_a_video(mode
 def test_render_refuses_a_folder_without_a_fit(tmp_path):
     with pytest.raises(SplatentError, match="splatent fit"):
         render_model(tmp_path, tmp_path / "out")
+
+
+def test_an_antialiased_fit_is_rendered_antialiased(latent_scene, tmp_path):
+    """The renders (and the path video) are what the fit trained and scored: its rasterize mode from fit.json."""
+    from splatent_data import load_scene
+    from splatent_splat import load_ply, rasterize_options
+
+    fit = tmp_path / "aa"
+    fit_scene(latent_scene, fit, FitConfig(steps=30, antialiased=True, backend="torch", device="cpu", **QUICK))
+    assert rasterize_options(json.loads((fit / "fit.json").read_text())) == {"rasterize_mode": "antialiased"}
+    render_model(fit, tmp_path / "R", backend="torch", device="cpu")
+    gaussians, _ = load_ply(fit / "gaussians.ply")
+    from splatent_splat import latent_camera
+
+    rendered = load_latent(tmp_path / "R" / "nvs" / "0000.pt")
+    cam = latent_camera(load_scene(latent_scene).camera("0000"), *rendered.shape[1:])
+    for mode, same in (("antialiased", True), ("classic", False)):
+        expected = gaussians.render_cameras([cam], backend="torch", rasterize_mode=mode)[0]
+        assert torch.allclose(rendered, expected, atol=1e-5) is same, mode

@@ -64,6 +64,7 @@ class LatentScene:
     backend: str = "torch"
     enhancer: Any | None = None  # splatent_model.SplatentEnhancer, prepared on ``device``
     model_dir: Path | None = None
+    rasterize: dict[str, str] = field(default_factory=dict)  # the fit's rasterizer options
     _latents: dict[tuple[str, int, int], Tensor] = field(default_factory=dict, repr=False)
     _radius: float | None = field(default=None, repr=False)
 
@@ -79,7 +80,7 @@ class LatentScene:
 
     def render(self, camera: Camera) -> Tensor:  # [C, camera.height, camera.width] float32 on ``device``
         """The model's latents seen by ``camera`` (a latent-resolution camera: one pixel per latent pixel)."""
-        return self.gaussians.render_cameras([camera], backend=self.backend)[0].float()
+        return self.gaussians.render_cameras([camera], backend=self.backend, **self.rasterize)[0].float()
 
     def references(self, camera: Camera, k: int) -> list[str]:
         """The ``k`` training views nearest ``camera``, best first (never ``camera``'s own view). The score's
@@ -146,7 +147,7 @@ def open_latent_scene(
     """
     from splatent_latents import codec_from_manifest
     from splatent_model import RuntimeOptions, load_enhancer, prepare_codec, prepare_enhancer
-    from splatent_splat import load_ply, read_fit_manifest, resolve_backend
+    from splatent_splat import load_ply, rasterize_options, read_fit_manifest, resolve_backend
 
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
@@ -182,5 +183,5 @@ def open_latent_scene(
     return LatentScene(
         gaussians=gaussians, codec=codec, train=[scene.camera(s) for s in train_stems],
         test=[scene.camera(s) for s in test_stems], latents_dir=latents_dir, device=dev,
-        backend=resolve_backend(backend, dev), enhancer=model, model_dir=model_dir,
+        backend=resolve_backend(backend, dev), enhancer=model, model_dir=model_dir, rasterize=rasterize_options(info),
     )

@@ -15,7 +15,7 @@ from .ply import INRIA_PROPERTIES, decoded_colours, load_ply, save_inria_ply, sa
 from .backends import BACKENDS, rasterize, resolve_backend
 from .render import RenderResult, latent_path, render_model
 from .sh import eval_sh, rgb_to_sh, sh_bases
-from .sources import ModelSource, open_model
+from .sources import ModelSource, open_model, rasterize_options
 from .torch_backend import rasterize_torch
 from .transform import rigidly_moved, sh_rotation
 from .training import LearningRates, StrategyConfig
@@ -28,6 +28,6 @@ __all__ = [
     "ModelSource", "StrategyConfig", "View", "open_model", "rigidly_moved", "sh_rotation",
     "build_gsplat_kernels", "camera_tensors", "eval_sh", "features_from_views", "fit_scene", "gsplat_cache_dir",
     "interpolate_path", "latent_camera", "latent_path", "load_latent_views", "load_ply", "load_rgb_views", "psnr",
-    "random_points_in_frustums", "rasterize", "rasterize_torch", "read_fit_manifest", "render_model",
+    "random_points_in_frustums", "rasterize", "rasterize_options", "rasterize_torch", "read_fit_manifest", "render_model",
     "resolve_backend", "rgb_to_sh", "save_ply", "sh_bases", "ssim",
 ]

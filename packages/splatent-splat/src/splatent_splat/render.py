@@ -30,7 +30,7 @@ from splatent_latents import resolve_device
 
 from .cameras import interpolate_path
 from .ply import load_ply
-from .sources import ModelSource, open_model
+from .sources import ModelSource, open_model, rasterize_options
 from .backends import resolve_backend
 from .views import load_latent_views, load_rgb_views
 
@@ -109,6 +109,7 @@ def render_model(
             progress(done, total)
 
     counts: dict[str, int] = {}
+    look = rasterize_options(info)  # as the fit trained and scored it (antialiased or classic)
     output.mkdir(parents=True, exist_ok=True)
     for split_name, stems in (("nvs", test), ("train", train)):
         gt_name = RenderLayout.ground_truth_of(split_name)
@@ -119,7 +120,7 @@ def render_model(
             views = load_latent_views(scn, latents_dir, stems, device="cpu")
         counts[split_name] = counts[gt_name] = 0
         for view in views:
-            rendered = gaussians.render_cameras([view.camera], backend=backend)[0].float().cpu()
+            rendered = gaussians.render_cameras([view.camera], backend=backend, **look)[0].float().cpu()
             for folder, tensor in ((split_name, rendered), (gt_name, view.target.float())):
                 _write(layout.folder(folder), view.stem, tensor, rgb_model, codec, save_images)
                 counts[folder] += 1
@@ -189,7 +190,7 @@ def _render_path(gaussians, cameras, info, latents_dir, frames, fps, video, code
     writer = imageio.get_writer(str(tmp), fps=fps, codec="libx264", quality=8, macro_block_size=1)
     try:
         for cam in path:
-            rendered = gaussians.render_cameras([cam], backend=backend)[0].float()
+            rendered = gaussians.render_cameras([cam], backend=backend, **rasterize_options(info))[0].float()
             frame = (rendered.clamp(0, 1).permute(1, 2, 0).cpu().numpy() if rgb_model else _decode(codec, rendered))
             writer.append_data((frame * 255 + 0.5).astype(np.uint8))
             tick()

@@ -35,6 +35,12 @@ logger = logging.getLogger("splatent")
 DATAPARSER_TRANSFORMS = "dataparser_transforms.json"
 
 
+def rasterize_options(info: dict[str, Any]) -> dict[str, str]:
+    """The rasterizer options a model is seen with: those its fit trained and scored with (``fit.json``'s
+    ``config.antialiased``); classic for a model without them (a foreign PLY)."""
+    return {"rasterize_mode": "antialiased" if (info.get("config") or {}).get("antialiased") else "classic"}
+
+
 @dataclass
 class ModelSource:
     """A model's PLY, its ``fit.json`` (or what stands for it), and the map from the scene's world to the model's.
