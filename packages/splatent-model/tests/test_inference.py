@@ -204,3 +204,63 @@ def test_dataset_options_object_and_keywords_are_one_setting(tmp_path):
                              options=CPU, split="test", save_images=False)
     assert result.enhanced == 2 and result.metrics == {}
     assert not list((tmp_path / "out" / "enhanced").glob("*.png"))
+
+
+def test_a_rerun_with_new_settings_stopped_midway_leaves_nothing_a_resume_takes_as_done(tmp_path):
+    """t=300, then t=199 stopped after its first batch, then t=199 again: every view is a t=199 view (the t=300 files
+    passed the resume check under the new manifest)."""
+    data = _scene(tmp_path / "scene")
+    model = SplatentEnhancer.tiny()
+    codec = codec_for(model)
+    enhance_dataset(data, tmp_path / "out", model, codec, options=CPU)
+
+    def stop(done, total):
+        if done >= 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        enhance_dataset(data, tmp_path / "out", model, codec, options=CPU, timestep=199, progress=stop)
+    enhance_dataset(data, tmp_path / "out", model, codec, options=CPU, timestep=199)
+    enhance_dataset(data, tmp_path / "fresh", model, codec, options=CPU, timestep=199)
+    for i in range(4):
+        name = f"{i:04d}.pt"
+        assert torch.allclose(load_latent(tmp_path / "out" / "enhanced" / name),
+                              load_latent(tmp_path / "fresh" / "enhanced" / name), atol=1e-6), name
+
+
+def test_another_scene_or_ground_truth_is_other_settings(tmp_path):
+    """scene_id names views by stem, so two scenes' views share names; rgb_root changes the scores."""
+    data = _scene(tmp_path / "scene")
+    model = SplatentEnhancer.tiny()
+    codec = codec_for(model)
+    first = enhance_dataset(data, tmp_path / "out", model, codec, options=CPU)
+    assert first.enhanced == 4
+    again = enhance_dataset(data, tmp_path / "out", model, codec, options=CPU, rgb_root=tmp_path)
+    assert again.enhanced == 4 and again.skipped == 0
+
+
+def test_custom_mode_refuses_an_output_folder_that_would_overwrite_its_inputs(tmp_path):
+    model = SplatentEnhancer.tiny()
+    folder = tmp_path / "renders"
+    folder.mkdir()
+    for name in ("a", "b"):
+        save_rgb(folder / f"{name}.png", np.full((64, 64, 3), 100, np.uint8))
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    with pytest.raises(EnhanceInputError, match="would overwrite the input .*a.png"):
+        enhance_files(folder, [], folder, model, codec_for(model), options=CPU)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+@pytest.mark.parametrize("write, words", [
+    (lambda p: p.write_bytes(b""), "cannot read latent"),
+    (lambda p: np.savez(open(p, "wb"), z=np.zeros((4, 8, 8))), "not one numeric array"),
+    (lambda p: np.save(p, np.full((4, 8, 8), np.nan, np.float32)), "NaN or infinite"),
+    (lambda p: np.save(p, np.zeros((8, 8), np.float32)), r"shape \(8, 8\)"),
+])
+def test_bad_npy_latents_are_one_clear_error(tmp_path, write, words):
+    from splatent_model.files import load_any_latent
+
+    path = tmp_path / "bad.npy"
+    write(path)
+    with pytest.raises(EnhanceInputError, match=words):
+        load_any_latent(path)

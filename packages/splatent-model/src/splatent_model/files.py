@@ -187,13 +187,19 @@ def load_any_latent(path: Path) -> Tensor:  # [C, h, w] float32
 
     if path.suffix.lower() == ".npy":
         try:
-            value = torch.from_numpy(np.load(path, allow_pickle=False)).float()
-        except (ValueError, OSError) as exc:
-            raise EnhanceInputError(f"cannot read latent {path}: {exc}") from None
+            array = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:  # EOFError: an empty file
+            raise EnhanceInputError(f"cannot read latent {path}: {exc or 'empty file'}") from None
+        if not isinstance(array, np.ndarray) or not np.issubdtype(array.dtype, np.number):
+            raise EnhanceInputError(f"latent {path} is not one numeric array (an .npz archive renamed .npy?); "
+                                    f"save it with numpy.save")
+        value = torch.from_numpy(array).float()
         if value.ndim == 4 and value.shape[0] == 1:
             value = value[0]
         if value.ndim != 3:
             raise EnhanceInputError(f"latent {path} has shape {tuple(value.shape)}, expected (C, h, w)")
+        if not torch.isfinite(value).all():  # as load_latent refuses a .pt
+            raise EnhanceInputError(f"latent {path} holds NaN or infinite values")
         return value
     return load_latent(path)
 
@@ -366,6 +372,15 @@ def finished_views(out: Path, settings: dict[str, Any], items: list[WorkItem], s
         else:
             done[it.name] = {"name": it.name, "no_metrics": True}
     return done
+
+
+def clear_view_outputs(out: Path) -> None:
+    """Remove the enhanced views (``.pt`` / ``.png``) and metrics of an earlier run from ``out`` (a folder of this
+    stage's own), before a run with other settings writes its manifest."""
+    if not out.is_dir():
+        return
+    for path in [*out.glob("*.pt"), *out.glob("*.png"), out / "metrics.json"]:
+        path.unlink(missing_ok=True)
 
 
 def write_manifest(out: Path, settings: dict[str, Any], views: int, complete: bool) -> None:

@@ -22,8 +22,8 @@ from .enhancer import SplatentEnhancer
 from .errors import EnhanceInputError
 from .files import (
     LoadedItem, ViewLoader, WorkItem, Writer, codec_config, collect_inputs, dataset_work_items, file_work_items,
-    finished_views, match_references, prefetched, same_shape_groups, save_png, write_manifest, write_metrics,
-    write_video,
+    clear_view_outputs, finished_views, match_references, prefetched, same_shape_groups, save_png, write_manifest,
+    write_metrics, write_video,
 )
 from .grid import grid_shape
 from .metrics import mean_metrics
@@ -241,10 +241,16 @@ def enhance_dataset(
     items = dataset_work_items(dataset_path, top_k, split=cfg.split, min_k=cfg.min_k, prompt=cfg.prompt,
                                scene_id=cfg.scene_id, rgb_root=cfg.rgb_root, images_dir=cfg.images_dir)
     out = Path(output_dir) / "enhanced"
+    # everything that changes a view's output or its metrics: names are stems under scene_id, and the ground
+    # truth (rgb_root, images_dir) changes the scores
     settings = _settings(model, model_source, cfg.timestep,
                          {"dataset": str(Path(dataset_path).resolve()), "split": cfg.split, "min_k": cfg.min_k,
-                          "prompt": cfg.prompt, "codec": codec_config(codec), "method": cfg.method_name})
+                          "prompt": cfg.prompt, "codec": codec_config(codec), "method": cfg.method_name,
+                          "scene_id": cfg.scene_id, "images_dir": cfg.images_dir,
+                          "rgb_root": str(Path(cfg.rgb_root).resolve()) if cfg.rgb_root else None})
     records = finished_views(out, settings, items, cfg.save_images, cfg.metrics, cfg.overwrite)
+    if not records:  # nothing to reuse: files here were made otherwise, and a resume must not take them as done
+        clear_view_outputs(out)
     todo = [it for it in items if it.name not in records]
     if len(todo) < len(items):
         logger.info("%d of %d views already enhanced in %s; enhancing the other %d",
@@ -301,6 +307,11 @@ def enhance_files(
         logger.warning("the model was trained with top_k=%d references; enhancing with %d",
                        model.config.top_k, len(refs))
     out = Path(output_dir)
+    suffixes = [suffix for suffix, on in ((".png", cfg.save_images), (".pt", cfg.save_latents)) if on]
+    written = {(out / f"{it.name}{suffix}").resolve() for it in items for suffix in suffixes}
+    clash = sorted(written & {Path(p).resolve() for it in items for p in (it.target, *it.refs)}, key=str)
+    if clash:  # an output named like an input in the same folder would replace it before others read it
+        raise EnhanceInputError(f"--output_dir {out} would overwrite the input {clash[0]}; choose another folder")
     pipe = EnhancePipeline(model, codec, options, timestep=cfg.timestep)
     done, seconds = run_enhancement(pipe, items, out, save_images=cfg.save_images, save_latents=cfg.save_latents,
                                     progress=progress, workers=cfg.workers)
