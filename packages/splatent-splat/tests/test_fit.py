@@ -72,6 +72,17 @@ def test_resume_continues_from_the_same_step_with_the_same_state(latent_scene, t
                                    sb["optimizers"][name]["state"][0]["exp_avg"], rtol=0, atol=0)
 
 
+def test_resuming_a_finished_fit_keeps_its_history_and_a_real_rate(latent_scene, tmp_path):
+    """Nothing is left to run: fit.json must not gain a second record of the last step nor a rate of 0 steps/s."""
+    cfg = FitConfig(steps=20, **{**QUICK, "eval_every": 10})
+    first = fit_scene(latent_scene, tmp_path / "fit", cfg)
+    again = fit_scene(latent_scene, tmp_path / "fit", cfg, resume=True)
+    assert [h["step"] for h in again.history] == [h["step"] for h in first.history] == [0, 10, 20]
+    assert again.steps_per_second > 0
+    recorded = json.loads((tmp_path / "fit" / "fit.json").read_text())
+    assert [h["step"] for h in recorded["history"]] == [0, 10, 20]
+
+
 def test_joint_rgb_supervision_trains_an_rgb_head(latent_scene, tmp_path):
     cfg = FitConfig(steps=80, rgb_weight=1.0, rgb_sh_degree=0, eval_every=80, rgb_scale=0.5,
                     **{k: v for k, v in QUICK.items() if k != "eval_every"})
@@ -80,6 +91,18 @@ def test_joint_rgb_supervision_trains_an_rgb_head(latent_scene, tmp_path):
     assert last["rgb_psnr"] > first["rgb_psnr"] + 2
     model, _ = load_ply(tmp_path / "m" / "gaussians.ply")
     assert model.rgb_sh_degree == 0 and model.has_rgb
+
+
+def test_the_rgb_head_trains_its_own_sh_degree_above_the_latents(latent_scene, tmp_path):
+    """Latents at SH degree 1 and an RGB head at degree 3: the head's top bands learn (the head used to render with
+    the latents' degree, so its bands above it kept their zeros)."""
+    cfg = FitConfig(steps=20, rgb_weight=1.0, rgb_sh_degree=3, rgb_scale=0.5,
+                    **{**QUICK, "sh_degree": 1, "sh_degree_interval": 1})
+    fit_scene(latent_scene, tmp_path / "m", cfg)
+    model, _ = load_ply(tmp_path / "m" / "gaussians.ply")
+    rest = model.params["rgbN"]  # [N, 15, 3]: bands 1 (3 rows), 2 (5) and 3 (7)
+    assert model.rgb_sh_degree == 3 and rest.shape[1] == 15
+    assert rest[:, 8:].abs().sum() > 0 and rest[:, 3:8].abs().sum() > 0
 
 
 def test_rgb_target_fits_plain_3dgs(latent_scene, tmp_path):

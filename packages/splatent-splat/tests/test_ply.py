@@ -5,6 +5,7 @@ from plyfile import PlyData, PlyElement
 
 from splatent_data import SplatentError
 from splatent_splat import FeatureGaussians, camera_tensors, load_ply, save_ply
+from splatent_splat.ply import FORMAT
 from splatent_splat.sh import SH_C0
 
 
@@ -91,3 +92,18 @@ def test_bad_files_fail_clearly(tmp_path):
     (tmp_path / "g.json").write_text("{")
     with pytest.raises(SplatentError, match="not valid JSON"):
         load_ply(tmp_path / "g.ply")
+    (tmp_path / "g.json").write_text("[1, 2]")
+    with pytest.raises(SplatentError, match="not a splatent Gaussian sidecar"):
+        load_ply(tmp_path / "g.ply")
+    (tmp_path / "g.json").write_text('{"format": "%s", "version": "1.0"}' % FORMAT)
+    with pytest.raises(SplatentError, match="'version' must be a whole number"):
+        load_ply(tmp_path / "g.ply")
+
+
+def test_a_model_without_gaussians_round_trips(tmp_path):
+    """A fit that pruned every Gaussian still saves (and loads) its empty model instead of failing in a reshape."""
+    some = FeatureGaussians.create(torch.randn(5, 3), torch.randn(5, 4), sh_degree=2)
+    empty = FeatureGaussians({k: v[:0] for k, v in some.params.items()}, sh_degree=2)
+    save_ply(empty, tmp_path / "empty.ply")
+    back, _ = load_ply(tmp_path / "empty.ply")
+    assert back.num_gaussians == 0 and back.sh_degree == 2 and back.feature_dim == 4

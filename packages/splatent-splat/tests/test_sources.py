@@ -116,3 +116,17 @@ def test_export_in_the_original_frame_undoes_applied_transform(latent_scene, sce
     assert torch.allclose(load_ply(tmp_path / "same.ply")[0].params["means"], scene_gaussians.params["means"])
     with pytest.raises(SplatentError, match="RGB model: it has no latent channels"):
         export_ply(tmp_path / "model.ply", tmp_path / "latent.ply", format="latent", device="cpu")
+
+
+def test_a_latent_export_keeps_the_models_metadata(tmp_path):
+    """The sidecar of `export --format latent` holds the fit's metadata (scene, latents, codec, data range): the
+    export passed the metadata's own "metadata" key, which is absent, and wrote {}."""
+    from splatent_splat import save_ply
+
+    g = torch.Generator().manual_seed(0)
+    model = FeatureGaussians.create(torch.randn(20, 3, generator=g), torch.randn(20, 4, generator=g), sh_degree=1,
+                                    feature_mean=torch.zeros(4), feature_scale=torch.ones(4))
+    meta = {"scene": "/s", "latents": "/s/latents", "data_range": 7.5}
+    save_ply(model, tmp_path / "model.ply", metadata=meta)
+    export_ply(tmp_path / "model.ply", tmp_path / "out.ply", format="latent", device="cpu")
+    assert load_ply(tmp_path / "out.ply")[1] == meta

@@ -62,7 +62,7 @@ def export_ply(model_dir: str | Path, output: str | Path, format: str = "inria",
     if format == "latent":
         if gaussians.feature_kind != "latent":
             raise SplatentError(f"{source.ply} is an RGB model: it has no latent channels; use --format inria")
-        save_ply(gaussians, output, metadata=(sidecar or {}).get("metadata"))
+        save_ply(gaussians, output, metadata=sidecar or None)  # load_ply gives the sidecar's metadata itself
         return output
     colours = None
     if gaussians.feature_kind == "latent" and gaussians.rgb_sh_degree is None:

@@ -276,17 +276,21 @@ class _StepLoss:
         self.rgb_views = targets.rgb_train
         self.rgb_cams = [camera_tensors([v.camera], device) for v in targets.rgb_train] if targets.rgb_train else None
 
-    def __call__(self, i: int, degree: int) -> tuple[torch.Tensor, dict]:
+    def __call__(self, i: int, bands: int) -> tuple[torch.Tensor, dict]:
+        """The loss on training view ``i`` with ``bands`` SH degrees unlocked (capped by each head's degree)."""
         g, cfg, view, (viewmats, ks) = self.gaussians, self.cfg, self.views[i], self.cams[i]
-        image, _, info = g.render(viewmats, ks, view.camera.width, view.camera.height, sh_degree=degree,
+        image, _, info = g.render(viewmats, ks, view.camera.width, view.camera.height,
+                                  sh_degree=min(bands, g.sh_degree),
                                   backend=self.backend, standardised=cfg.target == "latent", **self.options)
         pred = _to_chw(image)
         loss = photometric_loss(pred, self.targets[i], cfg.ssim_weight, data_range=self.data_range,
                                 mask=self.masks[i])
         if self.rgb_cams is not None:
             rview, (viewmats, ks) = self.rgb_views[i], self.rgb_cams[i]
+            # the RGB head's own degree (rgb_sh_degree, 3 by default): capped by the latents' degree, its top
+            # band never had a gradient
             rgb, _, info = g.render(viewmats, ks, rview.camera.width, rview.camera.height, channel="rgb",
-                                    sh_degree=degree, backend=self.backend, **self.options)
+                                    sh_degree=min(bands, g.rgb_sh_degree), backend=self.backend, **self.options)
             loss = loss + cfg.rgb_weight * photometric_loss(_to_chw(rgb), rview.target[None], cfg.rgb_ssim_weight,
                                                             mask=None if rview.mask is None else rview.mask[None])
         return loss, info
@@ -401,9 +405,9 @@ def _fit_scene(scene: str | Path | Scene, output: str | Path, cfg: FitConfig, re
     try:
         for step in range(start, cfg.steps):
             lr_means = optimizers["means"].param_groups[0]["lr"]  # MCMC's noise scale follows it
-            degree = min(step // max(1, cfg.sh_degree_interval), cfg.sh_degree)
+            bands = step // max(1, cfg.sh_degree_interval)  # SH degrees unlocked so far; each head caps its own
             i = sampler.next()
-            loss, info = step_loss(i, degree)
+            loss, info = step_loss(i, bands)
             extra = regularisation(gaussians, cfg.strategy.opacity_reg, cfg.strategy.scale_reg)
             if isinstance(extra, torch.Tensor):  # no regulariser: no kernel (the step is bound by launches)
                 loss = loss + extra
@@ -448,7 +452,8 @@ def _fit_scene(scene: str | Path | Scene, output: str | Path, cfg: FitConfig, re
     peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
     final = run_eval(cfg.steps) if targets.test else {"psnr": None, "ssim": None, "per_view": {}}
     if targets.test:
-        history.append(final)
+        # a resume of a finished fit evaluates the same step again: replace its record rather than repeat it
+        history[:] = [h for h in history if h.get("step") != cfg.steps] + [final]
     _checkpoint(output, cfg.steps, gaussians, optimizers, densifier, sampler, cfg, history, losses,
                 prior_seconds + seconds)
     if writer is not None:
@@ -456,7 +461,9 @@ def _fit_scene(scene: str | Path | Scene, output: str | Path, cfg: FitConfig, re
     total_seconds = prior_seconds + seconds
     result = FitResult(
         model_dir=output, steps=cfg.steps, num_gaussians=len(gaussians), seconds=total_seconds,
-        steps_per_second=(cfg.steps - start) / max(seconds, 1e-9), test=final, history=history, losses=losses,
+        # this run's rate; a resume with no step left to run reports the whole fit's
+        steps_per_second=((cfg.steps - start) / max(seconds, 1e-9) if cfg.steps > start
+                          else cfg.steps / max(total_seconds, 1e-9)), test=final, history=history, losses=losses,
         peak_memory_bytes=peak, resumed_from=resumed_from,
     )
     manifest = _manifest(scene, split, cfg, targets, gaussians, result, backend, device)

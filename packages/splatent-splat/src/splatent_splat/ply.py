@@ -38,7 +38,8 @@ def _flatten_sh(dc: torch.Tensor, rest: torch.Tensor | None) -> tuple[np.ndarray
     dc_np = dc[:, 0, :].detach().cpu().numpy()
     if rest is None or rest.shape[1] == 0:
         return dc_np, np.zeros((dc_np.shape[0], 0), dtype=np.float32)
-    return dc_np, rest.detach().transpose(1, 2).reshape(rest.shape[0], -1).cpu().numpy()
+    # explicit width: reshape(N, -1) cannot infer it when N is 0 (a model that pruned every Gaussian)
+    return dc_np, rest.detach().transpose(1, 2).reshape(rest.shape[0], rest.shape[1] * rest.shape[2]).cpu().numpy()
 
 
 def _unflatten_sh(dc: np.ndarray, rest: np.ndarray, dim: int) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -46,7 +47,8 @@ def _unflatten_sh(dc: np.ndarray, rest: np.ndarray, dim: int) -> tuple[torch.Ten
     dc_t = torch.from_numpy(np.ascontiguousarray(dc, dtype=np.float32)).reshape(n, 1, dim)
     if rest.shape[1] == 0:
         return dc_t, None
-    rest_t = torch.from_numpy(np.ascontiguousarray(rest, dtype=np.float32)).reshape(n, dim, -1).transpose(1, 2)
+    rest_t = torch.from_numpy(np.ascontiguousarray(rest, dtype=np.float32)).reshape(n, dim, rest.shape[1] // dim)
+    rest_t = rest_t.transpose(1, 2)
     return dc_t, rest_t.contiguous()
 
 
@@ -108,9 +110,13 @@ def read_sidecar(path: Path) -> dict | None:
         info = json.loads(side.read_text())
     except json.JSONDecodeError as exc:
         raise SplatentError(f"{side} is not valid JSON ({exc.msg}); re-save the model or delete the file") from None
-    if info.get("format") != FORMAT:
-        raise SplatentError(f"{side} is not a splatent Gaussian sidecar (format {info.get('format')!r})")
-    if int(info.get("version", 0)) > FORMAT_VERSION:
+    if not isinstance(info, dict) or info.get("format") != FORMAT:
+        found = info.get("format") if isinstance(info, dict) else type(info).__name__
+        raise SplatentError(f"{side} is not a splatent Gaussian sidecar (format {found!r}); re-save the model or "
+                            f"delete the file")
+    if not isinstance(info.get("version", 0), int):
+        raise SplatentError(f"{side}: 'version' must be a whole number, got {info['version']!r}; re-save the model")
+    if info.get("version", 0) > FORMAT_VERSION:
         raise SplatentError(f"{side} was written by a newer splatent (format version {info['version']}); upgrade")
     return info
 
