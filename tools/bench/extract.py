@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from machine import machine  # a sibling: tools/bench is on sys.path when its scripts run
-from profiling import markdown  # siblings: tools/bench is on sys.path when its scripts run
+from profiling import activities, kernel_table, markdown, print_table  # siblings: tools/bench is on sys.path
 from results_md import recorded_command, write_section
 
 SECTION = "extract"
@@ -163,8 +163,6 @@ def bench_encoder(vae, width: int, height: int, device: torch.device, dtype: tor
 
 def profile_encoder(codec, x: torch.Tensor, device: torch.device, batches: int = 3) -> dict:
     """Kernels (operators on the CPU) of ``batches`` encodes, per image."""
-    from profiling import activities, kernel_table, print_table
-
     with torch.profiler.profile(activities=activities(device)) as prof:
         for _ in range(batches):
             codec.encode(x)

@@ -146,27 +146,26 @@ def dataset_manifest_path(path: str | Path) -> Path:
     return path.with_name(f"{path.stem}.manifest.json")
 
 
+def _render_manifest(layout: RenderLayout) -> dict[str, Any]:
+    """A rendered scene's ``manifest.json``; ``{}`` where it is missing or unreadable."""
+    try:
+        data = json.loads(layout.manifest.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def render_image_folder(layout: RenderLayout, scene: Path) -> str | None:
     """The image folder (``images_4``) the rendered scene's fit read, as its manifest records it, where ``scene``
     (a folder or its pose file) holds that folder; else ``None``, the scene's default."""
-    if not layout.manifest.is_file():
-        return None
-    try:
-        folder = json.loads(layout.manifest.read_text()).get("image_folder")
-    except (OSError, json.JSONDecodeError):
-        return None
+    folder = _render_manifest(layout).get("image_folder")
     root = scene if scene.is_dir() else scene.parent
     return folder if isinstance(folder, str) and (root / folder).is_dir() else None
 
 
 def render_protocol(layout: RenderLayout) -> str | None:
     """The view protocol a rendered scene's fit used (``split.mode`` of its manifest), if recorded."""
-    if not layout.manifest.is_file():
-        return None
-    try:
-        return (json.loads(layout.manifest.read_text()).get("split") or {}).get("mode")
-    except (OSError, json.JSONDecodeError):
-        return None
+    return (_render_manifest(layout).get("split") or {}).get("mode")
 
 
 def scene_protocols(renders: str | Path) -> dict[str, str | None]:

@@ -72,12 +72,11 @@ def furthest_point_views(names: list[str], centres: np.ndarray, count: int) -> l
     first = int(np.argmin(np.linalg.norm(pts - pts.mean(axis=0), axis=1)))
     chosen = [first]
     dist = np.linalg.norm(pts - pts[first], axis=1)
-    dist[first] = -1.0  # a chosen view is never chosen again, even where centres coincide (all distances 0)
     for _ in range(count - 1):
+        dist[chosen] = -1.0  # a chosen view is never chosen again, even where centres coincide (all distances 0)
         nxt = int(np.argmax(dist))  # argmax returns the first (smallest-name) maximum
         chosen.append(nxt)
         dist = np.minimum(dist, np.linalg.norm(pts - pts[nxt], axis=1))
-        dist[chosen] = -1.0
     return [ranked[i] for i in chosen]
 
 

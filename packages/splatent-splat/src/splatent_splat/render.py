@@ -187,10 +187,11 @@ def _render_path(gaussians, cameras, info, latents_dir, frames, fps, video, code
         path = [c.scaled(max(1, round(c.width * scale)), max(1, round(c.height * scale)))
                 for c in interpolate_path(cameras, frames)]
     tmp = video.with_name(f".{video.name}.tmp.mp4")
+    look = rasterize_options(info)
     writer = imageio.get_writer(str(tmp), fps=fps, codec="libx264", quality=8, macro_block_size=1)
     try:
         for cam in path:
-            rendered = gaussians.render_cameras([cam], backend=backend, **rasterize_options(info))[0].float()
+            rendered = gaussians.render_cameras([cam], backend=backend, **look)[0].float()
             frame = (rendered.clamp(0, 1).permute(1, 2, 0).cpu().numpy() if rgb_model else _decode(codec, rendered))
             writer.append_data((frame * 255 + 0.5).astype(np.uint8))
             tick()
