@@ -1,5 +1,6 @@
 import json
 import logging
+import os
 
 import numpy as np
 import pytest
@@ -168,6 +169,49 @@ def test_blender_train_test_files_give_a_split(tmp_path):
     scene = load_scene(tmp_path)
     split = split_scene(scene)
     assert split.test == ("test_0", "test_1") and len(split.train) == 3
+
+
+def test_blender_synthetic_layout_names_frames_after_their_split(tmp_path):
+    """NeRF-synthetic reuses r_0, r_1, ... in every split's folder, with RGBA images and a val split."""
+    from splatent_data import split_scene
+    from splatent_data.images import load_rgb
+
+    for split, n in (("train", 3), ("val", 1), ("test", 2)):
+        (tmp_path / split).mkdir()
+        frames = []
+        for i in range(n):
+            Image.new("RGBA", (8, 8), (255, 0, 0, 0)).save(tmp_path / split / f"r_{i}.png")
+            pose = np.eye(4)
+            pose[:3, 3] = (i, 0.0, 4.0 if split == "train" else -4.0)
+            frames.append({"file_path": f"./{split}/r_{i}", "rotation": 0.01, "transform_matrix": pose.tolist()})
+        (tmp_path / f"transforms_{split}.json").write_text(json.dumps({"camera_angle_x": 0.7, "frames": frames}))
+    scene = load_scene(tmp_path)
+    assert [c.name for c in scene.cameras] == ["test_r_0", "test_r_1", "train_r_0", "train_r_1", "train_r_2"]
+    assert scene.camera("test_r_1").image_path == tmp_path / "test" / "r_1.png"
+    assert scene.camera("test_r_1").camtoworld[2, 3] == pytest.approx(-4.0)
+    assert scene.camera("train_r_0").fx == pytest.approx(0.5 * 8 / np.tan(0.35))
+    split = split_scene(scene)
+    assert split.test == ("test_r_0", "test_r_1") and split.train == ("train_r_0", "train_r_1", "train_r_2")
+    assert scene.image_folders == [tmp_path / "test", tmp_path / "train"] and scene.needs_working_copy
+    # transparent pixels read as the white background, as Blender scenes are evaluated
+    assert (load_rgb(scene.camera("test_r_0").image_path) == 255).all()
+
+
+def test_nerfstudio_filename_split_is_read_written_and_kept_by_a_working_copy(tmp_path, make_ring):
+    from splatent_data import split_scene, undistort_scene
+
+    cams = make_ring(tmp_path, n=4)
+    write_transforms(cams, tmp_path / "transforms.json", split={"train": ["0000", "0001.png"], "test": ["0003"]})
+    meta = json.loads((tmp_path / "transforms.json").read_text())
+    assert meta["test_filenames"] == [os.path.relpath(cams[3].image_path, tmp_path)]
+    scene = load_scene(tmp_path)
+    assert split_scene(scene).test == ("0003",) and not scene.needs_working_copy
+    copy = undistort_scene(scene, tmp_path / "copy")
+    assert split_scene(copy).test == ("0003",)
+    meta["test_filenames"] = "images/0003.png"
+    (tmp_path / "transforms.json").write_text(json.dumps(meta))
+    with pytest.raises(SceneError, match="test_filenames must be a list of file paths"):
+        load_scene(tmp_path)
 
 
 def test_fox_loads_with_missing_frames_reported(fox, caplog):

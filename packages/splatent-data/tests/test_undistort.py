@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from splatent_data import (
-    Camera, SceneError, load_mask, load_scene, undistort_image, undistort_scene, undistorted_camera, write_transforms,
+    Camera, load_mask, load_scene, undistort_image, undistort_scene, undistorted_camera, write_transforms,
 )
 
 

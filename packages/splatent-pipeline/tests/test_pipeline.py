@@ -117,6 +117,31 @@ def test_a_distorted_scene_is_undistorted_first_and_resumes(tmp_path):
     assert again.skipped == ["undistort", "extract"] and not again.ran
 
 
+def test_a_blender_scene_with_images_in_split_folders_is_gathered_first_and_keeps_its_split(tmp_path):
+    """NeRF-synthetic's layout: train/r_0.png and test/r_0.png, one transforms file per split."""
+    import dataclasses as dc
+    import shutil
+
+    from splatent_data import load_scene, split_scene, write_transforms
+
+    made = make_synthetic_scene(tmp_path / "made", n_views=10, width=64, height=48)
+    scene = tmp_path / "scene"
+    for split, cams in (("train", made.cameras[1::2]), ("test", made.cameras[::2])):
+        (scene / split).mkdir(parents=True)
+        moved = [dc.replace(c, image_path=scene / split / f"r_{i}.png") for i, c in enumerate(cams)]
+        for cam, new in zip(cams, moved):
+            shutil.copy(cam.image_path, new.image_path)
+        write_transforms(moved, scene / f"transforms_{split}.json")
+    cfg = PipelineConfig(scene_path=scene, output_dir=tmp_path / "out", codec="pca", device="cpu",
+                         stop_after="extract", progress=False)
+    first = run_pipeline(cfg, say=lambda line: None)
+    assert first.ran == ["undistort", "extract"]
+    gathered = load_scene(tmp_path / "out" / "undistorted")
+    assert split_scene(gathered).test == tuple(f"test_r_{i}" for i in range(5))
+    assert sorted(p.stem for p in (tmp_path / "out" / "latents").glob("*_r_*.*")) == sorted(gathered.stems)
+    assert run_pipeline(cfg, say=lambda line: None).skipped == ["undistort", "extract"]
+
+
 def test_another_scene_or_image_folder_in_the_same_results_runs_every_stage_again(tmp_path, monkeypatch):
     """The stage keys leave the scene path out (a pinhole scene's chain starts at extract): a run over another scene,
     or the same scene's other image folder, must not be told its stages are up to date."""

@@ -3,7 +3,9 @@
 Handles global or per-frame intrinsics (``fl_x fl_y cx cy w h`` or
 ``camera_angle_x``/``camera_angle_y``), OpenCV distortion ``k1 k2 p1 p2 [k3]``,
 nerfstudio's ``camera_model: OPENCV_FISHEYE`` with ``k1..k4``, file paths with or
-without extension, Blender's ``transforms_{train,test}.json`` pairs, and nerfstudio's
+without extension, Blender's ``transforms_{train,test}.json`` pairs (frames named after their split,
+``test_r_0``, where the splits reuse image names) and nerfstudio's ``{train,val,test}_filenames`` splits
+(both read as the scene's ``split_hint``, the latter written back), and nerfstudio's
 ``ply_file_path`` (sparse points for initialisation, in the poses' frame), per-frame
 ``mask_path`` (0 where pixels are left out of the fit) and ``applied_transform``
 (the transform ns-process-data applied to the original, e.g. COLMAP, world to get the
@@ -31,6 +33,7 @@ from .scene import PointCloud, Scene, attach_images, validate_pose
 INTRINSIC_KEYS = ("fl_x", "fl_y", "cx", "cy", "w", "h", "camera_angle_x", "camera_angle_y",
                   "k1", "k2", "k3", "k4", "p1", "p2", "camera_model")
 BLENDER_SPLITS = ("train", "test")
+FILENAME_SPLITS = ("train", "val", "test")
 
 
 def find_transforms(path: Path) -> Path | None:
@@ -138,6 +141,9 @@ def _frames(path: Path) -> tuple[list[Camera], dict[str, float], dict[str, list[
         split_hint = {}
     cameras: list[Camera] = []
     angles: dict[str, float] = {}
+    # Blender's own scenes name frames r_0, r_1, ... in every split's folder: there a frame
+    # is named after its split too (``test_r_0``), since latents and renders are keyed by name.
+    prefix = split_hint is not None and _stems_repeat(files)
     for file in files:
         data = _read_json(file)
         shared = {k: data[k] for k in INTRINSIC_KEYS if k in data}
@@ -153,6 +159,8 @@ def _frames(path: Path) -> tuple[list[Camera], dict[str, float], dict[str, list[
             c2w = validate_pose(pose, f"frame {fp}", file)
             meta = _intrinsics({**shared, **{k: frame[k] for k in INTRINSIC_KEYS if k in frame}}, f"{file}: frame {fp}")
             cam = _camera(meta, fp, c2w, file.parent)
+            if prefix:
+                cam = dataclasses.replace(cam, name=f"{file.stem.removeprefix('transforms_')}_{cam.name}")
             if frame.get("mask_path"):
                 mask = Path(str(frame["mask_path"]))
                 cam = dataclasses.replace(cam, mask_path=mask if mask.is_absolute() else (file.parent / mask).resolve())
@@ -162,7 +170,29 @@ def _frames(path: Path) -> tuple[list[Camera], dict[str, float], dict[str, list[
             names.append(cam.name)
         if split_hint is not None:
             split_hint[file.stem.removeprefix("transforms_")] = names
+    if split_hint is None:
+        split_hint = _filename_split(data, path)
     return cameras, angles, split_hint
+
+
+def _filename_split(data: dict[str, Any], file: Path) -> dict[str, list[str]] | None:
+    """nerfstudio's ``train_filenames`` / ``val_filenames`` / ``test_filenames``: file paths, read as names."""
+    split = {}
+    for name in FILENAME_SPLITS:
+        listed = data.get(f"{name}_filenames")
+        if listed is None:
+            continue
+        if not isinstance(listed, list) or not all(isinstance(f, str) for f in listed):
+            raise SceneError(f"{file}: {name}_filenames must be a list of file paths; fix the transforms file")
+        split[name] = [Path(f).name for f in listed]
+    return split or None
+
+
+def _stems_repeat(files: list[Path]) -> bool:
+    """Whether two frames of these split files share an image name (without extension)."""
+    stems = [Path(str(frame.get("file_path", ""))).stem
+             for file in files for frame in _read_json(file)["frames"] if isinstance(frame, dict)]
+    return len(stems) != len(set(stems))
 
 
 def parse_transforms(path: Path, images: str | None = None, strict: bool = False) -> Scene:
@@ -207,12 +237,14 @@ def _applied_transform(data: dict[str, Any], file: Path) -> np.ndarray | None:
 
 
 def write_transforms(cameras: list[Camera], path: Path, points: PointCloud | None = None,
-                     applied_transform: np.ndarray | None = None) -> None:
+                     applied_transform: np.ndarray | None = None,
+                     split: dict[str, list[str]] | None = None) -> None:
     """Write cameras as a nerfstudio-style ``transforms.json`` with per-frame intrinsics.
 
     ``file_path`` entries are relative to the file's folder (``../images/x.png`` when needed),
     poses are written in OpenGL axes, as every reader of the format expects. ``points`` go to
-    ``sparse_pc.ply`` beside it, named by ``ply_file_path`` as nerfstudio does.
+    ``sparse_pc.ply`` beside it, named by ``ply_file_path`` as nerfstudio does. ``split`` (names or
+    stems by split, a scene's ``split_hint``) is written as nerfstudio's ``{split}_filenames``.
     """
     path = Path(path)
     base = path.parent.resolve()
@@ -239,6 +271,10 @@ def write_transforms(cameras: list[Camera], path: Path, points: PointCloud | Non
     meta: dict[str, Any] = {"camera_model": "OPENCV", "frames": frames}
     if applied_transform is not None:
         meta["applied_transform"] = np.asarray(applied_transform, dtype=np.float64)[:3].tolist()
+    if split is not None:
+        paths = {cam.stem: os.path.relpath(Path(cam.image_path).resolve(), base) for cam in cameras}
+        for name, listed in split.items():
+            meta[f"{name}_filenames"] = [paths[s] for s in (Path(n).stem for n in listed) if s in paths]
     if points is not None:
         write_points_ply(path.parent / "sparse_pc.ply", points)
         meta["ply_file_path"] = "sparse_pc.ply"

@@ -50,7 +50,8 @@ class Scene:
             (for a COLMAP model: the photos structure from motion could not register);
             ``None`` where the format is not checked for them (transforms.json, LLFF).
         split_hint: A train/test split the format itself carries (Blender's
-            ``transforms_train.json`` / ``transforms_test.json``), else ``None``.
+            ``transforms_train.json`` / ``transforms_test.json``, nerfstudio's ``train_filenames`` /
+            ``test_filenames``), names by split, else ``None``.
         bounds: ``(near, far)`` scene depth bounds per camera name, when the format
             stores them (LLFF), else ``None``.
         declared_sizes: ``(width, height)`` per camera name that the pose file's
@@ -98,6 +99,18 @@ class Scene:
     @property
     def is_pinhole(self) -> bool:
         return all(c.is_pinhole for c in self.cameras)
+
+    @property
+    def image_folders(self) -> list[Path]:
+        """The folders the images sit in: one for most captures, one per split for Blender's own scenes."""
+        return sorted({c.image_path.parent for c in self.cameras})
+
+    @property
+    def needs_working_copy(self) -> bool:
+        """Whether the stages read a copy of this scene (:func:`splatent_data.undistort_scene`) instead of it:
+        distorted cameras (the rasteriser is pinhole), or images in several folders (latents are encoded
+        from one folder, named by stem)."""
+        return not self.is_pinhole or len(self.image_folders) > 1
 
     @property
     def sizes(self) -> Counter:

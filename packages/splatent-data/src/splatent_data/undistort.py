@@ -78,7 +78,8 @@ def undistort_scene(scene: Scene, output: Path, progress=None) -> Scene:
     """Write a pinhole copy of ``scene`` to ``output`` and return it parsed.
 
     Args:
-        scene: A scene with distorted cameras (a pinhole scene is copied as is).
+        scene: A scene with distorted cameras (a pinhole scene is copied as is: how the stages read a scene
+            whose images sit in several folders, as Blender's ``train/`` and ``test/``). Its split hint is kept.
         output: New scene folder (``images/`` + ``transforms.json``, or a COLMAP model).
         progress: Optional callable ``progress(done, total)``.
     """
@@ -113,7 +114,7 @@ def undistort_scene(scene: Scene, output: Path, progress=None) -> Scene:
             if progress is not None:
                 progress(i + 1, len(scene.cameras))
     write_transforms(cameras, output / "transforms.json", points=scene.points,
-                     applied_transform=scene.applied_transform)
+                     applied_transform=scene.applied_transform, split=scene.split_hint)
     return load_scene(output)
 
 

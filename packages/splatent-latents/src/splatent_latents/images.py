@@ -50,7 +50,9 @@ def find_image_dir(scene: Path, images: str | Path | None = None) -> Path:
     if list_images(scene):
         logger.info("no %s/ or %s/ in %s: encoding the images in the folder itself", DEFAULT_IMAGES, FALLBACK_IMAGES, scene)
         return scene
-    raise LatentError(f"{scene} has no {DEFAULT_IMAGES}/ or {FALLBACK_IMAGES}/ folder and no images; pass --images FOLDER")
+    raise LatentError(f"{scene} has no {DEFAULT_IMAGES}/ or {FALLBACK_IMAGES}/ folder and no images; pass --images FOLDER "
+                      f"(images in several folders, as Blender's train/ and test/, are gathered into one by "
+                      f"`splatent scene undistort {scene} --output COPY`; `splatent pipeline` does it itself)")
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ unchanged and whose outputs exist; ``--from STAGE`` runs that stage and every
 later one again; ``stop_after`` (API only) ends the run after that stage. Layout
 of ``OUTPUT``::
 
-    undistorted/        pinhole copy of a distorted scene (skipped for pinhole scenes)
+    undistorted/        pinhole copy of a distorted scene, or of one whose images sit in several folders
+                        (Blender's train/ and test/); skipped otherwise
     latents/            extract: <stem>.pt + manifest.json
     model/              fit: point_cloud.ply, fit.json, checkpoints
     renders/<scene>/    render: nvs/ nvs_gt/ train/ train_gt/
@@ -88,19 +89,19 @@ class RunContext:
     config: PipelineConfig
     scene: Scene
     paths: RunLayout
-    working_scene: Path  # the undistorted copy (paths.undistorted) of a distorted scene, else the input scene
+    working_scene: Path  # the copy (paths.undistorted) of a distorted scene or one with several image folders, else the input
     _codec: Any = field(default=None, repr=False)
 
     @classmethod
     def load(cls, cfg: PipelineConfig) -> "RunContext":
         scene = load_scene(cfg.scene_path, images=cfg.images)
         paths = RunLayout(cfg.output_dir, Path(cfg.scene_path).resolve().name)
-        return cls(cfg, scene, paths, paths.undistorted if not scene.is_pinhole else Path(cfg.scene_path))
+        return cls(cfg, scene, paths, paths.undistorted if scene.needs_working_copy else Path(cfg.scene_path))
 
     @property
     def images(self) -> str | None:
         """The image folder inside :attr:`working_scene` (an undistorted copy has only ``images/``)."""
-        return None if not self.scene.is_pinhole else self.config.images
+        return None if self.scene.needs_working_copy else self.config.images
 
     @property
     def codec(self) -> Any:
@@ -203,7 +204,7 @@ def _eval(ctx: RunContext) -> dict[str, Any]:
 # after it, and a resumed result folder would run those stages again.
 STAGE_LIST = (
     Stage("undistort", lambda c: {"scene": str(c.scene_path.resolve()), "images": c.images},
-          lambda p: p.undistorted, _undistort, applies=lambda ctx: not ctx.scene.is_pinhole),
+          lambda p: p.undistorted, _undistort, applies=lambda ctx: ctx.scene.needs_working_copy),
     # a view protocol other than llff changes which views pca's basis is fitted on (the default adds no key,
     # so the keys of earlier runs still match). Another scene or image folder is caught by PipelineRun.
     Stage("extract", lambda c: {"codec": c.codec, "model": c.vae_model,

@@ -42,10 +42,10 @@ def inspect(
     Console().print(table)
 
 
-@app.command("undistort", help="Write a pinhole copy of a distorted scene (images + poses).")
+@app.command("undistort", help="Write a pinhole copy of a distorted scene (images + poses), all images in one folder.")
 @guarded("scene undistort")
 def undistort(
-    path: Path = typer.Argument(..., help="Scene folder with distorted cameras."),
+    path: Path = typer.Argument(..., help="Scene folder with distorted cameras, or with images in several folders."),
     output: Path = typer.Option(..., "--output", "-o", help="New scene folder."),
     images: str = typer.Option(None, "--images", "--res", help="Image folder inside the scene."),
     fmt: str = typer.Option("auto", "--format", help=FORMAT_HELP),
