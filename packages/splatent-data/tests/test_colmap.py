@@ -122,3 +122,22 @@ def test_photos_the_model_does_not_register_are_listed(tmp_path, make_ring):
     assert scene.missing == [cams[0].name] and scene.unregistered == [c.name for c in cams[5:]]
     write_transforms(cams[:5], tmp_path / "transforms.json")
     assert load_scene(tmp_path).unregistered is None  # only COLMAP scenes are checked
+
+
+def test_a_colmap_rig_with_one_name_per_camera_folder_loads_and_gathers_into_one_folder(tmp_path, make_ring):
+    """A rig's model names images cam0/0000.png and cam1/0000.png: both are found, keyed apart by their folder."""
+    import dataclasses as dc
+
+    from splatent_data import undistort_scene
+
+    cams = []
+    for rig in ("cam0", "cam1"):
+        ring = make_ring(tmp_path, n=3, folder=f"images/{rig}", model="OPENCV", distortion=(0.02, 0.0, 0.0, 0.0))
+        cams += [dc.replace(c, name=f"{rig}/{c.name}") for c in ring]
+    write_colmap(cams, tmp_path / "sparse" / "0")
+    scene = load_scene(tmp_path)
+    assert scene.names == [f"{rig}_{i:04d}.png" for rig in ("cam0", "cam1") for i in range(3)]
+    assert scene.camera("cam1_0002").image_path == tmp_path / "images" / "cam1" / "0002.png"
+    assert len(scene.image_folders) == 2 and scene.needs_working_copy
+    copy = undistort_scene(scene, tmp_path / "copy")
+    assert copy.stems == scene.stems and copy.image_folders == [tmp_path / "copy" / "images"] and copy.is_pinhole

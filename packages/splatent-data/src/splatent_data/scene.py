@@ -147,7 +147,8 @@ def attach_images(
     found: list[Camera] = []
     missing: list[str] = []
     for cam in cameras:
-        folder = Path(image_dir) if image_dir is not None else cam.image_path.parent
+        # a name may hold sub-folders of the image folder (a COLMAP rig's cam0/0001.jpg)
+        folder = Path(image_dir) / Path(cam.name).parent if image_dir is not None else cam.image_path.parent
         path = find_image(folder, cam.image_path.name)
         if path is None:
             missing.append(cam.name)
@@ -176,6 +177,7 @@ def attach_images(
         if strict:
             raise SceneError(msg + "; add the images, or drop --strict to go on without them")
         logger.warning("%s; going on with the other %d", msg, len(found))
+    found = _unique_names(found)
     stems = Counter(c.stem for c in found)
     if max(stems.values(), default=0) > 1:
         dup = next(s for s, n in stems.items() if n > 1)
@@ -188,6 +190,14 @@ def attach_images(
         logger.warning("%s mixes image sizes: %s; each image keeps its own intrinsics", source, listing)
     found.sort(key=lambda c: c.name)
     return found, missing
+
+
+def _unique_names(cameras: list[Camera]) -> list[Camera]:
+    """Latents and renders are keyed by stem: where names in sub-folders share one (a rig's ``cam0/0001.jpg`` and
+    ``cam1/0001.jpg``), those names take their folders in (``cam0_0001.jpg``); the image paths stay."""
+    stems = Counter(c.stem for c in cameras)
+    return [c.with_image(c.image_path, name=c.name.replace("/", "_"))
+            if stems[c.stem] > 1 and "/" in c.name else c for c in cameras]
 
 
 def _check_mask(cam: Camera, width: int, height: int, source: Path) -> None:

@@ -86,7 +86,8 @@ def undistort_scene(scene: Scene, output: Path, progress=None) -> Scene:
     output = Path(output)
     if output.resolve() == scene.root.resolve():
         raise SceneError(f"undistort output {output} is the input scene; choose a new folder")
-    if scene.format == "colmap" and _at_model_size(scene):
+    # COLMAP's undistorter keeps a rig's sub-folders: images in several folders take the per-image path
+    if scene.format == "colmap" and len(scene.image_folders) == 1 and _at_model_size(scene):
         return _undistort_colmap(scene, output)
 
     def undistort_one(cam: Camera) -> Camera:
