@@ -27,3 +27,12 @@ def test_summary_counts_unregistered_photos_of_colmap_scenes(tmp_path, make_ring
     assert info["unregistered_names"] == [c.name for c in cams[2:12]]  # the first ten
     write_transforms(cams, tmp_path / "transforms.json")
     assert "unregistered" not in scene_summary(load_scene(tmp_path))
+
+
+def test_summary_of_a_scene_in_several_folders_with_its_own_split(tmp_path, make_ring):
+    cams = make_ring(tmp_path, n=3, folder="train") + make_ring(tmp_path, n=5, folder="test")[3:]
+    write_transforms(cams, tmp_path / "transforms.json", split={"train": ["0000", "0001", "0002"], "test": ["0003", "0004"]})
+    info = scene_summary(load_scene(tmp_path))
+    assert info["image_dir"] is None and info["image_dirs"] == [str(tmp_path / "test"), str(tmp_path / "train")]
+    assert info["split"] == {"mode": "scene", "train": 3, "test": 2}
+    assert scene_summary(load_scene(tmp_path), split_mode="benchmark")["split"]["mode"] == "benchmark"

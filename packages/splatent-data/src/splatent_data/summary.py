@@ -16,11 +16,16 @@ def scene_summary(scene: Scene, split_mode: str = "llff", every: int = 8) -> dic
 
     COLMAP scenes add ``unregistered`` (how many image files of the image folder the model
     does not place: photos SfM could not register) and ``unregistered_names`` (the first ten).
-    LLFF scenes add ``original_resolutions`` (the photos that ``h, w, f`` describe),
+    ``image_dir`` is the folder of the images, or None with ``image_dirs`` listing them where they sit in
+    several (Blender's ``train/`` and ``test/``). The split's mode is ``scene`` where the llff mode took the
+    split the format carries. LLFF scenes add ``original_resolutions`` (the photos that ``h, w, f`` describe),
     an ``intrinsics_note`` saying they were scaled to the files, and ``near_far``: the range
     of the per-camera near and far bounds.
     """
     split = split_scene(scene, split_mode, every)
+    folders = scene.image_folders
+    # llff mode takes the split the format carries (Blender's transforms_test.json) where there is one
+    own_split = split_mode == "llff" and bool(scene.split_hint and scene.split_hint.get("test"))
     models = Counter(c.model for c in scene.cameras)
     distortions = sorted({(c.model, c.distortion) for c in scene.cameras if not c.is_pinhole})
     info = {
@@ -33,12 +38,13 @@ def scene_summary(scene: Scene, split_mode: str = "llff", every: int = 8) -> dic
         "missing_names": scene.missing[:10],
         **({"unregistered": len(scene.unregistered), "unregistered_names": scene.unregistered[:10]}
            if scene.unregistered is not None else {}),
-        "image_dir": str(scene.cameras[0].image_path.parent),
+        "image_dir": str(folders[0]) if len(folders) == 1 else None,
+        **({"image_dirs": [str(f) for f in folders]} if len(folders) > 1 else {}),
         "resolutions": {f"{w}x{h}": n for (w, h), n in scene.sizes.most_common()},
         "camera_models": dict(models),
         "distorted": not scene.is_pinhole,
         "distortion": [{"model": m, "params": list(p)} for m, p in distortions[:5]],
-        "split": {"mode": split_mode, "train": len(split.train), "test": len(split.test)},
+        "split": {"mode": "scene" if own_split else split_mode, "train": len(split.train), "test": len(split.test)},
         "points": len(scene.points) if scene.points is not None else 0,
         "masks": scene.masked,
     }
