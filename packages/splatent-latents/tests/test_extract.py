@@ -262,3 +262,20 @@ def test_pca_on_an_llff_scene_fits_training_views_only(tmp_path):
     result = extract_latents(tmp_path / "scene", codec="pca", workers=0)
     saved = PCACodec.load(result.output / "pca_basis.safetensors")
     assert saved.fit_info["fitted_on"] == f"the {len(split.train)} training views ({len(split.test)} test views stay unseen)"
+
+
+def test_a_resumed_pca_run_whose_basis_is_gone_does_not_mix_two_bases(tmp_path, make_images):
+    """The latents on disk were encoded with the deleted basis: a refit (on other images) would keep them beside
+    latents of the new basis, and decode them wrongly."""
+    make_images(tmp_path / "images", 4)
+    extract_latents(tmp_path, codec="pca", workers=0)
+    out = tmp_path / "features_sd_turbo"
+    make_images(tmp_path / "more", 6, seed=5)
+    for path in (tmp_path / "more").iterdir():
+        path.rename(tmp_path / "images" / f"new_{path.name}")
+    (out / "pca_basis.safetensors").unlink()
+    with pytest.raises(LatentError, match="holds 4 latent file.* of a pca basis that is gone .no pca_basis.safetensors.*--overwrite"):
+        extract_latents(tmp_path, workers=0)
+    assert not (out / "pca_basis.safetensors").exists() and _stems(out) == ["0000", "0001", "0002", "0003"]
+    result = extract_latents(tmp_path, codec="pca", overwrite=True, workers=0)
+    assert len(result.written) == 10 and not result.skipped

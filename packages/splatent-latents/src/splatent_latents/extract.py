@@ -473,6 +473,11 @@ def _pca_codec(given: LatentCodec | None, out_dir: Path, scene: Path, image_dir:
         codec = PCACodec.load(basis)
         logger.info("reusing the pca basis in %s (fitted on %s)", basis, codec.fit_info.get("fitted_on", "?"))
         return codec
+    encoded = sorted(out_dir.glob(f"*{LATENT_SUFFIX}")) if not refit else []
+    if encoded:  # resuming, basis gone: a refit would not match the latents it encoded (kept as "done")
+        raise LatentError(f"{out_dir} holds {len(encoded)} latent file(s) of a pca basis that is gone (no {BASIS_FILENAME}): "
+                          f"no other basis decodes them; restore the file, or pass --overwrite to fit a new basis and "
+                          f"re-encode them all")
     chosen, how = _fit_images(scene, image_dir, items, split)
     batches = batches_by_size(chosen, None, PCA_PIXEL_BUDGET)
 
