@@ -48,7 +48,18 @@ def pipeline(
     if scenes is not None:
         if model_splatent_path or start_from:
             raise fail("pipeline", "--scenes builds a dataset (fit, render, pairs); --model_splatent_path and --from are for one scene")
+        if save_images:
+            raise fail("pipeline", "--scenes builds a dataset of latents and decodes no render; --save_images is for one "
+                                   "scene (--scene_path), or run `splatent render --save-images` on a scene's model")
         return _batch(locals())
+    # options a --scene_path run does not use: refused when set, rather than ignored
+    unused = [flag for flag, value, default in (
+        ("--pairs", pairs, "test-views"), ("--folds", folds, 4), ("--test_scenes", test_scenes, None),
+        ("--test_fraction", test_fraction, 0.1), ("--seed", seed, 42), ("--benchmark_path", benchmark_path, None),
+    ) if value != default]
+    if unused:
+        raise fail("pipeline", f"{', '.join(unused)}: for --scenes (a multi-scene dataset); a --scene_path run does not "
+                               f"use {'it' if len(unused) == 1 else 'them'}, so drop {'it' if len(unused) == 1 else 'them'}")
     from splatent_pipeline import PipelineConfig, run_pipeline
 
     cfg = PipelineConfig(**config_options(pipeline, locals(), PipelineConfig), fit_options=fit_options(strategy, protocol))
