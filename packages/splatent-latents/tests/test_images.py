@@ -63,3 +63,14 @@ def test_batches_group_sizes_within_a_pixel_budget(tmp_path, make_images):
     assert batches_by_size(items, 10, 1) == [[0, 1, 2, 3, 4], [5]]
     images, good, bad = ImageBatches(items, batches)[0]  # NumPy: it crosses the worker pipe, not shared memory
     assert images.shape == (2, 3, 48, 64) and good == [0, 1] and bad == {}
+
+
+def test_an_image_over_pillows_pixel_limit_is_a_failed_file_not_a_crash(tmp_path, make_images, monkeypatch):
+    """Pillow raises DecompressionBombError (not an OSError) past twice ``MAX_IMAGE_PIXELS``: a huge panorama
+    (or a header that claims one) was a traceback."""
+    make_images(tmp_path, 2, size=(64, 48))
+    Image.new("RGB", (128, 96)).save(tmp_path / "huge.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 64 * 48)  # 128x96 is four times it
+    items, failed = probe_images(tmp_path)
+    assert [i.stem for i in items] == ["0000", "0001"] and list(failed) == ["huge.png"]
+    assert "huge.png" in failed["huge.png"] and "12288 pixels" in failed["huge.png"] and "downscale" in failed["huge.png"]

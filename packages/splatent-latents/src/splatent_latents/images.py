@@ -92,6 +92,10 @@ def probe_images(folder: Path) -> tuple[list[ImageItem], dict[str, str]]:
         try:
             with Image.open(path) as img:
                 width, height, mode = *img.size, img.mode
+        except Image.DecompressionBombError as exc:  # not an OSError: past 2x Image.MAX_IMAGE_PIXELS
+            failed[path.name] = (f"image {path} is too large for Pillow to open ({exc}); downscale it (an images_2/ "
+                                 f"or images_4/ folder) or remove it")
+            continue
         except (UnidentifiedImageError, OSError, SyntaxError) as exc:
             failed[path.name] = f"cannot read image {path}: {exc}; re-export the file or remove it"
             continue
