@@ -58,3 +58,12 @@ def test_missing_and_empty_sources(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(LatentError, match="no .pt latent files in"):
         decode_latents(tmp_path / "empty", tmp_path / "out")
+
+
+def test_a_source_file_that_is_not_a_latent_is_refused_before_any_advice_to_delete_it(tmp_path, pca_latents):
+    """A photo or the manifest passed by mistake was reported as a bad latent, 'delete it and re-extract'."""
+    for wrong in (pca_latents / "manifest.json", tmp_path / "images" / "0001.png"):
+        with pytest.raises(LatentError, match=f"{wrong.name} is not a {'.pt'} latent file; pass a latents folder") as info:
+            decode_latents(wrong, tmp_path / "out")
+        assert "delete" not in str(info.value)
+    assert not (tmp_path / "out").exists()

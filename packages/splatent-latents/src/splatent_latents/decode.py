@@ -83,6 +83,9 @@ def decode_latents(
         if not files:
             raise LatentError(f"no {LATENT_SUFFIX} latent files in {source}; pass a latents folder or file")
     elif source.is_file():
+        if source.suffix != LATENT_SUFFIX:  # a photo or the manifest: not "a bad latent, delete it"
+            raise LatentError(f"{source} is not a {LATENT_SUFFIX} latent file; pass a latents folder or one "
+                              f"{LATENT_SUFFIX} file in it")
         folder, files = source.parent, [source]
     else:
         raise LatentError(f"{source} does not exist; pass a latents folder or a .pt file")
