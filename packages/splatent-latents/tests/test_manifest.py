@@ -34,6 +34,15 @@ def test_unknown_keys_are_kept_aside(tmp_path):
     ('{"codec": "pca"}', "lacks 'codec_config', 'count', 'dtype', 'sizes'"),
     ('{"format_version": 9, "codec": "pca"}', "newer than this splatent-latents reads"),
     ('{"codec": "pca", "codec_config": {}, "dtype": "float32", "count": 1, "sizes": {"a": [1]}}', "sizes map stems"),
+    # hand-edited or foreign manifests: one line naming the field, not a TypeError (or "'1' is newer than 1")
+    ('{"format_version": "1", "codec": "pca"}', "format_version must be a whole number, got '1'"),
+    ('{"codec": "pca", "codec_config": {}, "dtype": "float32", "count": 1, "sizes": {}, "extra": [1]}',
+     "'extra' must be a JSON object"),
+    ('{"codec": "pca", "codec_config": {}, "dtype": "float32", "count": 1, "sizes": {}, "downsample": 0}',
+     "'downsample' must be a positive whole number, got 0"),
+    ('{"codec": "pca", "codec_config": {}, "dtype": "float32", "count": 1, "sizes": {}, "channels": "4"}',
+     "'channels' must be a positive whole number, got '4'"),
+    ('{"codec": 4, "codec_config": {}, "dtype": "float32", "count": 1, "sizes": {}}', "'codec' must be a string"),
 ])
 def test_bad_manifests_say_what_is_wrong(tmp_path, text, match):
     if text is not None:

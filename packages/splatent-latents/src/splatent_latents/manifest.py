@@ -93,14 +93,26 @@ class LatentManifest:
             raise LatentError(f"{path} is not valid JSON (line {exc.lineno}: {exc.msg}); delete it and re-run `splatent extract --overwrite`") from None
         if not isinstance(data, dict):
             raise LatentError(f"{path} must hold a JSON object; delete it and re-run `splatent extract --overwrite`")
+        redo = "delete it and re-run `splatent extract --overwrite`"
         version = data.get("format_version", FORMAT_VERSION)
-        if not isinstance(version, int) or version > FORMAT_VERSION:
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise LatentError(f"{path}: format_version must be a whole number, got {version!r}; {redo}")
+        if version > FORMAT_VERSION:
             raise LatentError(f"{path} has format_version {version!r}, newer than this splatent-latents reads ({FORMAT_VERSION}); upgrade it")
         names = {f.name for f in dataclasses.fields(cls)}
         required = {f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
         lacking = sorted(required - set(data))
         if lacking:
             raise LatentError(f"{path} lacks {', '.join(map(repr, lacking))}; delete it and re-run `splatent extract --overwrite`")
+        if not isinstance(data.get("extra", {}), dict):
+            raise LatentError(f"{path}: 'extra' must be a JSON object, got {data['extra']!r}; {redo}")
+        for key in ("codec", "dtype"):
+            if key in data and not isinstance(data[key], str):
+                raise LatentError(f"{path}: {key!r} must be a string, got {data[key]!r}; {redo}")
+        for key in ("channels", "downsample"):  # latent_shape divides by downsample
+            value = data.get(key, 1)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise LatentError(f"{path}: {key!r} must be a positive whole number, got {value!r}; {redo}")
         known = {k: v for k, v in data.items() if k in names}
         known["extra"] = {**known.get("extra", {}), **{k: v for k, v in data.items() if k not in names}}
         manifest = cls(**known)
