@@ -279,3 +279,26 @@ def test_a_resumed_pca_run_whose_basis_is_gone_does_not_mix_two_bases(tmp_path, 
     assert not (out / "pca_basis.safetensors").exists() and _stems(out) == ["0000", "0001", "0002", "0003"]
     result = extract_latents(tmp_path, codec="pca", overwrite=True, workers=0)
     assert len(result.written) == 10 and not result.skipped
+
+
+def test_pca_fits_the_protocols_input_views_and_refuses_a_basis_of_another_protocol(tmp_path, make_images):
+    """`extract --protocol sparse` keeps the sparse protocol's test views out of the basis, as `fit --protocol` tests."""
+    from splatent_data import load_scene, make_synthetic_scene, split_scene
+
+    make_synthetic_scene(tmp_path / "scene", n_views=12, width=48, height=32)
+    sparse = split_scene(load_scene(tmp_path / "scene"), "sparse")
+    result = extract_latents(tmp_path / "scene", codec="pca", workers=0, protocol="sparse")
+    saved = PCACodec.load(result.output / "pca_basis.safetensors")
+    assert saved.fit_info["protocol"] == "sparse" and len(sparse.train) == 5
+    assert saved.fit_info["fitted_on"] == "the 5 training views (7 test views stay unseen)"
+    (result.output / "0003.pt").unlink()
+    with pytest.raises(LatentError, match="fitted on the sparse protocol's input views, not llff's"):
+        extract_latents(tmp_path / "scene", workers=0)
+    assert extract_latents(tmp_path / "scene", workers=0, protocol="sparse").written == ["0003"]
+    with pytest.raises(LatentError, match="unknown --protocol 'nope'"):
+        extract_latents(tmp_path / "scene", workers=0, protocol="nope")
+    with pytest.raises(LatentError, match="the tiny-random codec has none"):
+        extract_latents(tmp_path / "scene", output="t", codec="tiny-random", workers=0, protocol="dense")
+    make_images(tmp_path / "photos" / "images", 4)
+    with pytest.raises(LatentError, match="picks input views from the cameras' poses"):
+        extract_latents(tmp_path / "photos", codec="pca", workers=0, protocol="dense")

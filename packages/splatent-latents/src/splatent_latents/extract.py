@@ -109,6 +109,7 @@ def extract_latents(
     fail_fast: bool = False,
     compile: bool = False,
     split: Split | None = None,
+    protocol: str = "llff",
     progress: bool = False,
     distributed: bool = True,
 ) -> ExtractResult:
@@ -129,7 +130,9 @@ def extract_latents(
         overwrite: Re-encode everything (and refit ``pca``), replacing what the folder holds.
         fail_fast: Stop at the first unreadable image instead of reporting all at the end.
         compile: ``torch.compile`` the encoder (VAEs and ``taef2``; worth it only for large scenes).
-        split: The train/test split whose train views fit ``pca``; None: the scene's LLFF split.
+        split: The train/test split whose train views fit ``pca``; None: ``protocol``'s split of the scene.
+        protocol: When ``split`` is None, the view protocol (``llff``, ``dense``, ``sparse``: as ``fit``'s) whose
+            input views fit ``pca``, so that a fit under that protocol tests on views the basis never saw.
         progress: Show a progress bar.
         distributed: Under ``accelerate launch``, split the images across the processes (``False``: this
             process encodes them all, as when each process runs its own scenes).
@@ -150,6 +153,12 @@ def extract_latents(
         raise LatentError(f"the {name} codec is deterministic: it has no posterior to sample; drop --sample")
     if compile and name == "pca":
         raise LatentError("--compile applies to VAE codecs; pca is a single matrix product")
+    from splatent_data import PROTOCOLS
+
+    if protocol not in PROTOCOLS:
+        raise LatentError(f"unknown --protocol {protocol!r}; use one of {', '.join(PROTOCOLS)}")
+    if protocol != "llff" and name != "pca":
+        raise LatentError(f"--protocol chooses the views a pca basis is fitted on; the {name} codec has none: drop it")
     dev = procs.device if (procs.count > 1 and device == "auto") else resolve_device(device)
     run_dtype = resolve_dtype(previous.dtype if (dtype == "auto" and previous) else dtype, dev, name)
     request = LatentManifest(
@@ -168,7 +177,8 @@ def extract_latents(
     built = codec if isinstance(codec, LatentCodec) else None
     if name == "pca":
         if procs.is_main:
-            built = _pca_codec(built, out_dir, scene, image_dir, items, split, overwrite or previous is None, workers, fail_fast)
+            built = _pca_codec(built, out_dir, scene, image_dir, items, split, protocol, overwrite or previous is None,
+                               workers, fail_fast)
         procs.barrier()
         built = built if procs.is_main else PCACodec.load(out_dir / BASIS_FILENAME)
     elif built is None:
@@ -463,14 +473,19 @@ def _remove_stale_temporaries(out_dir: Path) -> None:
 
 
 def _pca_codec(given: LatentCodec | None, out_dir: Path, scene: Path, image_dir: Path, items: list[ImageItem],
-               split: Split | None, refit: bool, workers: int | None, fail_fast: bool) -> PCACodec:
-    """The folder's basis when resuming; else fit one (train views only when there are poses) and save it."""
+               split: Split | None, protocol: str, refit: bool, workers: int | None, fail_fast: bool) -> PCACodec:
+    """The folder's basis when resuming (refused if fitted under another protocol); else fit one (train views
+    only when there are poses) and save it."""
     basis = out_dir / BASIS_FILENAME
     if isinstance(given, PCACodec) and given.fitted:
         given.save(basis)
         return given
     if not refit and basis.is_file():
         codec = PCACodec.load(basis)
+        fitted = codec.fit_info.get("protocol")  # absent in bases fitted before it was recorded
+        if split is None and fitted is not None and fitted != protocol:
+            raise LatentError(f"the pca basis in {basis} was fitted on the {fitted} protocol's input views, not "
+                              f"{protocol}'s: its test views would be seen; pass --overwrite to refit and re-encode")
         logger.info("reusing the pca basis in %s (fitted on %s)", basis, codec.fit_info.get("fitted_on", "?"))
         return codec
     encoded = sorted(out_dir.glob(f"*{LATENT_SUFFIX}")) if not refit else []
@@ -478,7 +493,7 @@ def _pca_codec(given: LatentCodec | None, out_dir: Path, scene: Path, image_dir:
         raise LatentError(f"{out_dir} holds {len(encoded)} latent file(s) of a pca basis that is gone (no {BASIS_FILENAME}): "
                           f"no other basis decodes them; restore the file, or pass --overwrite to fit a new basis and "
                           f"re-encode them all")
-    chosen, how = _fit_images(scene, image_dir, items, split)
+    chosen, how = _fit_images(scene, image_dir, items, split, protocol)
     batches = batches_by_size(chosen, None, PCA_PIXEL_BUDGET)
 
     def stream():
@@ -488,19 +503,23 @@ def _pca_codec(given: LatentCodec | None, out_dir: Path, scene: Path, image_dir:
             if len(images):
                 yield torch.from_numpy(images).float().div_(255.0)
 
-    codec = PCACodec.fit(stream(), {"fitted_on": how})
+    codec = PCACodec.fit(stream(), {"fitted_on": how, **({"protocol": protocol} if split is None else {})})
     logger.info("fitted the pca basis on %s", how)
     codec.save(basis)
     return codec
 
 
-def _fit_images(scene: Path, image_dir: Path, items: list[ImageItem], split: Split | None) -> tuple[list[ImageItem], str]:
+def _fit_images(scene: Path, image_dir: Path, items: list[ImageItem], split: Split | None,
+                protocol: str) -> tuple[list[ImageItem], str]:
     """The images a pca basis is fitted on, and how they were chosen."""
     from splatent_data import find_poses, load_scene, split_scene
 
     if split is None and find_poses(scene) is not None:  # transforms.json, a COLMAP model or poses_bounds.npy
         posed = load_scene(scene, images=_relative(image_dir, scene))
-        split = split_scene(posed)
+        split = split_scene(posed, protocol)
+    if split is None and protocol != "llff":
+        raise LatentError(f"--protocol {protocol} picks input views from the cameras' poses, and {scene} has none; "
+                          f"drop it (every image then fits the basis)")
     if split is None:
         return items, f"all {len(items)} images (no poses in {scene}, so no train/test split)"
     train = set(split.train)

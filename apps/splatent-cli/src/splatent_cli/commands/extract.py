@@ -28,6 +28,7 @@ def extract(
     seed: int = typer.Option(0, "--seed", help="Seed of --sample draws (combined with each image's name)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Re-encode everything, replacing the folder's latents."),
     fail_fast: bool = typer.Option(False, "--fail-fast", "--fail_fast", help="Stop at the first unreadable image."),
+    protocol: str = typer.Option("llff", "--protocol", help="pca only: the view protocol whose input views fit the basis (llff, dense or sparse, as fit's), so that its test views stay unseen."),
     compile: bool = typer.Option(False, "--compile", help="torch.compile the encoder of sd-vae or taef2: ~15 s to compile, then 1.6x faster (sd-vae, 512², H100); pays off from ~6 000 images."),
 ) -> None:
     """Encode a scene's images into 1/8-resolution latents (SCENE/features_sd_turbo/<stem>.pt): 4 channels, 32 with taef2."""
@@ -41,7 +42,7 @@ def extract(
     result = extract_latents(
         path, output=output, images=images, codec=codec, model=model, revision=revision, device=device,
         dtype=dtype, batch_size=batch_size, workers=workers, sample=sample, seed=seed, overwrite=overwrite,
-        fail_fast=fail_fast, compile=compile, progress=True,
+        fail_fast=fail_fast, compile=compile, protocol=protocol, progress=True,
     )
     if os.environ.get("RANK", "0") == "0":  # under accelerate launch every process returns the same totals
         print(result.summary())
