@@ -36,7 +36,8 @@ def test_failed_images_are_listed_and_the_exit_is_non_zero(cli, tmp_path):
     assert "failed: broken.png: cannot read image" in res.stderr
     assert res.stderr.strip().splitlines()[-1].startswith("splatent extract: 1 image(s) failed (listed above)")
     res = cli("extract", tmp_path, "--fail_fast")
-    assert res.returncode == 1 and "broken.png" in res.stderr.strip().splitlines()[-1]
+    last = res.stderr.strip().splitlines()[-1]
+    assert res.returncode == 1 and last.count("broken.png") == 1 and "cannot read image" in last  # named once
 
 
 def test_bad_requests_are_one_line(tmp_path):

@@ -1,10 +1,12 @@
 """Image modes a capture can hold: each decoded to the RGB it shows, or refused by name."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
 
-from splatent_data import SplatentError, load_rgb
+from splatent_data import SplatentError, load_rgb, read_image_size, save_rgb
 
 RAMP = np.linspace(0, 255, 32).round().astype(np.uint8)[None].repeat(8, axis=0)  # [8, 32] grey ramp
 
@@ -47,3 +49,29 @@ def test_float_image_is_refused_by_name(tmp_path):
     Image.fromarray(RAMP.astype(np.float32) / 255).save(path)
     with pytest.raises(SplatentError, match="float.tif is a 32-bit float image"):
         load_rgb(path)
+
+
+def test_an_image_over_pillows_pixel_limit_is_one_clear_error(tmp_path, monkeypatch):
+    """Pillow's DecompressionBombError is not an OSError: a huge panorama was a traceback in scene loading."""
+    path = tmp_path / "huge.png"
+    Image.new("RGB", (128, 96)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 64 * 48)  # 128x96 is four times it: Pillow refuses
+    for read in (load_rgb, read_image_size):
+        with pytest.raises(SplatentError, match=r"huge.png is too large for Pillow to open .*downscale it"):
+            read(path)
+
+
+def test_a_failed_save_keeps_the_old_file_and_leaves_no_temporary(tmp_path, monkeypatch):
+    path = tmp_path / "view.png"
+    save_rgb(path, np.zeros((8, 8, 3), np.uint8))
+    before = path.read_bytes()
+
+    def full_disk(self, fp, *args, **kwargs):
+        Path(fp).write_bytes(b"\x89PNG half")  # the encoder wrote part of the file, then the disk filled
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Image.Image, "save", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        save_rgb(path, np.full((8, 8, 3), 255, np.uint8))
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["view.png"]

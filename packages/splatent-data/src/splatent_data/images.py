@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,22 @@ logger = logging.getLogger("splatent")
 # not lose those frames silently); both cases, as file systems are case-sensitive.
 IMAGE_EXTENSIONS = tuple(e for ext in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
                          for e in (ext, ext.upper()))
+
+
+# The extensions as a user types them, for messages.
+IMAGE_EXTENSIONS_TEXT = ", ".join(e for e in IMAGE_EXTENSIONS if e.islower())
+
+# What Pillow raises on a file it cannot decode. DecompressionBombError is not an OSError: Pillow raises it past
+# twice ``Image.MAX_IMAGE_PIXELS`` (about 179 MP), a huge panorama or a corrupt header claiming one.
+IMAGE_READ_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError)
+
+
+def image_read_error(path: Path, exc: BaseException, verb: str = "read") -> str:
+    """The one line for an image Pillow could not open (``exc`` one of ``IMAGE_READ_ERRORS``)."""
+    if isinstance(exc, Image.DecompressionBombError):
+        return (f"image {path} is too large for Pillow to open ({exc}); downscale it (an images_2/ or images_4/ "
+                "folder) or remove it")
+    return f"cannot {verb} image {path}: {exc}; re-export the file or remove it"
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -49,8 +66,8 @@ def read_image_size(path: Path) -> tuple[int, int]:
     try:
         with Image.open(path) as img:
             return img.size
-    except (UnidentifiedImageError, OSError) as exc:
-        raise SceneError(f"cannot read image {path}: {exc}; re-export the file or remove it") from None
+    except IMAGE_READ_ERRORS as exc:
+        raise SceneError(image_read_error(path, exc)) from None
 
 
 def load_rgb(path: Path) -> np.ndarray:
@@ -78,8 +95,8 @@ def load_rgb(path: Path) -> np.ndarray:
                 background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
                 img = Image.alpha_composite(background, rgba)
             return np.asarray(img.convert("RGB"), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise SceneError(f"cannot decode image {path}: {exc}; re-export the file or remove it") from None
+    except IMAGE_READ_ERRORS as exc:
+        raise SceneError(image_read_error(path, exc, verb="decode")) from None
 
 
 def save_rgb(path: Path, image: np.ndarray, png_compress_level: int = 6) -> None:
@@ -91,11 +108,15 @@ def save_rgb(path: Path, image: np.ndarray, png_compress_level: int = 6) -> None
     if arr.dtype != np.uint8:
         arr = (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    # The process id keeps two writers of one file apart; a failed save (full disk) leaves no temporary behind.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fmt = _pil_format(path)
     options = {"compress_level": png_compress_level} if fmt == "PNG" else {}
-    Image.fromarray(arr).save(tmp, format=fmt, **options)
-    tmp.replace(path)
+    try:
+        Image.fromarray(arr).save(tmp, format=fmt, **options)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _pil_format(path: Path) -> str:

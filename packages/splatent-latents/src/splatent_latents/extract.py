@@ -144,8 +144,7 @@ def extract_latents(
 
     items, failed = probe_images(image_dir)
     if failed and fail_fast:
-        name, reason = next(iter(failed.items()))
-        raise LatentError(f"{image_dir / name}: {reason}")
+        raise LatentError(next(iter(failed.values())))  # each reason names its file
 
     previous = _previous_manifest(out_dir, overwrite)
     name, config = _requested_codec(codec, model, revision, previous)

@@ -15,9 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from splatent_data import SplatentError, list_images, load_rgb
+from splatent_data import (
+    IMAGE_EXTENSIONS_TEXT, IMAGE_READ_ERRORS, SplatentError, image_read_error, list_images, load_rgb,
+)
 
 from .errors import LatentError
 
@@ -82,7 +84,7 @@ def probe_images(folder: Path) -> tuple[list[ImageItem], dict[str, str]]:
     """
     paths = list_images(folder)
     if not paths:
-        raise LatentError(f"no images (.png, .jpg, .jpeg) in {folder}; pass --images with the folder that holds them")
+        raise LatentError(f"no images ({IMAGE_EXTENSIONS_TEXT}) in {folder}; pass --images with the folder that holds them")
     stems = Counter(p.stem for p in paths)
     twins = [p.name for p in paths if stems[p.stem] > 1]
     if twins:
@@ -92,12 +94,8 @@ def probe_images(folder: Path) -> tuple[list[ImageItem], dict[str, str]]:
         try:
             with Image.open(path) as img:
                 width, height, mode = *img.size, img.mode
-        except Image.DecompressionBombError as exc:  # not an OSError: past 2x Image.MAX_IMAGE_PIXELS
-            failed[path.name] = (f"image {path} is too large for Pillow to open ({exc}); downscale it (an images_2/ "
-                                 f"or images_4/ folder) or remove it")
-            continue
-        except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-            failed[path.name] = f"cannot read image {path}: {exc}; re-export the file or remove it"
+        except IMAGE_READ_ERRORS as exc:
+            failed[path.name] = image_read_error(path, exc)
             continue
         if width < 8 or height < 8:
             failed[path.name] = f"image {path} is {width}x{height}, smaller than one 8x8 latent pixel; remove it"

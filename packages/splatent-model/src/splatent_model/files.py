@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from splatent_data import IMAGE_EXTENSIONS, atomic_write_json, load_rgb, save_rgb
+from splatent_data import IMAGE_EXTENSIONS, IMAGE_EXTENSIONS_TEXT, atomic_write_json, load_rgb, save_rgb
 
 from .errors import EnhanceInputError
 from .metrics import mean_metrics
@@ -139,7 +139,7 @@ def collect_inputs(path: str | Path) -> list[Path]:
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.is_file() and (is_image(p) or is_latent(p)))
         if not files:
-            raise EnhanceInputError(f"{path} holds no images or latents (.png, .jpg, .pt, .npy)")
+            raise EnhanceInputError(f"{path} holds no images ({IMAGE_EXTENSIONS_TEXT}) or latents (.pt, .pth, .npy)")
         return files
     raise EnhanceInputError(f"input {path} does not exist")
 
