@@ -287,3 +287,21 @@ def test_view_mask_keeps_a_latent_pixel_only_when_its_whole_patch_is_kept(tmp_pa
     assert mask.shape == (1, 2, 4)
     assert mask[0].tolist() == [[1, 0, 1, 1], [1, 1, 1, 1]]
     assert view_mask(Camera("a.png", "a.png", 32, 16, 20.0, 20.0, 16.0, 8.0, np.eye(4)), 2, 4) is None
+
+
+def test_a_pca_basis_of_another_protocol_is_named_in_a_warning(make_scene, tmp_path, caplog):
+    """The basis of `extract --protocol sparse` saw the views an llff fit tests on: the scores would be optimistic."""
+    from splatent_latents import extract_latents
+
+    scene = make_scene(tmp_path / "s", n_views=8, latent_size=(16, 12))
+    extract_latents(scene, codec="pca", protocol="sparse", output="pca_sparse", workers=0)
+    cfg = FitConfig(steps=2, init_points=100, latents="pca_sparse", **QUICK)
+    with caplog.at_level(logging.INFO, logger="splatent"):
+        fit_scene(scene, tmp_path / "llff", cfg)
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "pca basis" in r.getMessage()]
+    assert len(warned) == 1 and "fitted on the sparse protocol's input views, not llff's" in warned[0]
+    assert "--protocol llff" in warned[0]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="splatent"):
+        fit_scene(scene, tmp_path / "sparse", dataclasses.replace(cfg, split_mode="sparse"))
+    assert not [r for r in caplog.records if "pca basis" in r.getMessage() and r.levelno == logging.WARNING]

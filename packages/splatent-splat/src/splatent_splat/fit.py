@@ -32,7 +32,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from splatent_data import Scene, SceneError, SplatentError, atomic_write_json, load_scene, provenance, split_scene
+from splatent_data import (
+    PROTOCOLS, Scene, SceneError, SplatentError, atomic_write_json, load_scene, provenance, split_scene,
+)
 from splatent_latents import ProgressReporter, cpu_threads, resolve_device
 
 from .cameras import camera_tensors
@@ -199,6 +201,7 @@ def _load_targets(scene: Scene, split, cfg: FitConfig, device: torch.device) -> 
     from splatent_latents import read_manifest
 
     manifest = read_manifest(latents_dir)
+    _check_basis_protocol(manifest, latents_dir, cfg.split_mode)
     codec = {"codec": manifest.codec, "codec_config": manifest.codec_config, "latents": str(latents_dir.resolve())}
     values = kept_pixels([v.target for v in train], [v.mask for v in train])
     data_range = float(values.max() - values.min()) or 1.0
@@ -210,6 +213,20 @@ def _load_targets(scene: Scene, split, cfg: FitConfig, device: torch.device) -> 
         rgb_train = load_rgb_views(scene, list(split.train), sizes=size(train), device=device)
         rgb_test = load_rgb_views(scene, list(split.test), sizes=size(test), device=device)
     return _Targets(train, test, rgb_train, rgb_test, data_range, latents_dir, codec)
+
+
+def _check_basis_protocol(manifest, latents_dir: Path, split_mode: str) -> None:
+    """Warn when a pca basis was fitted on another view protocol's inputs: this fit's test views may be among the
+    images the basis saw (the latents stay usable, the test scores are then optimistic)."""
+    if manifest.codec != "pca" or split_mode not in PROTOCOLS:
+        return
+    from splatent_latents import codec_from_manifest
+
+    fitted = codec_from_manifest(latents_dir).fit_info.get("protocol")  # absent in older bases and explicit splits
+    if fitted is not None and fitted != split_mode:
+        logger.warning("the pca basis in %s was fitted on the %s protocol's input views, not %s's: some test views "
+                       "were seen; re-extract with `splatent extract --codec pca --protocol %s --overwrite`",
+                       latents_dir, fitted, split_mode, split_mode)
 
 
 def _initial_gaussians(scene: Scene, targets: _Targets, cfg: FitConfig, device: torch.device) -> FeatureGaussians:
