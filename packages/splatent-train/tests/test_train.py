@@ -205,6 +205,17 @@ def test_resume_from_an_original_pkl_takes_its_weights_and_step(degraded_dataset
     assert all(torch.allclose(trained[k], original[k], atol=1e-6) for k in original)
 
 
+def test_resume_from_a_pkl_of_another_channel_count_is_one_line(degraded_dataset, tmp_path):
+    """The UNet of an 8-channel codec resumed into a 4-channel run: one error naming the weight, not torch's list."""
+    from splatent_model import SplatentEnhancer
+
+    pkl = tmp_path / "model_3.pkl"
+    torch.save({"state_dict_unet": SplatentEnhancer.tiny(channels=8).unet.state_dict()}, pkl)
+    with pytest.raises(TrainError, match=r"'conv_in.weight' has shape \(32, 8, 3, 3\).*--codec") as info:
+        train_enhancer(tiny_config(degraded_dataset, tmp_path / "run", resume=str(pkl), max_train_steps=4))
+    assert "\n" not in str(info.value)
+
+
 def test_gradient_checkpointing_changes_memory_not_results(degraded_dataset, tmp_path):
     plain = train_enhancer(tiny_config(degraded_dataset, tmp_path / "plain", max_train_steps=3, log_every=1))
     ckpt = train_enhancer(tiny_config(degraded_dataset, tmp_path / "ckpt", max_train_steps=3, log_every=1,

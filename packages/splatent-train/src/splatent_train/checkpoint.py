@@ -164,6 +164,11 @@ def load_original_weights(model, path: Path) -> TrainState:
     from splatent_model import read_original_checkpoint
 
     state = read_original_checkpoint(path)
+    expected = model.unet.state_dict()
+    wrong = next((k for k, v in state.items() if k in expected and v.shape != expected[k].shape), None)
+    if wrong is not None:  # load_state_dict would raise a multi-line RuntimeError listing every mismatch
+        raise TrainError(f"{path}: weight {wrong!r} has shape {tuple(state[wrong].shape)} but this UNet's is "
+                         f"{tuple(expected[wrong].shape)}; train with the --base_model and --codec it was trained with")
     missing, unexpected = model.unet.load_state_dict(state, strict=False)
     if unexpected or len(missing) == len(model.unet.state_dict()):
         raise TrainError(f"{path} does not hold weights of this UNet (e.g. {(unexpected or missing)[0]!r}); "
