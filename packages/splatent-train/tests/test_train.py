@@ -312,6 +312,29 @@ def test_a_new_run_in_a_folder_without_checkpoints_starts_its_own_metrics(degrad
     assert sorted(loss_curve(out)) == [1, 2, 3, 4]
 
 
+def tensorboard_steps(log_dir: Path, tag: str = "loss") -> list[int]:
+    """The steps TensorBoard shows for ``tag`` (its reader applies the purges a restarted writer records)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(log_dir))
+    events.Reload()
+    return [e.step for e in events.Scalars(tag)]
+
+
+def test_tensorboard_keeps_each_step_once_after_a_resume(degraded_dataset, tmp_path):
+    """As metrics.jsonl, TensorBoard's curves drop the abandoned run's steps past the checkpoint a run resumes from,
+    and a new run in a folder without checkpoints hides the earlier run's."""
+    out = tmp_path / "run"
+    settings = dict(logger="tensorboard", log_every=1)
+    first = train_enhancer(tiny_config(degraded_dataset, out, max_train_steps=6, checkpointing_steps=3, **settings))
+    train_enhancer(tiny_config(degraded_dataset, out, max_train_steps=5, resume=str(first.checkpoints[0]), **settings))
+    assert tensorboard_steps(out / "logs" / "run") == [1, 2, 3, 4, 5]
+    fresh = tmp_path / "fresh"
+    train_enhancer(tiny_config(degraded_dataset, fresh, max_train_steps=5, **settings))
+    train_enhancer(tiny_config(degraded_dataset, fresh, max_train_steps=2, **settings))
+    assert tensorboard_steps(fresh / "logs" / "run") == [1, 2]
+
+
 def test_a_run_that_fails_closes_its_metrics_file(degraded_dataset, tmp_path):
     """A library caller that goes on after a failed run keeps no open metrics file (nor TensorBoard's thread)."""
     import psutil

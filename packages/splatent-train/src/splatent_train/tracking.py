@@ -36,7 +36,9 @@ class TrainLogger:
         if backend == "tensorboard":
             from torch.utils.tensorboard import SummaryWriter
 
-            self.writer = SummaryWriter(log_dir=str(output_dir / "logs" / run_name))
+            # TensorBoard hides the earlier writer's events from purge_step on, as keep_history drops its records
+            purge_step = resume_step + 1 if resume_step is not None else None
+            self.writer = SummaryWriter(log_dir=str(output_dir / "logs" / run_name), purge_step=purge_step)
 
     def scalars(self, step: int, values: dict[str, float], prefix: str = "") -> None:
         if not self.enabled:
