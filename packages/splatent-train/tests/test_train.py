@@ -216,6 +216,19 @@ def test_resume_from_a_pkl_of_another_channel_count_is_one_line(degraded_dataset
     assert "\n" not in str(info.value)
 
 
+def test_init_from_a_bfloat16_checkpoint_trains_float32_weights(degraded_dataset, tmp_path):
+    """A checkpoint stored in bfloat16 (`convert-ckpt --dtype bfloat16`) is a starting point: the run's master
+    weights, and so its updates and its export, are float32 (bfloat16 weights lose updates of lr 1e-5 entirely)."""
+    from safetensors import safe_open
+    from splatent_model import SplatentEnhancer
+
+    SplatentEnhancer.tiny().save_pretrained(tmp_path / "bf16", dtype=torch.bfloat16)
+    result = train_enhancer(tiny_config(degraded_dataset, tmp_path / "run", init_from=str(tmp_path / "bf16"),
+                                        max_train_steps=2))
+    with safe_open(str(result.enhancer_dir / "unet" / "diffusion_pytorch_model.safetensors"), "pt") as f:
+        assert {f.get_slice(k).get_dtype() for k in f.keys()} == {"F32"}
+
+
 def test_gradient_checkpointing_changes_memory_not_results(degraded_dataset, tmp_path):
     plain = train_enhancer(tiny_config(degraded_dataset, tmp_path / "plain", max_train_steps=3, log_every=1))
     ckpt = train_enhancer(tiny_config(degraded_dataset, tmp_path / "ckpt", max_train_steps=3, log_every=1,

@@ -81,7 +81,7 @@ def adopt_codec(model: SplatentEnhancer, codec: Any, output_dir: Path) -> None:
 
 
 def configure_for_training(model: SplatentEnhancer, config: TrainConfig, device: torch.device) -> SplatentEnhancer:
-    """Trainable UNet on ``device`` with gradient checkpointing, attention kernel, NHWC and compile as asked."""
+    """Trainable float32 UNet on ``device`` with gradient checkpointing, attention kernel, NHWC and compile as asked."""
     model.requires_grad_(False)
     model.unet.requires_grad_(True)
     model.train()
@@ -103,7 +103,8 @@ def configure_for_training(model: SplatentEnhancer, config: TrainConfig, device:
         if config.use_channels_last(device):
             model.unet.to(memory_format=torch.channels_last)
             model.channels_last = True
-    model.to(device)
+    # float32 master weights whatever the checkpoint was stored in (mixed precision autocasts the compute only)
+    torch.nn.Module.to(model, device=device, dtype=torch.float32)  # ModelMixin.to warns on every dtype cast
     if config.use_compile(device):
         logger.info("compiling the UNet, the VAE decoder and LPIPS with torch.compile: minutes of warm-up, then "
                     "faster steps (--no-compile to skip)")
