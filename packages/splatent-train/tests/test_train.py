@@ -325,6 +325,20 @@ def test_a_new_run_in_a_folder_without_checkpoints_starts_its_own_metrics(degrad
     assert sorted(loss_curve(out)) == [1, 2, 3, 4]
 
 
+def test_resuming_a_finished_run_keeps_its_record(degraded_dataset, tmp_path):
+    """`--resume latest` on a run that already reached --max_train_steps trains nothing and keeps train.json's losses
+    and evaluation (it rewrote them empty)."""
+    out = tmp_path / "run"
+    settings = dict(max_train_steps=3, checkpointing_steps=3)
+    done = train_enhancer(tiny_config(degraded_dataset, out, **settings))
+    record = json.loads((out / "train.json").read_text())
+    assert record["eval"]["views"] == 3 and record["losses"]
+    again = train_enhancer(tiny_config(degraded_dataset, out, resume="latest", **settings))
+    assert again.start_step == again.steps == 3
+    assert json.loads((out / "train.json").read_text()) == record
+    assert again.eval == done.eval and again.losses == done.losses
+
+
 def tensorboard_steps(log_dir: Path, tag: str = "loss") -> list[int]:
     """The steps TensorBoard shows for ``tag`` (its reader applies the purges a restarted writer records)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

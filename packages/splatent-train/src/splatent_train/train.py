@@ -11,6 +11,7 @@ records, and only the main process writes.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import time
@@ -419,16 +420,19 @@ class Run:
         enhancer_dir = c.output_dir / ENHANCER_DIR if c.save_enhancer else None
         if self.main and enhancer_dir is not None:
             export_enhancer(acc.unwrap_model(self.model), enhancer_dir)
+        # resumed at --max_train_steps: no step ran, so the record of the run that reached this step stays the record
+        earlier = self.earlier_record() if self.state.step == start_step else None
         result = TrainResult(
             output_dir=c.output_dir, enhancer_dir=enhancer_dir, steps=self.state.step, start_step=start_step,
             seconds=seconds, steps_per_second=steps_per_second,
             samples_per_second=steps_per_second * c.train_batch_size * c.gradient_accumulation_steps * self.world,
             peak_memory_gb=(torch.cuda.max_memory_allocated(acc.device) / 2**30
                             if acc.device.type == "cuda" else None),
-            losses=self.last_losses, eval=self.last_eval.means if self.last_eval else {}, broken=broken,
+            losses=earlier["losses"] if earlier else self.last_losses,
+            eval=earlier["eval"] if earlier else self.last_eval.means if self.last_eval else {}, broken=broken,
             checkpoints=[p for _, p in list_checkpoints(c.output_dir)], resumed_from=self.resume_path,
         )
-        if self.main:
+        if self.main and earlier is None:
             atomic_write_json(c.output_dir / "train.json", {
                 "steps": result.steps, "start_step": result.start_step, "seconds": result.seconds,
                 "steps_per_second": result.steps_per_second, "samples_per_second": result.samples_per_second,
@@ -437,9 +441,22 @@ class Run:
                 "enhancer": str(enhancer_dir) if enhancer_dir else None,
                 "resumed_from": str(self.resume_path) if self.resume_path else None,
             })
+        if self.main:
             self.tracker.close()
         acc.wait_for_everyone()
         return result
+
+    def earlier_record(self) -> dict[str, Any] | None:
+        """The ``train.json`` of the run that reached this step (its losses and evaluation), if there is one."""
+        try:
+            record = json.loads((self.config.output_dir / "train.json").read_text())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(record, dict) or record.get("steps") != self.state.step:
+            return None
+        if not isinstance(record.get("losses"), dict) or not isinstance(record.get("eval"), dict):
+            return None
+        return record
 
 
 class Throughput:
