@@ -325,6 +325,20 @@ def test_a_new_run_in_a_folder_without_checkpoints_starts_its_own_metrics(degrad
     assert sorted(loss_curve(out)) == [1, 2, 3, 4]
 
 
+def test_evaluations_past_the_resumed_checkpoint_are_not_kept(degraded_dataset, tmp_path):
+    """eval/step_<n>.json of the abandoned run's later steps go, as its checkpoints and metrics.jsonl records do; a new
+    run in a folder without checkpoints keeps none of the earlier run's."""
+    out = tmp_path / "run"
+    first = train_enhancer(tiny_config(degraded_dataset, out, max_train_steps=6, checkpointing_steps=2, eval_freq=2))
+    assert sorted(p.name for p in (out / "eval").iterdir()) == ["step_2.json", "step_4.json", "step_6.json"]
+    train_enhancer(tiny_config(degraded_dataset, out, max_train_steps=3, resume=str(first.checkpoints[0])))
+    assert sorted(p.name for p in (out / "eval").iterdir()) == ["step_2.json", "step_3.json"]
+    fresh = tmp_path / "fresh"
+    train_enhancer(tiny_config(degraded_dataset, fresh, max_train_steps=4, eval_freq=2))
+    train_enhancer(tiny_config(degraded_dataset, fresh, max_train_steps=1))
+    assert sorted(p.name for p in (fresh / "eval").iterdir()) == ["step_1.json"]
+
+
 def test_resuming_a_finished_run_keeps_its_record(degraded_dataset, tmp_path):
     """`--resume latest` on a run that already reached --max_train_steps trains nothing and keeps train.json's losses
     and evaluation (it rewrote them empty)."""

@@ -204,8 +204,11 @@ class Run:
             if self.main:
                 logger.info("resumed from %s at step %d", self.resume_path, self.state.step)
                 self.check_resumed_settings()
+        # a new run in a folder without checkpoints keeps none of an earlier run's records (history step 0)
+        history_step = self.state.step if self.resume_path is not None else 0
         if self.main:
             remove_partial(out)
+            drop_evaluations_after(out, history_step)
             atomic_write_json(out / "train_config.json", {**config.to_json(), "num_processes": self.world, **provenance()})
 
         # data
@@ -221,9 +224,8 @@ class Run:
         self.evaluator = Evaluator(test_set, max_views=config.num_samples_eval, **evaluator_args) \
             if len(test_set) else None
         self.viewer = Evaluator(viz_set, max_views=config.num_samples_viz, **evaluator_args)
-        # a new run in a folder without checkpoints keeps none of an earlier run's records (resume_step 0)
         self.tracker = TrainLogger(out, config.tracker_run_name, config.logger, enabled=self.main,
-                                   resume_step=self.state.step if self.resume_path is not None else 0)
+                                   resume_step=history_step)
         # reduce-overhead and max-autotune replay CUDA graphs: each step must say where it begins
         self.cuda_graphs = config.use_compile(device) and config.compile_mode in ("reduce-overhead", "max-autotune")
         self.last_eval: EvalReport | None = None
@@ -457,6 +459,15 @@ class Run:
         if not isinstance(record.get("losses"), dict) or not isinstance(record.get("eval"), dict):
             return None
         return record
+
+
+def drop_evaluations_after(output_dir: Path, step: int) -> None:
+    """Remove ``eval/step_<n>.json`` of steps past ``step``: the abandoned run's (a resume from an earlier checkpoint)
+    or an earlier run's in this folder, which this run's evaluations would otherwise sit among."""
+    for path in (Path(output_dir) / "eval").glob("step_*.json"):
+        n = path.stem.removeprefix("step_")
+        if n.isdigit() and int(n) > step:
+            path.unlink(missing_ok=True)
 
 
 class Throughput:
