@@ -105,6 +105,12 @@ def test_bad_checkpoints_fail_with_one_line(tmp_path):
     (tmp_path / "junk.pkl").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="cannot read checkpoint"):
         read_original_checkpoint(tmp_path / "junk.pkl")
+    (tmp_path / "empty.pkl").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="empty.pkl: the file is empty or cut short"):
+        read_original_checkpoint(tmp_path / "empty.pkl")
+    torch.save({0: torch.zeros(1), "epoch": 3}, tmp_path / "mixed_keys.pkl")  # keys of two types: no sort order
+    with pytest.raises(CheckpointError, match=r"state_dict_unet' \(found \[0, 'epoch'\]\)"):
+        read_original_checkpoint(tmp_path / "mixed_keys.pkl")
     torch.save({"state_dict_unet": {"not_a_layer.weight": torch.zeros(1)}}, tmp_path / "other.pkl")
     with pytest.raises(CheckpointError, match="does not have"):
         load_original_checkpoint(tmp_path / "other.pkl", base_model="tiny")

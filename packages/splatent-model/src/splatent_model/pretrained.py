@@ -281,14 +281,14 @@ def read_original_checkpoint(path: str | os.PathLike) -> dict[str, Tensor]:
             f"({detail.strip()[:160]}), and unpickling them could run arbitrary code; re-save just "
             f"{{'state_dict_unet': unet.state_dict()}} with torch.save on a machine you trust") from None
     except (RuntimeError, OSError, EOFError, ValueError) as exc:
-        raise CheckpointError(f"cannot read checkpoint {path}: {str(exc).splitlines()[0] if str(exc) else exc}; "
-                              f"is it a torch.save file?") from None
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "the file is empty or cut short"  # EOFError()
+        raise CheckpointError(f"cannot read checkpoint {path}: {reason}; is it a torch.save file?") from None
     if isinstance(obj, dict) and "state_dict_unet" in obj:
         state = obj["state_dict_unet"]
     elif isinstance(obj, dict) and obj and all(isinstance(v, Tensor) for v in obj.values()):
         state = obj
     else:
-        keys = sorted(obj)[:5] if isinstance(obj, dict) else type(obj).__name__
+        keys = sorted(obj, key=str)[:5] if isinstance(obj, dict) else type(obj).__name__  # keys may mix types
         raise CheckpointError(f"{path} is not a Splatent checkpoint: expected a dict with 'state_dict_unet' "
                               f"(found {keys})")
     if not isinstance(state, dict) or not state or not all(isinstance(v, Tensor) for v in state.values()):
