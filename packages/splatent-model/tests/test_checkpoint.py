@@ -129,6 +129,9 @@ def test_damaged_config_is_named(tmp_path):
     (tmp_path / "c" / "config.json").write_text("{")
     with pytest.raises(CheckpointError, match="config.json is not valid JSON"):
         load_enhancer(tmp_path / "c")
+    (tmp_path / "c" / "config.json").write_bytes(b"\xff\xfe\x00{")  # overwritten with binary data
+    with pytest.raises(CheckpointError, match="config.json is not UTF-8 text"):
+        load_enhancer(tmp_path / "c")
 
 
 def test_convert_writes_a_folder_that_loads_offline(tmp_path, latents):

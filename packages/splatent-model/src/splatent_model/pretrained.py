@@ -321,9 +321,12 @@ def load_unet_state(model: Any, state: dict[str, Tensor], source: Path, partial:
 
 def _read_config(folder: Path, class_name: str) -> dict[str, Any]:
     try:
-        config = json.loads((folder / CONFIG_FILE).read_text())
+        config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{folder / CONFIG_FILE} is not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    except UnicodeDecodeError:
+        raise CheckpointError(f"{folder / CONFIG_FILE} is not UTF-8 text, so not a checkpoint config; the file is "
+                              f"damaged: re-save the checkpoint") from None
     if not isinstance(config, dict) or config.get("_class_name") != class_name:
         raise CheckpointError(f"{folder / CONFIG_FILE} is not a Splatent enhancer config "
                               f"(_class_name {config.get('_class_name') if isinstance(config, dict) else None!r})")
