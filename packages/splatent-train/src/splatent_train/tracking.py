@@ -90,11 +90,19 @@ def keep_history(path: Path, step: int) -> None:
 
 
 def read_metrics(output_dir: Path) -> list[dict[str, Any]]:
-    """The records of a run's ``metrics.jsonl``."""
+    """The records of a run's ``metrics.jsonl`` (a line cut by a kill, or being written, is left out)."""
     path = Path(output_dir) / METRICS_FILE
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    records = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
 
 
 def loss_curve(output_dir: Path, key: str = "loss") -> dict[int, float]:
