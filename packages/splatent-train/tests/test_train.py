@@ -144,9 +144,12 @@ def test_a_dataset_of_which_no_train_entry_loads_stops_with_one_error(degraded_d
         train_enhancer(tiny_config(path, tmp_path / "run", max_train_steps=3))
 
 
-def test_an_empty_prompt_option_means_each_entrys_own_prompt(degraded_dataset, tmp_path):
+def test_an_empty_prompt_option_trains_on_the_empty_prompt_as_enhance_reads_it(degraded_dataset, tmp_path):
+    """`--prompt ""` is a prompt: enhance encodes the empty text for it, so training must condition on the same."""
     result = train_enhancer(tiny_config(degraded_dataset, tmp_path / "run", max_train_steps=2, prompt=""))
     assert result.steps == 2
+    enhancer = load_enhancer(result.enhancer_dir)
+    assert enhancer.config.prompt == "" and "" in enhancer.prompt_cache
 
 
 def test_lpips_loss_and_no_lpips_at_all(degraded_dataset, tmp_path, random_lpips, monkeypatch):

@@ -40,7 +40,7 @@ class TrainConfig:
             no-reference ablation).
         min_k: Skip this many best references (the original's ``--min_k``).
         scale: Multiply latents by the codec's scaling factor before the UNet (the original's ``--scale``).
-        prompt: Use this prompt for every entry instead of the entries' own.
+        prompt: Use this prompt for every entry instead of the entries' own (`""` is the empty prompt, as enhance reads it).
 
     Data:
         dataset_path: The dataset JSON (``splatent dataset``).

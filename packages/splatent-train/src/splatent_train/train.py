@@ -179,7 +179,7 @@ class Run:
         if self.main:
             out.mkdir(parents=True, exist_ok=True)
         adopt_codec(model, self.codec, out)
-        entry_prompts = sorted({config.prompt or e.prompt for e in good_train + good_test})
+        entry_prompts = sorted({config.prompt if config.prompt is not None else e.prompt for e in good_train + good_test})
         if len(entry_prompts) == 1:
             model.register_to_config(prompt=entry_prompts[0])
         prompts = sorted(set(entry_prompts) | {model.config.prompt})
@@ -213,7 +213,7 @@ class Run:
 
         # data
         common = dict(prompts=self.prompts.prompts, top_k=config.top_k, min_k=config.min_k, seed=config.seed,
-                      prompt=config.prompt or None, **where)  # "": each entry's own, as in the prompt table
+                      prompt=config.prompt, **where)  # None: each entry's own; "": the empty prompt, as enhance reads it
         self.train_set = EnhancerDataset(good_train, crop=config.crop, load_images=self.load_images and image_losses,
                                          **common)
         test_set = EnhancerDataset(good_test, crop=config.eval_crop, load_images=self.load_images, **common)
