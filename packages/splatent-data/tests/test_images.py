@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from splatent_data import SplatentError, load_rgb, read_image_size, save_rgb
+from splatent_data import SplatentError, latent_image_mismatch, load_rgb, read_image_size, save_rgb
 
 RAMP = np.linspace(0, 255, 32).round().astype(np.uint8)[None].repeat(8, axis=0)  # [8, 32] grey ramp
 
@@ -75,3 +75,10 @@ def test_a_failed_save_keeps_the_old_file_and_leaves_no_temporary(tmp_path, monk
         save_rgb(path, np.full((8, 8, 3), 255, np.uint8))
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["view.png"]
+
+
+def test_which_images_can_be_a_latents_ground_truth():
+    assert latent_image_mismatch(1921, 1081, 240, 135) is None  # the photo extraction rounded down
+    assert latent_image_mismatch(3840, 2160, 240, 135) is None  # the full-size photo: resized down by the caller
+    assert "another aspect ratio" in latent_image_mismatch(1920, 1920, 240, 135)
+    assert "smaller than its latent" in latent_image_mismatch(960, 540, 240, 135)  # images_8 beside images_4's latents

@@ -264,3 +264,13 @@ def test_bad_npy_latents_are_one_clear_error(tmp_path, write, words):
     write(path)
     with pytest.raises(EnhanceInputError, match=words):
         load_any_latent(path)
+
+
+@pytest.mark.parametrize("size, problem", [((64, 32), "another aspect ratio"), ((32, 32), "smaller than its latent")])
+def test_a_ground_truth_image_that_cannot_be_the_latents_is_refused_not_stretched(tmp_path, size, problem):
+    """Scored against a stretched (other ratio) or upsampled (smaller) image, the PSNR would be wrong, not low."""
+    data = _scene(tmp_path / "scene", n_test=2)
+    save_rgb(tmp_path / "scene" / "nvs_gt" / "0001.png", np.zeros((size[1], size[0], 3), np.uint8))
+    model = SplatentEnhancer.tiny()
+    with pytest.raises(EnhanceInputError, match=rf"0001.png is {size[0]}x{size[1]}, {problem}.*--rgb_root"):
+        enhance_dataset(data, tmp_path / "out", model, codec_for(model), options=CPU)

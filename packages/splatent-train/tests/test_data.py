@@ -114,6 +114,11 @@ def test_rgb_root_and_aspect_checks(degraded_dataset, tmp_path):
     twice = tmp_path / "twice.png"
     save_rgb(twice, np.zeros((192, 256, 3), np.uint8))
     assert read_image(twice, 12, 16).shape == (3, 96, 128)
+    # one of the right ratio but smaller (images_8 beside latents of images_4) would be a blurred target
+    half = tmp_path / "half.png"
+    save_rgb(half, np.zeros((48, 64, 3), np.uint8))
+    with pytest.raises(EntryError, match="64x48, smaller than its latent 16x12 x8 = 128x96"):
+        read_image(half, 12, 16)
 
 
 def test_codec_is_found_from_the_render_manifest(degraded_dataset, tmp_path):

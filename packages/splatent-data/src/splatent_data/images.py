@@ -123,6 +123,29 @@ def _pil_format(path: Path) -> str:
     return {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}.get(path.suffix.lower(), "PNG")
 
 
+# How far an image's aspect ratio may stray from its latent's x8 and still be that image resized (rounding of
+# downscaled folders): 2%.
+ASPECT_TOLERANCE = 0.02
+
+
+def latent_image_mismatch(width: int, height: int, latent_width: int, latent_height: int, factor: int = 8) -> str | None:
+    """Why a ``width`` x ``height`` image cannot be the ground truth of a latent (``None`` where it can).
+
+    The latents' own image is at least ``factor`` x the latent's size (extraction rounds down to a multiple of
+    ``factor``): a smaller one is another folder's, and upsampling it gives a blurred target; another aspect ratio is
+    another image. A larger one of the same ratio (the full-size photo) is resized down by the caller.
+    """
+    tw, th = latent_width * factor, latent_height * factor
+    if (width, height) == (tw, th) or (width // factor, height // factor) == (latent_width, latent_height):
+        return None
+    if abs(width / height - tw / th) > ASPECT_TOLERANCE * (tw / th):
+        return f"another aspect ratio than its latent {latent_width}x{latent_height} (x{factor} = {tw}x{th})"
+    if width < tw or height < th:
+        return (f"smaller than its latent {latent_width}x{latent_height} x{factor} = {tw}x{th}: not the images the "
+                f"latents came from (a more downscaled folder?), and upsampled it would be a blurred target")
+    return None
+
+
 def load_mask(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
     """Decode a mask to ``[H, W]`` bool, True where the pixel counts (nerfstudio's ``mask_path`` convention).
 

@@ -20,7 +20,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from splatent_data import IMAGE_EXTENSIONS, IMAGE_EXTENSIONS_TEXT, atomic_write_json, load_rgb, save_rgb
+from splatent_data import (
+    IMAGE_EXTENSIONS, IMAGE_EXTENSIONS_TEXT, atomic_write_json, latent_image_mismatch, load_rgb, save_rgb,
+)
 
 from .errors import EnhanceInputError
 from .metrics import mean_metrics
@@ -252,7 +254,12 @@ class ViewLoader:
         if self.with_ground_truth and item.ground_truth is not None:
             target = load_any_latent(item.ground_truth)
             if item.gt_image is not None:
-                gt = torch.from_numpy(np.array(load_rgb(item.gt_image))).permute(2, 0, 1).float() / 255.0
+                rgb = load_rgb(item.gt_image)
+                problem = latent_image_mismatch(rgb.shape[1], rgb.shape[0], target.shape[-1], target.shape[-2])
+                if problem:  # scored against a stretched or blurred image, the numbers would be wrong, not low
+                    raise EnhanceInputError(f"ground-truth image {item.gt_image} is {rgb.shape[1]}x{rgb.shape[0]}, "
+                                            f"{problem}; point --rgb_root/--images_dir at the images the latents came from")
+                gt = torch.from_numpy(np.array(rgb)).permute(2, 0, 1).float() / 255.0
         return views, target, gt
 
     def submit(self, items: Sequence[WorkItem]) -> list[Future]:

@@ -37,15 +37,12 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from splatent_data import DatasetEntry, SplatentError, load_rgb, resolve_image_path
+from splatent_data import DatasetEntry, SplatentError, latent_image_mismatch, load_rgb, resolve_image_path
 from splatent_latents.workers import arrays_to_tensors, tensors_to_arrays
 
 from .errors import TrainError
 
 logger = logging.getLogger("splatent")
-
-ASPECT_TOLERANCE = 0.02
-
 
 @dataclass(frozen=True)
 class EntryProblem:
@@ -137,7 +134,8 @@ def crop_image(x: Tensor, box: tuple[int, int, int, int], factor: int = 8) -> Te
 
 
 def read_image(path: Path, h: int, w: int, factor: int = 8) -> Tensor:  # [3, factor*h, factor*w] uint8
-    """An RGB image at the latent's size × ``factor``; another aspect ratio is an :class:`EntryError`."""
+    """An RGB image at the latent's size × ``factor`` (a larger one of the same aspect ratio is resized down); another
+    aspect ratio, or a smaller image, is an :class:`EntryError`."""
     try:
         rgb = load_rgb(path)
     except SplatentError as exc:
@@ -145,10 +143,10 @@ def read_image(path: Path, h: int, w: int, factor: int = 8) -> Tensor:  # [3, fa
     height, width = rgb.shape[:2]
     th, tw = h * factor, w * factor
     if (height, width) != (th, tw):
-        if abs(width / height - tw / th) > ASPECT_TOLERANCE * (tw / th) and not (
-                height // factor == h and width // factor == w):
-            raise EntryError(f"image {path} is {width}x{height} but its latent is {w}x{h} (x{factor} = {tw}x{th}), "
-                             f"another aspect ratio; point --rgb_root/--images_dir at the images the latents came from")
+        problem = latent_image_mismatch(width, height, w, h, factor)
+        if problem:
+            raise EntryError(f"image {path} is {width}x{height}, {problem}; point --rgb_root/--images_dir at the "
+                             "images the latents came from")
         rgb = np.asarray(Image.fromarray(rgb).resize((tw, th), Image.Resampling.LANCZOS))
     return torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1).contiguous()
 
