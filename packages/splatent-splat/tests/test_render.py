@@ -79,3 +79,18 @@ def test_an_antialiased_fit_is_rendered_antialiased(latent_scene, tmp_path):
     for mode, same in (("antialiased", True), ("classic", False)):
         expected = gaussians.render_cameras([cam], backend="torch", rasterize_mode=mode)[0]
         assert torch.allclose(rendered, expected, atol=1e-5) is same, mode
+
+
+def test_a_render_over_another_split_leaves_no_file_of_the_old_one(model, latent_scene, tmp_path):
+    """The dataset and eval stages read every file of nvs/ and train_gt/: a view the earlier render (another
+    split) put there must not stay as a test view (or a reference) of this one; nor a PNG of an older latent."""
+    every4 = tmp_path / "every4"
+    fit_scene(latent_scene, every4, FitConfig(steps=5, split_every=4, **QUICK))
+    out = tmp_path / "R"
+    render_model(every4, out, save_images=True)
+    assert sorted(p.stem for p in (out / "nvs").glob("*.pt")) == ["0000", "0004", "0008", "0012"]
+    render_model(model, out)
+    test = ["0000", "0008"]
+    train = [f"{i:04d}" for i in range(16) if i not in (0, 8)]
+    for folder, stems in (("nvs", test), ("nvs_gt", test), ("train", train), ("train_gt", train)):
+        assert sorted(p.name for p in (out / folder).iterdir()) == [f"{s}.pt" for s in stems], folder

@@ -111,6 +111,7 @@ def render_model(
     counts: dict[str, int] = {}
     look = rasterize_options(info)  # as the fit trained and scored it (antialiased or classic)
     output.mkdir(parents=True, exist_ok=True)
+    written: set[Path] = set()
     for split_name, stems in (("nvs", test), ("train", train)):
         gt_name = RenderLayout.ground_truth_of(split_name)
         if rgb_model:
@@ -122,9 +123,12 @@ def render_model(
         for view in views:
             rendered = gaussians.render_cameras([view.camera], backend=backend, **look)[0].float().cpu()
             for folder, tensor in ((split_name, rendered), (gt_name, view.target.float())):
-                _write(layout.folder(folder), view.stem, tensor, rgb_model, codec, save_images)
+                written.update(_write(layout.folder(folder), view.stem, tensor, rgb_model, codec, save_images))
                 counts[folder] += 1
                 tick()
+    # Files an earlier render left (another split, --save-images): the dataset and eval stages read every file of
+    # these folders, so a view that is now a training view would be scored, or given as a reference, as a test view.
+    _remove_stale(layout, written)
     video = None
     if path_frames:
         video = layout.video
@@ -149,16 +153,30 @@ def render_model(
     return RenderResult(output=output, counts=counts, video=video)
 
 
-def _write(folder: Path, stem: str, tensor: torch.Tensor, rgb_model: bool, codec, save_images: bool) -> None:
+def _write(folder: Path, stem: str, tensor: torch.Tensor, rgb_model: bool, codec, save_images: bool) -> list[Path]:
+    """Write one view's file(s); the paths written."""
     folder.mkdir(parents=True, exist_ok=True)
     if rgb_model:
         save_rgb(folder / f"{stem}.png", tensor.clamp(0, 1).permute(1, 2, 0).numpy())
-        return
+        return [folder / f"{stem}.png"]
     from splatent_latents import save_latent
 
     save_latent(folder / f"{stem}.pt", tensor)
-    if save_images:
-        save_rgb(folder / f"{stem}.png", _decode(codec, tensor))
+    if not save_images:
+        return [folder / f"{stem}.pt"]
+    save_rgb(folder / f"{stem}.png", _decode(codec, tensor))
+    return [folder / f"{stem}.pt", folder / f"{stem}.png"]
+
+
+def _remove_stale(layout: RenderLayout, written: set[Path]) -> None:
+    """Delete the ``.pt`` / ``.png`` files of the render folders that this render did not write."""
+    for name in RENDER_FOLDERS:
+        folder = layout.folder(name)
+        if not folder.is_dir():
+            continue
+        for path in folder.iterdir():
+            if path.suffix in (".pt", ".png") and path.is_file() and path not in written:
+                path.unlink()
 
 
 @torch.no_grad()
