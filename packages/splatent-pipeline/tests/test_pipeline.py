@@ -205,3 +205,26 @@ def test_a_scene_read_from_another_image_folder_goes_through_every_stage(tmp_pat
     assert result.ran == ["extract", "fit", "render", "dataset", "enhance", "eval"] and result.means["render"]["psnr"] > 0
     manifest = json.loads(next((tmp_path / "out" / "renders").glob("*/manifest.json")).read_text())
     assert manifest["image_folder"] == "images_2"
+
+
+def test_new_enhancer_weights_at_the_same_path_run_enhance_and_eval_again(tmp_path, monkeypatch):
+    """The enhance key names the checkpoint by its path: an enhancer trained again into the same folder must not
+    leave the old weights' enhanced views and report looking up to date."""
+    import os
+
+    make_synthetic_scene(tmp_path / "scene", n_views=10, width=64, height=48)
+    visited: list[str] = []
+    _stand_in_stages(monkeypatch, visited)
+    ckpt = tmp_path / "ckpt"
+    (ckpt / "unet").mkdir(parents=True)
+    (ckpt / "config.json").write_text("{}")
+    (ckpt / "unet" / "weights.safetensors").write_bytes(b"old")
+    cfg = PipelineConfig(scene_path=tmp_path / "scene", output_dir=tmp_path / "out", model_splatent_path=str(ckpt))
+    assert run_pipeline(cfg, say=lambda _: None).ran == ["extract", "fit", "render", "dataset", "enhance", "eval"]
+    assert run_pipeline(cfg, say=lambda _: None).ran == []  # unchanged weights: up to date
+    weights = ckpt / "unet" / "weights.safetensors"
+    weights.write_bytes(b"new")  # same size: the modification time tells
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
+    again = run_pipeline(cfg, say=lambda _: None)
+    assert again.ran == ["enhance", "eval"] and again.skipped == ["extract", "fit", "render", "dataset"]
+    assert run_pipeline(cfg, say=lambda _: None).ran == []

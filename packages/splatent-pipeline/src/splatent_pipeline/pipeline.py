@@ -124,6 +124,25 @@ class Stage:
     outputs: Callable[[RunLayout], Path]
     run: Callable[[RunContext], dict[str, Any]]
     applies: Callable[[RunContext], bool] = lambda ctx: True
+    # The files an option only names (the enhancer checkpoint), as a fingerprint: recorded beside the key (which
+    # stays that of earlier folders) and compared with it, so new weights at the same path run the stage again.
+    inputs: Callable[[PipelineConfig], Any] = lambda cfg: None
+
+
+def file_stamp(path: str | Path | None) -> list[list[Any]] | None:
+    """``[name, size, mtime_ns]`` of a file, or of every file under a folder (sorted); ``None`` for no path,
+    a missing one, or a name that is not a path (``tiny``)."""
+    if not path or path == "tiny":
+        return None
+    root = Path(path).expanduser()
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
+    if not files:
+        return None
+    stamps = []
+    for f in files:
+        st = f.stat()
+        stamps.append([f.relative_to(root).as_posix() if f != root else f.name, st.st_size, st.st_mtime_ns])
+    return stamps
 
 
 def _undistort(ctx: RunContext) -> dict[str, Any]:
@@ -214,7 +233,8 @@ STAGE_LIST = (
           lambda p: p.model, _fit),
     Stage("render", lambda c: {"save_images": c.save_images}, lambda p: p.renders, _render),
     Stage("dataset", lambda c: {"top_k": c.top_k, "benchmark": c.benchmark}, lambda p: p.dataset, _dataset),
-    Stage("enhance", lambda c: {"model": c.model_splatent_path}, lambda p: p.enhanced, _enhance),
+    Stage("enhance", lambda c: {"model": c.model_splatent_path}, lambda p: p.enhanced, _enhance,
+          inputs=lambda c: file_stamp(c.model_splatent_path)),
     Stage("eval", lambda c: {"lpips": c.lpips, "title": c.report_title, "notes": list(c.report_notes)},
           lambda p: p.eval / "report.html", _eval),
 )
@@ -269,24 +289,31 @@ class StageRecord:
         if self.path.is_file():
             atomic_write_json(self.path, self.data)
 
-    def done(self, stage: str, key: str) -> bool:
-        return self.data["stages"].get(stage, {}).get("key") == key
+    def done(self, stage: str, key: str, inputs: Any = None) -> bool:
+        """Whether ``stage`` finished with ``key`` and, where both it and this run have them, the same ``inputs``
+        (a record written before inputs were recorded has none: its key alone decides)."""
+        recorded = self.data["stages"].get(stage, {})
+        if recorded.get("key") != key:
+            return False
+        return inputs is None or recorded.get("inputs") is None or recorded["inputs"] == inputs
 
-    def finish(self, stage: str, key: str, seconds: float, info: dict[str, Any]) -> None:
-        self.data["stages"][stage] = {"key": key, "seconds": round(seconds, 3), **info}
+    def finish(self, stage: str, key: str, seconds: float, info: dict[str, Any], inputs: Any = None) -> None:
+        self.data["stages"][stage] = {"key": key, "seconds": round(seconds, 3), **info,
+                                      **({"inputs": inputs} if inputs is not None else {})}
         atomic_write_json(self.path, self.data)
 
     def run(self, stage: str, key: str, run: Callable[[], dict[str, Any] | None], outputs: Path,
-            say: Say) -> float | None:
-        """Run ``stage`` unless it finished with ``key`` and ``outputs`` exist; its seconds, ``None`` if skipped."""
-        if self.done(stage, key) and outputs.exists():
+            say: Say, inputs: Any = None) -> float | None:
+        """Run ``stage`` unless it finished with ``key`` (and ``inputs``) and ``outputs`` exist; its seconds,
+        ``None`` if skipped."""
+        if self.done(stage, key, inputs) and outputs.exists():
             say(f"[{stage}] up to date, skipped")
             return None
         say(f"[{stage}] running")
         t0 = time.perf_counter()
         info = run() or {}
         seconds = time.perf_counter() - t0
-        self.finish(stage, key, seconds, info)
+        self.finish(stage, key, seconds, info, inputs)
         say(f"[{stage}] done in {seconds:.1f} s")
         return seconds
 
@@ -335,8 +362,11 @@ class PipelineRun:
                          f"--dataset_path DATASET.json --output_dir CKPT")
                 return result
             self.previous = stage_key(stage.options(cfg), self.previous)
+            inputs = stage.inputs(cfg)
             seconds = self.record.run(stage.name, self.previous, lambda: stage.run(ctx), stage.outputs(ctx.paths),
-                                      self.say)
+                                      self.say, inputs)
+            if inputs is not None:  # the stages after it read what it made of them (eval scores the new weights)
+                self.previous = stage_key({"inputs": inputs}, self.previous)
             if seconds is None:
                 result.skipped.append(stage.name)
             else:
