@@ -94,3 +94,17 @@ def test_a_render_over_another_split_leaves_no_file_of_the_old_one(model, latent
     train = [f"{i:04d}" for i in range(16) if i not in (0, 8)]
     for folder, stems in (("nvs", test), ("nvs_gt", test), ("train", train), ("train_gt", train)):
         assert sorted(p.name for p in (out / folder).iterdir()) == [f"{s}.pt" for s in stems], folder
+
+
+def test_a_path_video_of_odd_sized_frames_holds_every_frame(latent_scene, tmp_path):
+    """An RGB model's frames have its photos' size (times rgb_scale), which may be odd (Mip-NeRF 360's images_4:
+    1237 wide); H.264 takes even sides only and ffmpeg wrote an empty path.mp4 without an error."""
+    imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg", reason="the video path needs imageio-ffmpeg")
+    fit = tmp_path / "rgb"
+    fit_scene(latent_scene, fit, FitConfig(steps=3, target="rgb", rgb_scale=0.1, backend="torch", device="cpu",
+                                           **{**QUICK, "sh_degree": 0}))
+    result = render_model(fit, tmp_path / "R", path_frames=4, fps=2, backend="torch", device="cpu")
+    reader = imageio_ffmpeg.read_frames(str(result.video))
+    meta = next(reader)
+    assert meta["size"] == (26, 18)  # 26 x 19 frames, their last row left out
+    assert sum(1 for _ in reader) == 4

@@ -211,6 +211,8 @@ def _render_path(gaussians, cameras, info, latents_dir, frames, fps, video, code
         for cam in path:
             rendered = gaussians.render_cameras([cam], backend=backend, **look)[0].float()
             frame = (rendered.clamp(0, 1).permute(1, 2, 0).cpu().numpy() if rgb_model else _decode(codec, rendered))
+            # H.264 in yuv420p needs even sides: ffmpeg refuses an odd one and leaves an empty file, without error
+            frame = frame[: frame.shape[0] // 2 * 2, : frame.shape[1] // 2 * 2]
             writer.append_data((frame * 255 + 0.5).astype(np.uint8))
             tick()
     finally:
