@@ -130,3 +130,31 @@ def test_a_latent_export_keeps_the_models_metadata(tmp_path):
     save_ply(model, tmp_path / "model.ply", metadata=meta)
     export_ply(tmp_path / "model.ply", tmp_path / "out.ply", format="latent", device="cpu")
     assert load_ply(tmp_path / "out.ply")[1] == meta
+
+
+def test_a_nerfstudio_splat_exported_in_the_original_frame_leaves_nerfstudios_world(latent_scene, scene_gaussians,
+                                                                                      tmp_path):
+    """splat.ply's Gaussians live in nerfstudio's normalised world (dataparser_transforms.json, scaled): the original
+    frame undoes that map and then applied_transform; it undid applied_transform alone."""
+    scale = 0.37
+    moved = rigidly_moved(scene_gaussians, TURN)
+    with torch.no_grad():
+        moved.params["means"] *= scale
+        moved.params["scales"] += float(np.log(scale))
+    run = tmp_path / "outputs" / "splatfacto"
+    (run / "export").mkdir(parents=True)
+    save_inria_ply(moved, run / "export" / "splat.ply")
+    (run / "dataparser_transforms.json").write_text(json.dumps({"transform": TURN[:3].tolist(), "scale": scale}))
+    scene = tmp_path / "scene"
+    shutil.copytree(latent_scene, scene)
+    data = json.loads((scene / "transforms.json").read_text())
+    applied = np.eye(4)
+    applied[:3, :3] = Rotation.from_euler("z", 0.6).as_matrix()
+    applied[:3, 3] = [1.0, 0.5, -0.25]
+    data["applied_transform"] = applied[:3].tolist()
+    (scene / "transforms.json").write_text(json.dumps(data))
+    export_ply(run / "export" / "splat.ply", tmp_path / "original.ply", frame="original", scene=scene, device="cpu")
+    original, _ = load_ply(tmp_path / "original.ply")
+    back = original.params["means"].detach().double().numpy() @ applied[:3, :3].T + applied[:3, 3]
+    assert np.allclose(back, scene_gaussians.params["means"].detach().double().numpy(), atol=1e-4)
+    assert torch.allclose(original.params["scales"], scene_gaussians.params["scales"], atol=1e-5)

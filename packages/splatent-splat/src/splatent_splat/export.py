@@ -9,7 +9,8 @@
 The model may also be any 3DGS model (:func:`~splatent_splat.sources.open_model`: INRIA's output folder,
 nerfstudio's ``splat.ply``), written as INRIA's layout (``f_rest`` padded to degree 3). ``frame="original"``
 moves the Gaussians back into the original capture's world when the scene records nerfstudio's
-``applied_transform`` (:func:`~splatent_splat.transform.rigidly_moved`), so they line up with its COLMAP model.
+``applied_transform`` (:func:`~splatent_splat.transform.rigidly_moved`; a ``splat.ply`` first out of nerfstudio's
+normalised world, its ``dataparser_transforms.json`` undone), so they line up with its COLMAP model.
 """
 
 from __future__ import annotations
@@ -57,7 +58,10 @@ def export_ply(model_dir: str | Path, output: str | Path, format: str = "inria",
         if applied is None:
             raise SplatentError(f"the scene of {model_dir} records no applied_transform: its world is the original "
                                 f"one; drop --frame original")
-        gaussians = rigidly_moved(gaussians, np.linalg.inv(np.asarray(applied, dtype=np.float64)))
+        to_scene = np.eye(4)
+        if source.world_to_model is not None:  # nerfstudio's splat.ply lives in its normalised (scaled) world
+            gaussians, to_scene = _out_of_model_world(gaussians, source.world_to_model)
+        gaussians = rigidly_moved(gaussians, np.linalg.inv(np.asarray(applied, dtype=np.float64)) @ to_scene)
     output.parent.mkdir(parents=True, exist_ok=True)
     if format == "latent":
         if gaussians.feature_kind != "latent":
@@ -76,3 +80,21 @@ def export_ply(model_dir: str | Path, output: str | Path, format: str = "inria",
     save_inria_ply(gaussians, output, colours)
     return output
 
+
+def _out_of_model_world(gaussians, world_to_model: np.ndarray):
+    """``world_to_model`` (a rotation and translation, then a uniform scale: nerfstudio's dataparser transform)
+    split: ``(gaussians with the scale undone, the rigid map from there to the scene's world)``."""
+    import torch
+
+    from .gaussians import FeatureGaussians
+
+    scale = float(np.cbrt(np.linalg.det(world_to_model[:3, :3])))
+    rigid = np.diag([1 / scale, 1 / scale, 1 / scale, 1.0]) @ world_to_model
+    p = {k: v.detach().clone() for k, v in gaussians.params.items()}
+    with torch.no_grad():
+        p["means"] = p["means"] / scale
+        p["scales"] = p["scales"] - float(np.log(scale))  # log scales
+    unscaled = FeatureGaussians(p, feature_kind=gaussians.feature_kind, sh_degree=gaussians.sh_degree,
+                                rgb_sh_degree=gaussians.rgb_sh_degree, feature_mean=gaussians.feature_mean,
+                                feature_scale=gaussians.feature_scale)
+    return unscaled, np.linalg.inv(rigid)
