@@ -65,3 +65,20 @@ def test_enhanced_views_covering_part_of_the_test_views_are_said_to(degraded, tm
     ev = evaluate_results(renders, tmp_path / "eval", enhanced=enhanced, lpips=False, device="cpu")
     assert ev.views == 2 and "enhanced" in ev.means
     assert "Enhanced views: 1 of the 2 test views" in ev.report.read_text()
+
+
+def test_a_result_folder_with_the_renders_of_two_scenes_scores_the_one_its_run_read(degraded, tmp_path):
+    """A run over another scene into the same folder leaves the first scene's renders/<scene>/ beside the new one's:
+    eval of the folder scored whichever sorted first, against the other scene's enhanced views."""
+    import shutil
+
+    root, renders, _ = degraded
+    folder = tmp_path / "run"
+    shutil.copytree(renders, folder / "renders" / renders.name)
+    shutil.copytree(renders, folder / "renders" / "aaa_earlier_scene")
+    with pytest.raises(SplatentError, match="holds the renders of 2 scenes"):
+        evaluate_folder(folder, lpips=False, device="cpu")
+    (folder / "pipeline.json").write_text(json.dumps({"config": {"scene_path": f"/data/{renders.name}"}, "stages": {}}))
+    evaluate_folder(folder, lpips=False, device="cpu")
+    metrics = json.loads((folder / "eval" / "metrics.json").read_text())
+    assert metrics["renders"] == str((folder / "renders" / renders.name).resolve())

@@ -203,11 +203,31 @@ def evaluate_folder(
         found = [p for p in sorted(RunLayout(result_dir, "").renders_root.glob("*")) if RenderLayout(p).nvs.is_dir()]
         if not found:
             raise SplatentError(f"{result_dir} holds neither nvs/ nor renders/<scene>/nvs/; pass a render or pipeline folder")
-        renders = found[0]
+        renders = _scene_renders(result_dir, found)
     run = RunLayout(result_dir, renders.name)
     enhanced = enhanced or (run.enhanced if any(run.enhanced.glob("*.pt")) else None)  # an empty one: no enhancer ran
     dataset = dataset or (run.dataset if run.dataset.is_file() else None)
     return evaluate_results(renders, output or run.eval, enhanced=enhanced, dataset=dataset, **options)
+
+
+def _scene_renders(result_dir: Path, found: list[Path]) -> Path:
+    """The render folder of the scene ``pipeline.json`` says the folder's last run read (a run over another scene
+    leaves the first one's renders beside it); the only one found, else one clear error."""
+    record = result_dir / "pipeline.json"
+    try:
+        scene_path = (json.loads(record.read_text()).get("config") or {}).get("scene_path") if record.is_file() else None
+    except (json.JSONDecodeError, AttributeError):
+        scene_path = None
+    if scene_path:
+        name = Path(scene_path).expanduser().resolve().name
+        for renders in found:
+            if renders.name == name:
+                return renders
+    if len(found) > 1:
+        raise SplatentError(
+            f"{RunLayout(result_dir, '').renders_root} holds the renders of {len(found)} scenes "
+            f"({', '.join(p.name for p in found)}); pass one of them, with --enhanced and --dataset where they belong to it")
+    return found[0]
 
 
 def _png_bytes(image: Image.Image) -> bytes:
