@@ -83,6 +83,18 @@ def test_resuming_a_finished_fit_keeps_its_history_and_a_real_rate(latent_scene,
     assert [h["step"] for h in recorded["history"]] == [0, 10, 20]
 
 
+def test_resuming_a_fit_whose_checkpoints_were_deleted_is_refused(latent_scene, tmp_path):
+    """With no checkpoint, --resume started again from step 0 and replaced the finished model."""
+    cfg = FitConfig(steps=5, **QUICK)
+    fit_scene(latent_scene, tmp_path / "fit", cfg)
+    shutil.rmtree(tmp_path / "fit" / "checkpoints")
+    before = (tmp_path / "fit" / "gaussians.ply").read_bytes()
+    with pytest.raises(SplatentError, match="no checkpoint to resume it from.*--overwrite"):
+        fit_scene(latent_scene, tmp_path / "fit", dataclasses.replace(cfg, steps=10), resume=True)
+    assert (tmp_path / "fit" / "gaussians.ply").read_bytes() == before
+    assert fit_scene(latent_scene, tmp_path / "empty", cfg, resume=True).resumed_from is None  # nothing to lose
+
+
 def test_joint_rgb_supervision_trains_an_rgb_head(latent_scene, tmp_path):
     cfg = FitConfig(steps=80, rgb_weight=1.0, rgb_sh_degree=0, eval_every=80, rgb_scale=0.5,
                     **{k: v for k, v in QUICK.items() if k != "eval_every"})
