@@ -130,3 +130,17 @@ def test_scenes_split_across_two_processes_under_accelerate_launch(tmp_path):
     spec = read_dataset_json(tmp_path / "out" / "data" / "dataset.json")
     assert {e.feature.parts[-3] for e in spec.split("test")} == {"d"}
     assert {e.feature.parts[-3] for e in spec.split("train")} == {"a", "b", "c"}
+
+
+def test_holdout_pairs_of_scenes_read_from_another_image_folder(tmp_path):
+    """--images images_2 with --pairs holdout: the fold fits loaded the scene from images/ (and then looked for
+    images_2/ inside the fold scenes), so every training scene failed."""
+    torch.set_num_threads(1)
+    for i, name in enumerate(("a", "c")):
+        make_synthetic_scene(tmp_path / "scenes" / name, n_views=12, width=64, height=48, seed=i)
+        (tmp_path / "scenes" / name / "images").rename(tmp_path / "scenes" / name / "images_2")
+    result = run_batch(_config(tmp_path, pairs="holdout", folds=2, images="images_2"), say=lambda _: None)
+    assert [(r.name, r.status, r.error) for r in result.scenes] == [("a", "done", None), ("c", "done", None)]
+    entries = read_dataset_json(result.dataset).entries
+    assert {e.split for e in entries} == {"train", "test"}
+    assert all("_holdout_" in e.id for e in entries if e.split == "train")

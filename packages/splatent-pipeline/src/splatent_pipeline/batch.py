@@ -37,7 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from splatent_data import (
-    PROTOCOLS, SceneError, SplatentError, atomic_write_bytes, atomic_write_json, build_dataset, read_dataset_json,
+    PROTOCOLS, SceneError, SplatentError, atomic_write_bytes, atomic_write_json, build_dataset, load_scene,
+    read_dataset_json,
     render_protocol, split_scene_names, write_dataset_json,
 )
 
@@ -181,7 +182,9 @@ def _holdout(cfg: BatchConfig, run: PipelineRun, say: Say) -> None:
         return
     fit = FitConfig.from_flat(steps=cfg.steps, backend=cfg.backend, device=ctx.config.device,
                               images=ctx.images, **ctx.config.fit_options)
-    holdout_pairs(ctx.working_scene, ctx.paths.latents.resolve(), work, cfg.folds, fit, top_k=cfg.top_k,
+    # the scene as its run read it: from --images (holdout_pairs would load a path from the default images/)
+    scene = load_scene(ctx.working_scene, images=ctx.images)
+    holdout_pairs(scene, ctx.paths.latents.resolve(), work, cfg.folds, fit, top_k=cfg.top_k,
                   say=lambda line: say(f"{ctx.paths.scene_name}: {line}"))
     atomic_write_bytes(stamp, key.encode())
 

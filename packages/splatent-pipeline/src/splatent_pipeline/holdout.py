@@ -82,8 +82,9 @@ class Holdout:
         points = self.points(fold, cams) if self.points is not None else self.scene.points
         write_transforms(cams, root / "transforms_train.json", points=points)
         write_transforms([self.scene.camera(s) for s in held], root / "transforms_test.json")
-        # a fold scene carries its own train/test files: its fit must use them, not re-apply the protocol
-        fcfg = dataclasses.replace(self.fit_config, latents=str(self.latents), split_mode="llff")
+        # a fold scene carries its own train/test files: its fit must use them, not re-apply the protocol; they name
+        # the image files the scene was read with (its --images folder), so no image folder is looked up again
+        fcfg = dataclasses.replace(self.fit_config, latents=str(self.latents), split_mode="llff", images=None)
         r = fit_scene(root, self.model(fold), fcfg, overwrite=True)
         return {"held_out": held, "gaussians": r.num_gaussians, "psnr": r.test.get("psnr")}
 
