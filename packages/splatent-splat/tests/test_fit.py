@@ -83,6 +83,14 @@ def test_resuming_a_finished_fit_keeps_its_history_and_a_real_rate(latent_scene,
     assert [h["step"] for h in recorded["history"]] == [0, 10, 20]
 
 
+def test_split_every_with_another_protocol_is_refused_not_ignored():
+    """dense and sparse choose their own test views: --split-every 4 with them changed nothing, without a word."""
+    with pytest.raises(SplatentError, match="--split-every 4 picks the llff protocol's test views; the sparse"):
+        FitConfig(split_mode="sparse", split_every=4).resolved()
+    assert FitConfig(split_mode="sparse").resolved().split_every == 8
+    assert FitConfig(split_every=4).resolved().split_every == 4
+
+
 def test_resuming_a_fit_whose_checkpoints_were_deleted_is_refused(latent_scene, tmp_path):
     """With no checkpoint, --resume started again from step 0 and replaced the finished model."""
     cfg = FitConfig(steps=5, **QUICK)

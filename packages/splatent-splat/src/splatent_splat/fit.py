@@ -143,6 +143,9 @@ class FitConfig:
             raise SplatentError("SH degrees must be 0..3")
         if self.target == "rgb" and self.rgb_weight > 0:
             raise SplatentError("--rgb-weight adds an RGB head to a latent fit; it has no meaning with --target rgb")
+        if self.split_mode != "llff" and self.split_every != 8:
+            raise SplatentError(f"--split-every {self.split_every} picks the llff protocol's test views; the "
+                                f"{self.split_mode} protocol chooses its own: drop --split-every or use --protocol llff")
         return dataclasses.replace(
             self, sh_degree=sh, strategy=self.strategy.resolved(self.steps),
             ssim_weight=self.ssim_weight if self.ssim_weight is not None else (0.0 if self.target == "latent" else 0.2),
