@@ -108,3 +108,14 @@ def test_a_path_video_of_odd_sized_frames_holds_every_frame(latent_scene, tmp_pa
     meta = next(reader)
     assert meta["size"] == (26, 18)  # 26 x 19 frames, their last row left out
     assert sum(1 for _ in reader) == 4
+
+
+def test_a_latent_ply_without_its_fit_folder_is_refused_not_drawn_as_rgb(model, latent_scene, tmp_path):
+    """`export-ply --format latent` writes a PLY + sidecar without fit.json: render read it as an RGB model and wrote
+    its latent channels, clamped, as the pixels of 4-channel PNGs."""
+    from splatent_splat import export_ply
+
+    export_ply(model, tmp_path / "exp" / "latent.ply", format="latent", device="cpu")
+    with pytest.raises(SplatentError, match="holds latent Gaussians .* render the `splatent fit` folder"):
+        render_model(tmp_path / "exp" / "latent.ply", tmp_path / "R", scene=latent_scene, backend="torch", device="cpu")
+    assert not (tmp_path / "R" / "nvs").exists()

@@ -4,7 +4,7 @@
   loadable by its ``load_ply`` and by fixed-row viewers; a latent model's colours are its DC latents decoded by
   the codec it was fitted on (:func:`~splatent_splat.ply.decoded_colours`), without view dependence.
 * ``latent``: the model's own file (the 3DGS properties, a false-colour ``f_dc`` preview and every latent channel
-  as ``latent_dc_*`` / ``latent_rest_*``, with its JSON sidecar): what ``splatent render`` reads.
+  as ``latent_dc_*`` / ``latent_rest_*``, with its JSON sidecar): what ``splatent render`` reads in a fit folder.
 
 The model may also be any 3DGS model (:func:`~splatent_splat.sources.open_model`: INRIA's output folder,
 nerfstudio's ``splat.ply``), written as INRIA's layout (``f_rest`` padded to degree 3). ``frame="original"``

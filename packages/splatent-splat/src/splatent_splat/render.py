@@ -84,6 +84,10 @@ def render_model(
     dev = resolve_device(device)
     backend = resolve_backend(backend, dev)
     gaussians, _ = load_ply(source.ply, device=dev)
+    if not source.fitted and gaussians.feature_kind == "latent":
+        # without fit.json it would be drawn as an RGB model: its latent channels written as the pixels of PNGs
+        raise SplatentError(f"{source.ply} holds latent Gaussians (an `export-ply --format latent` file) but no fit.json "
+                            f"says their split, latents and codec; render the `splatent fit` folder it came from")
     scene_path = Path(info["scene"])
     scn = source.load_scene()
     train, test = list(info["split"]["train"]), list(info["split"]["test"])
