@@ -82,3 +82,18 @@ def test_a_result_folder_with_the_renders_of_two_scenes_scores_the_one_its_run_r
     evaluate_folder(folder, lpips=False, device="cpu")
     metrics = json.loads((folder / "eval" / "metrics.json").read_text())
     assert metrics["renders"] == str((folder / "renders" / renders.name).resolve())
+
+
+def test_a_test_view_whose_photo_is_gone_is_one_clear_error(degraded, tmp_path):
+    """The scene drops a view whose photo is missing: eval failed with a bare KeyError on the view's camera."""
+    import shutil
+
+    _, renders, _ = degraded
+    info = json.loads((renders / "manifest.json").read_text())
+    scene = tmp_path / "scene"
+    shutil.copytree(info["scene"], scene)
+    next((scene / "images").glob("0008.*")).unlink()
+    shutil.copytree(renders, tmp_path / "renders")
+    (tmp_path / "renders" / "manifest.json").write_text(json.dumps({**info, "scene": str(scene)}))
+    with pytest.raises(SplatentError, match="has no photo of the rendered test view 0008 \\(1 of 2"):
+        evaluate_results(tmp_path / "renders", tmp_path / "eval", lpips=False, device="cpu")

@@ -106,6 +106,10 @@ def evaluate_results(
     stems = layout.stems("nvs")
     if not stems:
         raise SplatentError(f"{layout.nvs} holds no rendered test views")
+    unseen = [stem for stem in stems if stem not in scene.stems]
+    if unseen:  # its photo is gone (or the scene is another one): nothing to score the render against
+        raise SplatentError(f"{scene.root} has no photo of the rendered test view {unseen[0]} ({len(unseen)} of "
+                            f"{len(stems)} in {layout.nvs}); restore it, or evaluate the renders of this scene")
     refs: dict[str, list[Path]] = {}
     if dataset is not None and Path(dataset).is_file():
         for e in read_dataset_json(dataset, check_files=False).entries:
