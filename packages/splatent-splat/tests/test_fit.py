@@ -91,6 +91,22 @@ def test_split_every_with_another_protocol_is_refused_not_ignored():
     assert FitConfig(split_every=4).resolved().split_every == 4
 
 
+def test_resuming_against_other_latents_or_photos_is_refused(latent_scene, tmp_path):
+    """A resume read whatever --latents / --images it was given and went on fitting the checkpoint to them."""
+    scene = tmp_path / "scene"
+    shutil.copytree(latent_scene, scene)
+    shutil.copytree(scene / "features_sd_turbo", scene / "features_other")
+    cfg = FitConfig(steps=5, **QUICK)
+    fit_scene(scene, tmp_path / "fit", cfg)
+    more = dataclasses.replace(cfg, steps=8)
+    with pytest.raises(SplatentError, match="fitted with latents=.*features_sd_turbo.*features_other"):
+        fit_scene(scene, tmp_path / "fit", dataclasses.replace(more, latents="features_other"), resume=True)
+    with pytest.raises(SplatentError, match="fitted with images=None, not 'images'"):
+        fit_scene(scene, tmp_path / "fit", dataclasses.replace(more, images="images"), resume=True)
+    spelled = dataclasses.replace(more, latents=str(scene / "features_sd_turbo"))  # the same folder, another spelling
+    assert fit_scene(scene, tmp_path / "fit", spelled, resume=True).resumed_from == 5
+
+
 def test_resuming_a_fit_whose_checkpoints_were_deleted_is_refused(latent_scene, tmp_path):
     """With no checkpoint, --resume started again from step 0 and replaced the finished model."""
     cfg = FitConfig(steps=5, **QUICK)

@@ -382,7 +382,7 @@ def _fit_scene(scene: str | Path | Scene, output: str | Path, cfg: FitConfig, re
     checkpoints = list_checkpoints(output) if resume else []
     if checkpoints:
         gaussians, optimizers, start, history, losses, prior_seconds = _restore(
-            checkpoints[-1][1], cfg, rates, densifier, sampler, device)
+            checkpoints[-1][1], cfg, rates, densifier, sampler, device, scene, targets)
         resumed_from = start
         logger.info("resuming %s from step %d", output, start)
     else:
@@ -504,14 +504,18 @@ def _fused(cfg: FitConfig, device: torch.device) -> bool:
 
 
 def _restore(path: Path, cfg: FitConfig, rates: LearningRates, densifier: Densifier, sampler: ViewSampler,
-             device: torch.device):
+             device: torch.device, scene: Scene, targets: _Targets):
     """Everything a checkpoint holds, back in place: ``(gaussians, optimizers, step, history, losses, seconds)``."""
     state = load_checkpoint(path)
     saved = dict(state["fit_config"])
     if isinstance(saved.get("strategy"), dict):  # nested since splatent-splat 0.4; a name before
         saved["strategy"] = saved["strategy"].get("name")
     current = {**dataclasses.asdict(cfg), "strategy": cfg.strategy.name}
-    for key in ("target", "sh_degree", "rgb_weight", "strategy", "split_mode", "split_every"):
+    # the targets too: the same latents folder (however it is spelled) and image folder
+    if targets.latents_dir is not None:
+        saved["latents"] = str(resolve_latents_dir(scene, saved.get("latents")).resolve())
+        current["latents"] = str(targets.latents_dir.resolve())
+    for key in ("target", "sh_degree", "rgb_weight", "strategy", "split_mode", "split_every", "images", "latents"):
         if saved.get(key) != current[key]:
             raise SplatentError(
                 f"{path} was fitted with {key}={saved.get(key)!r}, not {current[key]!r}; "
