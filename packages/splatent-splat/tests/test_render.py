@@ -119,3 +119,23 @@ def test_a_latent_ply_without_its_fit_folder_is_refused_not_drawn_as_rgb(model, 
     with pytest.raises(SplatentError, match="holds latent Gaussians .* render the `splatent fit` folder"):
         render_model(tmp_path / "exp" / "latent.ply", tmp_path / "R", scene=latent_scene, backend="torch", device="cpu")
     assert not (tmp_path / "R" / "nvs").exists()
+
+
+def test_a_path_video_that_fails_midway_leaves_no_file_behind(model, tmp_path, monkeypatch):
+    """The half-written hidden .path.mp4.tmp.mp4 stayed in the render folder."""
+    pytest.importorskip("imageio_ffmpeg", reason="the video path needs imageio-ffmpeg")
+    import splatent_splat.render as render
+
+    decode, calls = render._decode, []
+
+    def failing(codec, latent):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("out of memory")
+        return decode(codec, latent)
+
+    monkeypatch.setattr(render, "_decode", failing)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        render_model(model, tmp_path / "R", path_frames=6)
+    assert len(calls) == 3
+    assert sorted(p.name for p in (tmp_path / "R").iterdir() if p.is_file()) == []

@@ -219,6 +219,9 @@ def _render_path(gaussians, cameras, info, latents_dir, frames, fps, video, code
             frame = frame[: frame.shape[0] // 2 * 2, : frame.shape[1] // 2 * 2]
             writer.append_data((frame * 255 + 0.5).astype(np.uint8))
             tick()
-    finally:
+    except BaseException:
         writer.close()
+        tmp.unlink(missing_ok=True)  # a failed or interrupted video leaves no half-written file behind
+        raise
+    writer.close()
     tmp.replace(video)
