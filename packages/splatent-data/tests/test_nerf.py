@@ -197,7 +197,7 @@ def test_blender_synthetic_layout_names_frames_after_their_split(tmp_path):
     assert (load_rgb(scene.camera("test_r_0").image_path) == 255).all()
 
 
-def test_nerfstudio_filename_split_is_read_written_and_kept_by_a_working_copy(tmp_path, make_ring):
+def test_nerfstudio_filename_split_is_read_written_and_kept_by_a_working_copy(tmp_path, make_ring, caplog):
     from splatent_data import split_scene, undistort_scene
 
     cams = make_ring(tmp_path, n=4)
@@ -206,6 +206,9 @@ def test_nerfstudio_filename_split_is_read_written_and_kept_by_a_working_copy(tm
     assert meta["test_filenames"] == [os.path.relpath(cams[3].image_path, tmp_path)]
     scene = load_scene(tmp_path)
     assert split_scene(scene).test == ("0003",) and not scene.needs_working_copy
+    with caplog.at_level(logging.WARNING, logger="splatent"):  # its own list wins over --split-every, said aloud
+        assert split_scene(scene, every=2).test == ("0003",)
+    assert "names its own test views" in caplog.text and "--split-every is ignored" in caplog.text
     copy = undistort_scene(scene, tmp_path / "copy")
     assert split_scene(copy).test == ("0003",)
     meta["test_filenames"] = "images/0003.png"

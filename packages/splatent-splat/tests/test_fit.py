@@ -89,6 +89,27 @@ def test_split_every_with_another_protocol_is_refused_not_ignored():
         FitConfig(split_mode="sparse", split_every=4).resolved()
     assert FitConfig(split_mode="sparse").resolved().split_every == 8
     assert FitConfig(split_every=4).resolved().split_every == 4
+    with pytest.raises(SplatentError, match="the split file chooses its own"):
+        FitConfig(split_file="split.json", split_every=4).resolved()
+
+
+def test_a_split_file_names_the_test_views_and_a_resume_keeps_it(latent_scene, tmp_path):
+    """split mode 'file' pointed at a --split-file option fit did not have: no fit could use a split of its own."""
+    with pytest.raises(SplatentError, match="needs the split file: pass --split-file"):
+        FitConfig(split_mode="file").resolved()
+    with pytest.raises(SplatentError, match="--split-file names the test views and --protocol sparse"):
+        FitConfig(split_mode="sparse", split_file="s.json").resolved()
+    stems = sorted(p.stem for p in (latent_scene / "images").iterdir())
+    split_file = tmp_path / "split.json"
+    split_file.write_text(json.dumps({"test": [f"{stems[1]}.png", stems[5]]}))  # names with or without extensions
+    cfg = FitConfig(steps=4, split_file=str(split_file), **{**QUICK, "checkpoint_every": 2})
+    fit_scene(latent_scene, tmp_path / "m", cfg)
+    split = json.loads((tmp_path / "m" / "fit.json").read_text())["split"]
+    assert split["mode"] == "file" and split["test"] == [stems[1], stems[5]] and len(split["train"]) == len(stems) - 2
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"test": [stems[2]]}))
+    with pytest.raises(SplatentError, match="split_file="):
+        fit_scene(latent_scene, tmp_path / "m", dataclasses.replace(cfg, steps=6, split_file=str(other)), resume=True)
 
 
 def test_resuming_against_other_latents_or_photos_is_refused(latent_scene, tmp_path):

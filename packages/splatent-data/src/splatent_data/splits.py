@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import random
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ import numpy as np
 
 from .errors import SceneError
 from .scene import Scene
+
+logger = logging.getLogger("splatent")
 
 #: Input views of the paper's view protocols.
 PROTOCOL_VIEWS = {"dense": 30, "sparse": 5}
@@ -128,6 +131,9 @@ def split_scene(scene: Scene, mode: str = "llff", every: int = 8, split_file: Pa
     if mode != "llff":
         raise SceneError(f"unknown split mode {mode!r}; use one of {', '.join(SPLIT_MODES)}")
     if scene.split_hint and scene.split_hint.get("test"):
+        if every != 8:  # the default: anything else was asked for, and the scene's own test list wins
+            logger.warning("%s names its own test views, so every %d-th view is not one: --split-every is ignored "
+                           "(pass --split-file to choose the views)", scene.source, every)
         test = {Path(n).stem for n in scene.split_hint["test"]} & set(stems)
         return Split(train=tuple(sorted(set(stems) - test)), test=tuple(sorted(test)))
     return llff_split(stems, every)

@@ -97,6 +97,7 @@ class FitConfig:
     init_scale: float | None = None  # 1.0, or 0.1 for MCMC
     split_mode: str = "llff"
     split_every: int = 8
+    split_file: str | None = None  # JSON {"train": [...], "test": [...]}: the views, named; split_mode "file"
     eval_every: int = 1000
     checkpoint_every: int = 2000
     keep_checkpoints: int = 2
@@ -143,11 +144,19 @@ class FitConfig:
             raise SplatentError("SH degrees must be 0..3")
         if self.target == "rgb" and self.rgb_weight > 0:
             raise SplatentError("--rgb-weight adds an RGB head to a latent fit; it has no meaning with --target rgb")
-        if self.split_mode != "llff" and self.split_every != 8:
-            raise SplatentError(f"--split-every {self.split_every} picks the llff protocol's test views; the "
-                                f"{self.split_mode} protocol chooses its own: drop --split-every or use --protocol llff")
+        if self.split_file is not None and self.split_mode not in ("llff", "file"):
+            raise SplatentError(f"--split-file names the test views and --protocol {self.split_mode} chooses its own; "
+                                "pass one of them")
+        if self.split_mode == "file" and self.split_file is None:
+            raise SplatentError("split mode 'file' needs the split file: pass --split-file SPLIT.json")
+        chooser = ("the split file" if self.split_file is not None or self.split_mode == "file"
+                   else f"the {self.split_mode} protocol" if self.split_mode != "llff" else None)
+        if chooser is not None and self.split_every != 8:
+            raise SplatentError(f"--split-every {self.split_every} picks the llff protocol's test views; "
+                                f"{chooser} chooses its own: drop --split-every")
         return dataclasses.replace(
             self, sh_degree=sh, strategy=self.strategy.resolved(self.steps),
+            split_mode="file" if self.split_file is not None else self.split_mode,
             ssim_weight=self.ssim_weight if self.ssim_weight is not None else (0.0 if self.target == "latent" else 0.2),
             init_opacity=self.init_opacity if self.init_opacity is not None else (0.5 if mcmc else 0.1),
             init_scale=self.init_scale if self.init_scale is not None else (0.1 if mcmc else 1.0),
@@ -367,7 +376,8 @@ def _fit_scene(scene: str | Path | Scene, output: str | Path, cfg: FitConfig, re
     _check_output(output, resume, overwrite)
     device = resolve_device(cfg.device)
     backend = resolve_backend(cfg.backend, device)
-    split = split_scene(scene, mode=cfg.split_mode, every=cfg.split_every)
+    split = split_scene(scene, mode=cfg.split_mode, every=cfg.split_every,
+                        split_file=Path(cfg.split_file).expanduser() if cfg.split_file is not None else None)
     if not split.train:
         raise SplatentError(f"the {cfg.split_mode} split of {scene.root} has no training views")
     torch.manual_seed(cfg.seed)
@@ -515,7 +525,12 @@ def _restore(path: Path, cfg: FitConfig, rates: LearningRates, densifier: Densif
     if targets.latents_dir is not None:
         saved["latents"] = str(resolve_latents_dir(scene, saved.get("latents")).resolve())
         current["latents"] = str(targets.latents_dir.resolve())
-    for key in ("target", "sh_degree", "rgb_weight", "strategy", "split_mode", "split_every", "images", "latents"):
+    # options recorded since a later version are compared only where the checkpoint has them
+    later = ("split_file", "antialiased", "rgb_sh_degree", "rgb_scale")
+    for key in ("target", "sh_degree", "rgb_weight", "strategy", "split_mode", "split_every", "images", "latents",
+                *later):
+        if key in later and key not in saved:
+            continue
         if saved.get(key) != current[key]:
             raise SplatentError(
                 f"{path} was fitted with {key}={saved.get(key)!r}, not {current[key]!r}; "
@@ -580,7 +595,8 @@ def _manifest(scene, split, cfg, targets, gaussians, result, backend, device) ->
         "latents": (targets.codec or {}).get("latents"),
         "codec": (targets.codec or {}).get("codec"),
         "codec_config": (targets.codec or {}).get("codec_config"),
-        "split": {"mode": cfg.split_mode, "every": cfg.split_every, "train": list(split.train), "test": list(split.test)},
+        "split": {"mode": cfg.split_mode, "every": cfg.split_every, "file": cfg.split_file,
+                  "train": list(split.train), "test": list(split.test)},
         # training views whose mask left pixels out of the loss; the scene's world relative to its original capture's
         "masked_views": sum(v.mask is not None for v in targets.train),
         "applied_transform": None if scene.applied_transform is None else scene.applied_transform.tolist(),

@@ -9,7 +9,7 @@ import typer
 from ..errors import fail, guarded
 from ..options import config_options
 
-RENAMES = {"protocol": "split_mode"}  # FitConfig.split_mode also takes file and benchmark (API only)
+RENAMES = {"protocol": "split_mode"}  # FitConfig.split_mode also takes benchmark (API only); --split-file sets file
 
 
 @guarded("fit")
@@ -32,6 +32,7 @@ def fit(
     init_points: int = typer.Option(100_000, "--init-points", "--init_points", min=1, help="Random points when the scene has none."),
     protocol: str = typer.Option("llff", "--protocol", help="Input/test views: llff (every 8th view tests), dense (30 furthest-point input views, the rest test) or sparse (5)."),
     split_every: int = typer.Option(8, "--split-every", "--split_every", "--llffhold", min=2, help="Every N-th view (from the first) is a test view."),
+    split_file: str = typer.Option(None, "--split-file", "--split_file", help='JSON {"train": [...], "test": [...]} naming the views (instead of --protocol); train defaults to the rest.'),
     eval_every: int = typer.Option(1000, "--eval-every", "--eval_every", min=0, help="Test-view PSNR every N steps (0: only at the end)."),
     checkpoint_every: int = typer.Option(2000, "--checkpoint-every", "--checkpoint_every", min=0, help="Checkpoint every N steps (0: only at the end)."),
     antialiased: bool = typer.Option(False, "--antialiased", help="gsplat's antialiased (Mip-Splatting) rasterisation."),
