@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import pytest
 import torch
@@ -139,3 +140,18 @@ def test_a_path_video_that_fails_midway_leaves_no_file_behind(model, tmp_path, m
         render_model(model, tmp_path / "R", path_frames=6)
     assert len(calls) == 3
     assert sorted(p.name for p in (tmp_path / "R").iterdir() if p.is_file()) == []
+
+
+def test_moved_latents_of_another_codec_are_refused(model, latent_scene, tmp_path):
+    """--latents names where the fit's latents moved; another codec's would be rendered beside the wrong ground truth."""
+    from splatent_latents import read_manifest
+
+    moved = tmp_path / "moved"
+    shutil.copytree(latent_scene / "features_sd_turbo", moved)
+    result = render_model(model, tmp_path / "R", latents=moved)  # the same latents, moved: rendered
+    assert result.counts["nvs"] > 0
+    manifest = read_manifest(moved)
+    manifest.codec, manifest.codec_config = "pca", {"name": "pca", "basis": "pca_basis.safetensors"}
+    manifest.save(moved)
+    with pytest.raises(SplatentError, match="holds pca latents but the model was fitted to tiny-random latents"):
+        render_model(model, tmp_path / "R2", latents=moved)

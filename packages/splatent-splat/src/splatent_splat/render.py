@@ -99,6 +99,13 @@ def render_model(
     codec = None
     if not rgb_model:
         latents_dir = Path(latents) if latents else Path(info["latents"])
+        if latents:  # moved data: the same latent space, or the ground truth and references would be another's
+            from splatent_latents import read_manifest
+
+            found = read_manifest(latents_dir).codec
+            if info.get("codec") is not None and found != info["codec"]:
+                raise SplatentError(f"--latents {latents_dir} holds {found} latents but the model was fitted to "
+                                    f"{info['codec']} latents; pass the folder of the fit's latents")
         if save_images or path_frames:
             from splatent_latents import codec_from_manifest
 
