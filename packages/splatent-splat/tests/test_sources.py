@@ -158,3 +158,22 @@ def test_a_nerfstudio_splat_exported_in_the_original_frame_leaves_nerfstudios_wo
     back = original.params["means"].detach().double().numpy() @ applied[:3, :3].T + applied[:3, 3]
     assert np.allclose(back, scene_gaussians.params["means"].detach().double().numpy(), atol=1e-4)
     assert torch.allclose(original.params["scales"], scene_gaussians.params["scales"], atol=1e-5)
+
+
+def test_a_nerfstudio_splat_exported_in_the_scene_frame_is_in_the_poses_world(latent_scene, scene_gaussians, tmp_path):
+    """The scene frame is the poses' world: a splat.ply stayed in nerfstudio's normalised (turned, scaled) world."""
+    scale = 0.37
+    moved = rigidly_moved(scene_gaussians, TURN)
+    with torch.no_grad():
+        moved.params["means"] *= scale
+        moved.params["scales"] += float(np.log(scale))
+    run = tmp_path / "outputs" / "splatfacto"
+    (run / "export").mkdir(parents=True)
+    save_inria_ply(moved, run / "export" / "splat.ply")
+    (run / "dataparser_transforms.json").write_text(json.dumps({"transform": TURN[:3].tolist(), "scale": scale}))
+    for name, scene in (("alone", None), ("with-scene", latent_scene)):
+        export_ply(run / "export" / "splat.ply", tmp_path / f"{name}.ply", scene=scene, device="cpu")
+        exported, _ = load_ply(tmp_path / f"{name}.ply")
+        assert np.allclose(exported.params["means"].detach().numpy(), scene_gaussians.params["means"].detach().numpy(),
+                           atol=1e-4), name
+        assert torch.allclose(exported.params["scales"], scene_gaussians.params["scales"], atol=1e-5), name

@@ -7,10 +7,11 @@
   as ``latent_dc_*`` / ``latent_rest_*``, with its JSON sidecar): what ``splatent render`` reads in a fit folder.
 
 The model may also be any 3DGS model (:func:`~splatent_splat.sources.open_model`: INRIA's output folder,
-nerfstudio's ``splat.ply``), written as INRIA's layout (``f_rest`` padded to degree 3). ``frame="original"``
-moves the Gaussians back into the original capture's world when the scene records nerfstudio's
-``applied_transform`` (:func:`~splatent_splat.transform.rigidly_moved`; a ``splat.ply`` first out of nerfstudio's
-normalised world, its ``dataparser_transforms.json`` undone), so they line up with its COLMAP model.
+nerfstudio's ``splat.ply``), written as INRIA's layout (``f_rest`` padded to degree 3). A ``splat.ply`` is first
+brought out of nerfstudio's normalised world (its ``dataparser_transforms.json`` undone) into the poses' world
+(``frame="scene"``); ``frame="original"`` then moves the Gaussians back into the original capture's world when the
+scene records nerfstudio's ``applied_transform`` (:func:`~splatent_splat.transform.rigidly_moved`), so they line up
+with its COLMAP model.
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ def export_ply(model_dir: str | Path, output: str | Path, format: str = "inria",
 
     Args:
         latents: The latents folder whose codec decodes the colours (default: the one ``fit.json`` records).
-        frame: ``scene`` (the poses' world) or ``original`` (undo the scene's ``applied_transform``).
+        frame: ``scene`` (the poses' world; a nerfstudio ``splat.ply`` is brought out of nerfstudio's normalised
+            world, its ``dataparser_transforms.json`` undone) or ``original`` (then the scene's ``applied_transform``
+            undone too).
         scene, images: The scene of a model without ``fit.json``.
     """
     if format not in FORMATS:
@@ -53,15 +56,17 @@ def export_ply(model_dir: str | Path, output: str | Path, format: str = "inria",
     info = source.info
     dev = resolve_device(device)
     gaussians, sidecar = load_ply(source.ply, device=dev)
+    applied = info.get("applied_transform")
+    if frame == "original" and applied is None:
+        raise SplatentError(f"the scene of {model_dir} records no applied_transform: its world is the original "
+                            f"one; drop --frame original")
+    to_scene = np.eye(4)
+    if source.world_to_model is not None:  # nerfstudio's splat.ply lives in its normalised (scaled) world
+        gaussians, to_scene = _out_of_model_world(gaussians, source.world_to_model)
     if frame == "original":
-        applied = info.get("applied_transform")
-        if applied is None:
-            raise SplatentError(f"the scene of {model_dir} records no applied_transform: its world is the original "
-                                f"one; drop --frame original")
-        to_scene = np.eye(4)
-        if source.world_to_model is not None:  # nerfstudio's splat.ply lives in its normalised (scaled) world
-            gaussians, to_scene = _out_of_model_world(gaussians, source.world_to_model)
-        gaussians = rigidly_moved(gaussians, np.linalg.inv(np.asarray(applied, dtype=np.float64)) @ to_scene)
+        to_scene = np.linalg.inv(np.asarray(applied, dtype=np.float64)) @ to_scene
+    if not np.allclose(to_scene, np.eye(4)):
+        gaussians = rigidly_moved(gaussians, to_scene)
     output.parent.mkdir(parents=True, exist_ok=True)
     if format == "latent":
         if gaussians.feature_kind != "latent":

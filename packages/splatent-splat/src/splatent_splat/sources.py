@@ -145,7 +145,8 @@ def open_model(model: str | Path, scene: str | Path | None = None, images: str |
     scene_path = Path(scene) if scene else (Path(cfg["source_path"]) if "source_path" in cfg else None)
     if scene_path is None and not require_scene:
         return ModelSource(ply=ply, info={"stage": "external", "scene": None, "target": "rgb", "latents": None,
-                                          "applied_transform": None}, fitted=False)
+                                          "applied_transform": None}, fitted=False,
+                           world_to_model=_dataparser_transform(ply))
     if scene_path is None:
         raise SplatentError(f"{ply} has no fit.json: pass the scene it was trained on with --scene SCENE")
     images = images or cfg.get("images")
