@@ -274,3 +274,22 @@ def test_a_ground_truth_image_that_cannot_be_the_latents_is_refused_not_stretche
     model = SplatentEnhancer.tiny()
     with pytest.raises(EnhanceInputError, match=rf"0001.png is {size[0]}x{size[1]}, {problem}.*--rgb_root"):
         enhance_dataset(data, tmp_path / "out", model, codec_for(model), options=CPU)
+
+
+def test_a_resume_enhances_again_the_views_whose_render_changed(tmp_path):
+    """A re-render under the same dataset JSON leaves every setting equal: its old views were taken as done."""
+    import os
+
+    data = _scene(tmp_path / "scene")
+    model = SplatentEnhancer.tiny()
+    codec = codec_for(model)
+    first = enhance_dataset(data, tmp_path / "out", model, codec, options=CPU)
+    assert first.enhanced == 4
+    before = load_latent(tmp_path / "out" / "enhanced" / "0002.pt")
+    render = tmp_path / "scene" / "nvs" / "0002.pt"
+    save_latent(render, load_latent(render) + 1.0)  # a new fit, rendered again
+    later = (tmp_path / "out" / "enhanced" / "0002.pt").stat().st_mtime_ns + 10**9
+    os.utime(render, ns=(later, later))  # file systems with coarse clocks: make "after" certain
+    again = enhance_dataset(data, tmp_path / "out", model, codec, options=CPU)
+    assert again.enhanced == 1 and again.skipped == 3
+    assert not torch.allclose(load_latent(tmp_path / "out" / "enhanced" / "0002.pt"), before)

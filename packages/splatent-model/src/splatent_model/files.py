@@ -369,16 +369,31 @@ def finished_views(out: Path, settings: dict[str, Any], items: list[WorkItem], s
         except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
             previous = {}
     done = {}
+    stale = []
     for it in items:
         files_ok = (out / f"{it.name}.pt").is_file() and (not save_images or (out / f"{it.name}.png").is_file())
         if not files_ok:
+            continue
+        if _changed_since(out / f"{it.name}.pt", it):
+            stale.append(it.name)
             continue
         if metrics and it.ground_truth is not None:
             if it.name in previous:
                 done[it.name] = previous[it.name]
         else:
             done[it.name] = {"name": it.name, "no_metrics": True}
+    if stale:
+        logger.info("%d view(s) in %s are older than their renders, references or ground truth (first: %s): "
+                    "enhancing them again", len(stale), out, stale[0])
     return done
+
+
+def _changed_since(output: Path, item: WorkItem) -> bool:
+    """Whether an input of ``item`` (its render, references, ground truth) was written after ``output``: a
+    re-render under the same dataset JSON leaves every setting equal, and its old views must not count as done."""
+    made = output.stat().st_mtime_ns
+    inputs = (item.target, *item.refs, item.ground_truth, item.gt_image)
+    return any(p is not None and Path(p).is_file() and Path(p).stat().st_mtime_ns > made for p in inputs)
 
 
 def clear_view_outputs(out: Path) -> None:
