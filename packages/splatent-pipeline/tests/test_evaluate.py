@@ -97,3 +97,25 @@ def test_a_test_view_whose_photo_is_gone_is_one_clear_error(degraded, tmp_path):
     (tmp_path / "renders" / "manifest.json").write_text(json.dumps({**info, "scene": str(scene)}))
     with pytest.raises(SplatentError, match="has no photo of the rendered test view 0008 \\(1 of 2"):
         evaluate_results(tmp_path / "renders", tmp_path / "eval", lpips=False, device="cpu")
+
+
+def test_enhanced_views_older_than_the_renders_are_left_out_and_said(degraded, tmp_path, caplog):
+    """A later run rendered again and stopped before enhancing: eval of the folder scored the old enhanced views."""
+    import logging
+    import os
+    import shutil
+
+    root, renders, _ = degraded
+    folder = tmp_path / "run"
+    shutil.copytree(renders, folder / "renders" / renders.name)
+    enhanced = folder / "enhanced"
+    enhanced.mkdir()
+    for name in ("0000.pt", "0008.pt"):
+        shutil.copy(renders / "nvs" / name, enhanced / name)
+    assert "enhanced" in evaluate_folder(folder, lpips=False, device="cpu").means
+    later = (enhanced / "0008.pt").stat().st_mtime_ns + 10**9
+    os.utime(folder / "renders" / renders.name / "nvs" / "0008.pt", ns=(later, later))  # rendered again since
+    with caplog.at_level(logging.WARNING, logger="splatent"):
+        ev = evaluate_folder(folder, lpips=False, device="cpu")
+    assert "enhanced" not in ev.means and "predates its render" in caplog.text
+    assert "enhanced" in evaluate_folder(folder, enhanced=enhanced, lpips=False, device="cpu").means  # asked for

@@ -209,9 +209,24 @@ def evaluate_folder(
             raise SplatentError(f"{result_dir} holds neither nvs/ nor renders/<scene>/nvs/; pass a render or pipeline folder")
         renders = _scene_renders(result_dir, found)
     run = RunLayout(result_dir, renders.name)
-    enhanced = enhanced or (run.enhanced if any(run.enhanced.glob("*.pt")) else None)  # an empty one: no enhancer ran
+    if enhanced is None and any(run.enhanced.glob("*.pt")):  # an empty one: no enhancer ran
+        enhanced = run.enhanced if not _older_than_renders(run.enhanced, renders) else None
     dataset = dataset or (run.dataset if run.dataset.is_file() else None)
     return evaluate_results(renders, output or run.eval, enhanced=enhanced, dataset=dataset, **options)
+
+
+def _older_than_renders(enhanced: Path, renders: Path) -> bool:
+    """Whether an enhanced view predates its render: a later run rendered again and stopped before enhancing
+    (no enhancer given), so the folder's enhanced views are of other renders; said, and left out."""
+    nvs = RenderLayout(renders).nvs
+    for view in sorted(enhanced.glob("*.pt")):
+        render = nvs / view.name
+        if render.is_file() and render.stat().st_mtime_ns > view.stat().st_mtime_ns:
+            logger.warning("%s predates its render %s (the renders were made again and not enhanced since): scoring "
+                           "the renders without enhanced views; run the enhance stage again, or pass --enhanced",
+                           view, render)
+            return True
+    return False
 
 
 def _scene_renders(result_dir: Path, found: list[Path]) -> Path:
