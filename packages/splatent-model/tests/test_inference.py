@@ -293,3 +293,20 @@ def test_a_resume_enhances_again_the_views_whose_render_changed(tmp_path):
     again = enhance_dataset(data, tmp_path / "out", model, codec, options=CPU)
     assert again.enhanced == 1 and again.skipped == 3
     assert not torch.allclose(load_latent(tmp_path / "out" / "enhanced" / "0002.pt"), before)
+
+
+def test_only_the_references_used_must_exist_and_too_few_names_a_fix_that_exists(tmp_path):
+    """A reference outside min_k .. min_k + top_k was required to exist (train reads only those used), and too few
+    references suggested a negative --top_k."""
+    from splatent_model.files import dataset_work_items
+
+    data = _scene(tmp_path / "scene")
+    (tmp_path / "scene" / "train_gt" / "t03.pt").unlink()  # entry 0's fourth reference: unused with top_k 3
+    items = dataset_work_items(data, 3, scene_id="nvs/0000")
+    assert [r.name for r in items[0].refs] == ["t00.pt", "t01.pt", "t02.pt"]
+    with pytest.raises(EnhanceInputError, match="ref_features .*t03.pt does not exist"):
+        dataset_work_items(data, 3, min_k=1, scene_id="nvs/0000")
+    with pytest.raises(EnhanceInputError, match=r"has 4 references.*--top_k 5` or pass --min_k 1$"):
+        dataset_work_items(data, 3, min_k=2, scene_id="nvs/0000")
+    with pytest.raises(EnhanceInputError, match="or use an enhancer trained with top_k 4 or fewer$"):
+        dataset_work_items(data, 5, scene_id="nvs/0000")

@@ -87,15 +87,18 @@ def dataset_work_items(
     use_ids = len(set(stems)) != len(stems)
     items = []
     for e in entries:
-        for path, what in ((e.feature, "feature"), *((r, "ref_features") for r in e.ref_features)):
-            if not path.is_file():
-                raise EnhanceInputError(f"{dataset_path}: entry {e.id!r}: {what} {path} does not exist")
         refs = e.ref_features[min_k:min_k + top_k]
         if len(refs) < top_k:
+            fewer = (f"pass --min_k {len(e.ref_features) - top_k}" if len(e.ref_features) >= top_k
+                     else f"use an enhancer trained with top_k {len(e.ref_features)} or fewer")
             raise EnhanceInputError(
                 f"{dataset_path}: entry {e.id!r} has {len(e.ref_features)} references; the model takes top_k={top_k} "
                 f"(after min_k={min_k}); rebuild the dataset with `splatent dataset --top_k {top_k + min_k}` "
-                f"or pass --top_k {len(e.ref_features) - min_k}")
+                f"or {fewer}")
+        # the references this run reads (as train checks them): one outside min_k .. min_k + top_k may be gone
+        for path, what in ((e.feature, "feature"), *((r, "ref_features") for r in refs)):
+            if not path.is_file():
+                raise EnhanceInputError(f"{dataset_path}: entry {e.id!r}: {what} {path} does not exist")
         gt = e.target_feature if e.target_feature.is_file() else None
         gt_image = resolve_image_path(e.target_feature, Path(rgb_root) if rgb_root else None, images_dir) if gt else None
         items.append(WorkItem(
