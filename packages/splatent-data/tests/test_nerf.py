@@ -114,6 +114,22 @@ def test_null_camera_values_read_as_absent(tmp_path, make_ring):
         load_scene(tmp_path)
 
 
+@pytest.mark.parametrize("meta,match", [
+    ({"fl_x": 0.0}, "fl_x is 0; a focal length must be positive"),
+    ({"fl_x": 10.0, "fl_y": -10.0}, "fl_y is -10; a focal length must be positive"),
+    ({"camera_angle_x": 0.0}, "camera_angle_x is 0; a field of view"),
+    ({"camera_angle_x": 0.0, "w": 20, "h": 10}, "camera_angle_x is 0; a field of view"),
+    ({"camera_angle_x": 4.0}, "camera_angle_x is 4; a field of view"),
+    ({"camera_angle_x": 0.7, "camera_angle_y": -0.5, "w": 20, "h": 10}, "camera_angle_y is -0.5"),
+])
+def test_non_positive_focal_is_refused(tmp_path, make_ring, meta, match):
+    # fl_x 0 loaded as a camera of focal 0; camera_angle_x 0 was a ZeroDivisionError traceback
+    make_ring(tmp_path, n=1)
+    _write(tmp_path, [{"file_path": "images/0000.png", "transform_matrix": np.eye(4).tolist()}], **meta)
+    with pytest.raises(SceneError, match=match):
+        load_scene(tmp_path)
+
+
 @pytest.mark.parametrize("bad,match", [
     ([[float("nan")] * 4] * 4, "NaN"),
     (np.zeros((4, 4)).tolist(), "non-invertible"),

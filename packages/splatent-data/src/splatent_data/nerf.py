@@ -97,7 +97,15 @@ def _camera(meta: dict[str, Any], frame_path: str, c2w_gl: np.ndarray, root: Pat
     if "fl_x" in meta:
         fx = float(meta["fl_x"])
         fy = float(meta.get("fl_y", fx))
+        for key, value in (("fl_x", fx), ("fl_y", fy)):
+            if value <= 0:
+                raise SceneError(f"frame {frame_path}: {key} is {value:g}; a focal length must be positive (pixels): "
+                                 f"fix the transforms file")
     elif "camera_angle_x" in meta:
+        for key in ("camera_angle_x", "camera_angle_y"):  # a field of view in radians: tan(angle / 2) > 0
+            if key in meta and not 0.0 < float(meta[key]) < math.pi:
+                raise SceneError(f"frame {frame_path}: {key} is {float(meta[key]):g}; a field of view must be "
+                                 f"between 0 and pi radians: fix the transforms file")
         fx = 0.5 * w / math.tan(0.5 * float(meta["camera_angle_x"])) if w > 0 else math.nan
         fy = (0.5 * h / math.tan(0.5 * float(meta["camera_angle_y"]))
               if "camera_angle_y" in meta and h > 0 else fx)
