@@ -233,6 +233,19 @@ def test_nerfstudio_filename_split_is_read_written_and_kept_by_a_working_copy(tm
         load_scene(tmp_path)
 
 
+def test_nerfstudio_val_filenames_are_the_test_views_without_test_filenames(tmp_path, make_ring):
+    # nerfstudio evaluates on val_filenames; without test_filenames the file's split was ignored (every 8th view)
+    from splatent_data import scene_summary, split_scene
+
+    cams = make_ring(tmp_path, n=10)
+    write_transforms(cams, tmp_path / "transforms.json",
+                     split={"train": [c.stem for c in cams[1:9]], "val": [cams[0].stem, cams[9].stem]})
+    scene = load_scene(tmp_path)
+    split = split_scene(scene)
+    assert split.test == (cams[0].stem, cams[9].stem) and split.train == tuple(c.stem for c in cams[1:9])
+    assert scene_summary(scene)["split"] == {"mode": "scene", "train": 8, "test": 2}
+
+
 def test_fox_loads_with_missing_frames_reported(fox, caplog):
     with caplog.at_level(logging.WARNING, logger="splatent"):
         scene = load_scene(fox)

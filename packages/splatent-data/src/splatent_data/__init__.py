@@ -27,7 +27,7 @@ from .references import camera_radius, reference_scores, select_references
 from .sfm import SfmResult, run_sfm
 from .splits import (
     PROTOCOL_VIEWS, PROTOCOLS, SPLIT_MODES, SceneSplit, Split, benchmark_scene_names, furthest_point_views, llff_split, protocol_split, read_split_file,
-    split_scene, split_scene_names,
+    scene_test_views, split_scene, split_scene_names,
 )
 from .summary import scene_summary
 from .synthetic import make_synthetic_scene, render_synthetic, ring_of_cameras, synthetic_points
@@ -43,6 +43,6 @@ __all__ = [
     "find_poses", "load_mask", "load_rgb", "load_scene", "look_at", "make_synthetic_scene", "render_synthetic", "ring_of_cameras",
     "opengl_to_opencv", "parse_colmap", "parse_llff", "parse_transforms", "read_dataset_json", "read_image_size",
     "read_points_ply", "read_split_file", "reference_scores", "run_sfm", "SfmResult", "resolve_image_path",
-    "save_rgb", "scene_summary", "select_references", "split_scene", "synthetic_points", "undistort_image", "undistorted_camera",
+    "save_rgb", "scene_summary", "scene_test_views", "select_references", "split_scene", "synthetic_points", "undistort_image", "undistorted_camera",
     "undistort_scene", "write_colmap", "write_dataset_json", "write_llff", "write_points_ply", "write_transforms",
 ]

@@ -10,8 +10,8 @@
 * ``file``: an explicit split file, JSON ``{"train": [...], "test": [...]}`` or
   two text files' worth of names, matched by name or stem.
 * ``benchmark``: every view is a test view (no training split).
-* A split the scene format carries itself (Blender's ``transforms_test.json``)
-  is used when no other is asked for.
+* A split the scene format carries itself (Blender's ``transforms_test.json``, nerfstudio's
+  ``test_filenames``, else its ``val_filenames``) is used when no other is asked for.
 """
 
 from __future__ import annotations
@@ -130,13 +130,21 @@ def split_scene(scene: Scene, mode: str = "llff", every: int = 8, split_file: Pa
         return protocol_split(scene, mode)
     if mode != "llff":
         raise SceneError(f"unknown split mode {mode!r}; use one of {', '.join(SPLIT_MODES)}")
-    if scene.split_hint and scene.split_hint.get("test"):
+    own = scene_test_views(scene)
+    if own:
         if every != 8:  # the default: anything else was asked for, and the scene's own test list wins
             logger.warning("%s names its own test views, so every %d-th view is not one: --split-every is ignored "
                            "(pass --split-file to choose the views)", scene.source, every)
-        test = {Path(n).stem for n in scene.split_hint["test"]} & set(stems)
+        test = {Path(n).stem for n in own} & set(stems)
         return Split(train=tuple(sorted(set(stems) - test)), test=tuple(sorted(test)))
     return llff_split(stems, every)
+
+
+def scene_test_views(scene: Scene) -> list[str] | None:
+    """The test views the scene format names itself (``split_hint``'s ``test``; else its ``val``, which nerfstudio
+    evaluates on when a transforms.json lists ``train_filenames`` and ``val_filenames`` only), or None."""
+    hint = scene.split_hint or {}
+    return hint.get("test") or hint.get("val") or None
 
 
 def benchmark_scene_names(folder: str | Path) -> list[str]:

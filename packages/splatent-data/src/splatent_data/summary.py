@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from .scene import Scene
-from .splits import split_scene
+from .splits import scene_test_views, split_scene
 
 
 def scene_summary(scene: Scene, split_mode: str = "llff", every: int = 8) -> dict[str, Any]:
@@ -25,7 +25,7 @@ def scene_summary(scene: Scene, split_mode: str = "llff", every: int = 8) -> dic
     split = split_scene(scene, split_mode, every)
     folders = scene.image_folders
     # llff mode takes the split the format carries (Blender's transforms_test.json) where there is one
-    own_split = split_mode == "llff" and bool(scene.split_hint and scene.split_hint.get("test"))
+    own_split = split_mode == "llff" and bool(scene_test_views(scene))
     models = Counter(c.model for c in scene.cameras)
     distortions = sorted({(c.model, c.distortion) for c in scene.cameras if not c.is_pinhole})
     info = {
