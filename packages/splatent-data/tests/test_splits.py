@@ -29,3 +29,12 @@ def test_split_file(tmp_path):
     f.write_text(json.dumps({"train": ["a"], "test": ["a"]}))
     with pytest.raises(SceneError, match="both"):
         read_split_file(f, ["a"])
+
+
+@pytest.mark.parametrize("data", [{"test": ["c"], "train": "ab"}, {"test": [["c"]]}, {"test": ["c"], "train": [True]}])
+def test_split_file_lists_must_hold_names(tmp_path, data):
+    # "train": "ab" was read as the views a and b (its letters), silently another split
+    f = tmp_path / "split.json"
+    f.write_text(json.dumps(data))
+    with pytest.raises(SceneError, match="must be a list of view names"):
+        read_split_file(f, ["a", "b", "c", "ab"])

@@ -104,6 +104,10 @@ def read_split_file(path: Path, stems: list[str]) -> Split:
         raise SceneError(f"cannot read split file {path}: {exc}; it must be JSON with 'train' and 'test' lists") from None
     if not isinstance(data, dict) or not isinstance(data.get("test"), list):
         raise SceneError(f"split file {path} must be a JSON object with a 'test' list (and optionally 'train')")
+    for key in ("train", "test"):  # a string would be read as a list of its letters
+        listed = data.get(key, [])
+        if not isinstance(listed, list) or not all(isinstance(n, (str, int)) and not isinstance(n, bool) for n in listed):
+            raise SceneError(f"split file {path}: '{key}' must be a list of view names, got {json.dumps(listed)[:60]}")
     known = set(stems)
     norm = lambda n: Path(str(n)).stem  # noqa: E731
     test = [norm(n) for n in data["test"]]
