@@ -38,3 +38,11 @@ def test_split_file_lists_must_hold_names(tmp_path, data):
     f.write_text(json.dumps(data))
     with pytest.raises(SceneError, match="must be a list of view names"):
         read_split_file(f, ["a", "b", "c", "ab"])
+
+
+def test_split_file_matches_stems_with_dots(tmp_path):
+    # "1695.100" (a timestamp) lost ".100" as if it were an extension: the view was "not in the scene"
+    f = tmp_path / "split.json"
+    f.write_text(json.dumps({"test": ["1695.100"], "train": ["images/1695.200.png"]}))
+    split = read_split_file(f, ["1695.100", "1695.200", "1695.300"])
+    assert split.test == ("1695.100",) and split.train == ("1695.200",)

@@ -109,7 +109,8 @@ def read_split_file(path: Path, stems: list[str]) -> Split:
         if not isinstance(listed, list) or not all(isinstance(n, (str, int)) and not isinstance(n, bool) for n in listed):
             raise SceneError(f"split file {path}: '{key}' must be a list of view names, got {json.dumps(listed)[:60]}")
     known = set(stems)
-    norm = lambda n: Path(str(n)).stem  # noqa: E731
+    # a view's name as listed when it is one (a stem with a dot, "1695.100"), else without folder and extension
+    norm = lambda n: Path(str(n)).name if Path(str(n)).name in known else Path(str(n)).stem  # noqa: E731
     test = [norm(n) for n in data["test"]]
     unknown = [n for n in test + [norm(n) for n in data.get("train", [])] if n not in known]
     if unknown:
