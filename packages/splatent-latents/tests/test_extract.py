@@ -292,7 +292,7 @@ def test_pca_fits_the_protocols_input_views_and_refuses_a_basis_of_another_proto
     assert saved.fit_info["protocol"] == "sparse" and len(sparse.train) == 5
     assert saved.fit_info["fitted_on"] == "the 5 training views (7 test views stay unseen)"
     (result.output / "0003.pt").unlink()
-    with pytest.raises(LatentError, match="fitted on the sparse protocol's input views, not llff's"):
+    with pytest.raises(LatentError, match="fitted on the sparse protocol's input views, not llff's.*pass --protocol sparse to resume"):
         extract_latents(tmp_path / "scene", workers=0)
     assert extract_latents(tmp_path / "scene", workers=0, protocol="sparse").written == ["0003"]
     with pytest.raises(LatentError, match="unknown --protocol 'nope'"):

@@ -484,7 +484,8 @@ def _pca_codec(given: LatentCodec | None, out_dir: Path, scene: Path, image_dir:
         fitted = codec.fit_info.get("protocol")  # absent in bases fitted before it was recorded
         if split is None and fitted is not None and fitted != protocol:
             raise LatentError(f"the pca basis in {basis} was fitted on the {fitted} protocol's input views, not "
-                              f"{protocol}'s: its test views would be seen; pass --overwrite to refit and re-encode")
+                              f"{protocol}'s: its test views would be seen; pass --protocol {fitted} to resume, or --overwrite to "
+                              f"refit and re-encode")
         logger.info("reusing the pca basis in %s (fitted on %s)", basis, codec.fit_info.get("fitted_on", "?"))
         return codec
     encoded = sorted(out_dir.glob(f"*{LATENT_SUFFIX}")) if not refit else []
