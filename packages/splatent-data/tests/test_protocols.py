@@ -68,8 +68,12 @@ def test_dense_and_sparse_protocols_on_a_scene(tmp_path, make_ring):
         assert split_scene(scene, protocol) == split  # deterministic
     small = make_ring(tmp_path / "t", n=20)
     write_transforms(small, tmp_path / "t" / "transforms.json")
-    with pytest.raises(SceneError, match="dense protocol takes 30 input views .* has 20 views"):
+    with pytest.raises(SceneError, match="dense protocol takes 30 input views .* has 20 views; use --protocol sparse or llff$"):
         split_scene(load_scene(tmp_path / "t"), "dense")
+    few = make_ring(tmp_path / "u", n=5)  # sparse was told to use --protocol sparse
+    write_transforms(few, tmp_path / "u" / "transforms.json")
+    with pytest.raises(SceneError, match="sparse protocol takes 5 input views .* has 5 views; use --protocol llff$"):
+        split_scene(load_scene(tmp_path / "u"), "sparse")
 
 
 def test_scene_split_is_the_originals_and_never_leaks():

@@ -88,8 +88,9 @@ def protocol_split(scene: Scene, protocol: str, views: int | None = None) -> Spl
     count = views if views is not None else PROTOCOL_VIEWS[protocol]
     stems = scene.stems
     if len(stems) <= count:
+        fewer = [p for p, n in PROTOCOL_VIEWS.items() if n < len(stems) and p != protocol] + ["llff"]
         raise SceneError(f"the {protocol} protocol takes {count} input views and tests on the rest, but "
-                         f"{scene.root} has {len(stems)} views; use --protocol sparse or llff")
+                         f"{scene.root} has {len(stems)} views; use --protocol {' or '.join(fewer)}")
     centres = np.stack([scene.camera(s).center for s in stems])
     train = furthest_point_views(stems, centres, count)
     return Split(train=tuple(sorted(train)), test=tuple(sorted(set(stems) - set(train))))
