@@ -72,6 +72,16 @@ def test_resume_continues_from_the_same_step_with_the_same_state(latent_scene, t
                                    sb["optimizers"][name]["state"][0]["exp_avg"], rtol=0, atol=0)
 
 
+def test_resume_and_overwrite_together_are_refused_and_the_fit_is_kept(latent_scene, tmp_path):
+    """--resume won and --overwrite was silently ignored: one of them must be chosen."""
+    cfg = FitConfig(steps=10, **QUICK)
+    fit_scene(latent_scene, tmp_path / "fit", cfg)
+    before = sorted(p.name for p in (tmp_path / "fit").rglob("*"))
+    with pytest.raises(SplatentError, match="--resume .* --overwrite .*; pass one"):
+        fit_scene(latent_scene, tmp_path / "fit", cfg, resume=True, overwrite=True)
+    assert sorted(p.name for p in (tmp_path / "fit").rglob("*")) == before
+
+
 def test_resuming_a_finished_fit_keeps_its_history_and_a_real_rate(latent_scene, tmp_path):
     """Nothing is left to run: fit.json must not gain a second record of the last step nor a rate of 0 steps/s."""
     cfg = FitConfig(steps=20, **{**QUICK, "eval_every": 10})

@@ -324,7 +324,10 @@ class _StepLoss:
                                                             mask=None if rview.mask is None else rview.mask[None])
         return loss, info
 
+
 def _check_output(output: Path, resume: bool, overwrite: bool) -> None:
+    if resume and overwrite:  # resume would win and the overwrite be silently ignored
+        raise SplatentError("--resume continues the fit in the model folder and --overwrite starts it again; pass one")
     has_state = (output / MANIFEST_FILE).exists() or bool(list_checkpoints(output))
     if has_state and not (resume or overwrite):
         raise SplatentError(
@@ -337,7 +340,7 @@ def _check_output(output: Path, resume: bool, overwrite: bool) -> None:
             f"{output} holds a finished fit but no checkpoint to resume it from ({output / 'checkpoints'} is empty); "
             f"pass --overwrite to fit again from step 0, or choose another --output"
         )
-    if overwrite and not resume:
+    if overwrite:
         for _, path in list_checkpoints(output):
             path.unlink()
         for name in (MANIFEST_FILE, MODEL_FILE, "gaussians.json"):
