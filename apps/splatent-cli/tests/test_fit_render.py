@@ -57,6 +57,19 @@ def test_fit_then_render_with_the_original_flags(scene, tmp_path):
     assert manifest["codec"] == "pca" and manifest["counts"]["train_gt"] == 10
 
 
+def test_render_path_with_a_missing_enhancer_fails_before_rendering(scene, tmp_path):
+    """It rendered every view and the path video, then said the checkpoint does not exist."""
+    model = tmp_path / "model"
+    res = run("fit", scene, "-m", model, "--steps", "2", "--init-points", "50", "--eval-every", "0", "--no-tensorboard")
+    assert res.returncode == 0, res.stderr
+    res = run("render", model, "--path", "--enhancer", tmp_path / "ckpt-typo")
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert res.stderr.strip().splitlines() == [f"splatent render: checkpoint {tmp_path / 'ckpt-typo'} does not exist; pass "
+                                               "a checkpoint folder, an original .pkl, a base model id such as "
+                                               "stabilityai/sd-turbo, or 'tiny'"]
+    assert not (model / "renders").exists()
+
+
 def test_distorted_scene_and_missing_inputs_give_one_line(scene, tmp_path):
     distorted = tmp_path / "distorted"
     distorted.mkdir()

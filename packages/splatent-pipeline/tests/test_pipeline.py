@@ -99,6 +99,16 @@ def test_record_refuses_an_unknown_stage(tmp_path):
         PipelineRun(PipelineConfig(scene_path=tmp_path, output_dir=tmp_path / "out", stop_after="nope"))
 
 
+def test_a_missing_enhancer_checkpoint_is_refused_before_any_stage(tmp_path):
+    """It failed at the enhance stage, after the fit and the renders had run (hours on a real scene)."""
+    from splatent_model import CheckpointError
+
+    with pytest.raises(CheckpointError, match="does not exist"):
+        PipelineRun(PipelineConfig(scene_path=tmp_path, output_dir=tmp_path / "out",
+                                   model_splatent_path=str(tmp_path / "ckpt-typo")))
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_distorted_scene_is_undistorted_first_and_resumes(tmp_path):
     import dataclasses as dc
 

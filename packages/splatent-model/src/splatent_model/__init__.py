@@ -20,7 +20,7 @@ from .grid import grid_shape, tile_views, untile_views
 from .inference import DatasetEnhanceOptions, EnhanceResult, FilesEnhanceOptions, enhance_dataset, enhance_files
 from .metrics import latent_psnr, mean_metrics, psnr, ssim
 from .pipeline import EnhanceOutput, EnhancePipeline, codec_for
-from .pretrained import PretrainedMixin
+from .pretrained import PretrainedMixin, check_checkpoint_source
 from .prompt import PromptEncoder, tiny_prompt_encoder, tiny_tokenizer
 from .runtime import RuntimeOptions, decode_images, enhance_latents, prepare_codec, prepare_enhancer, to_uint8
 from .step import alpha_bar, make_scheduler, one_step_denoise
@@ -31,7 +31,7 @@ __all__ = [
     "CheckpointError", "DEFAULT_PROMPT", "DEFAULT_TIMESTEP", "DatasetEnhanceOptions", "EnhanceInputError", "FilesEnhanceOptions",
     "EnhanceOutput", "EnhancePipeline", "EnhanceResult", "PretrainedMixin", "PromptEncoder", "RuntimeOptions",
     "PRESETS", "SD_SCALING_FACTOR", "SD_TURBO", "SMALL", "small_unet_config", "SplatentEnhancer", "TINY", "WeightsUnavailableError", "WorkItem",
-    "adapt_unet_channels", "alpha_bar", "apply_overrides", "codec_for", "collect_inputs", "convert_original_checkpoint",
+    "adapt_unet_channels", "alpha_bar", "apply_overrides", "check_checkpoint_source", "codec_for", "collect_inputs", "convert_original_checkpoint",
     "decode_images", "enhance_dataset", "enhance_files", "enhance_latents", "grid_shape", "latent_psnr",
     "load_enhancer", "load_original_checkpoint", "make_scheduler", "match_references", "mean_metrics",
     "one_step_denoise", "prepare_codec", "prepare_enhancer", "psnr", "read_original_checkpoint", "read_prompt_embeds",

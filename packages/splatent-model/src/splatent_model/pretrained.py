@@ -64,6 +64,22 @@ def on_meta():
         yield
 
 
+def _is_hub_id(text: str, path: Path) -> bool:
+    return text.count("/") == 1 and not text.startswith((".", "/", "~")) and not path.parent.is_dir()
+
+
+def check_checkpoint_source(source: str | os.PathLike) -> None:
+    """Raise the :class:`CheckpointError` of :meth:`PretrainedMixin.from_pretrained` for a source that names
+    nothing (a mistyped path), without loading anything: a command checks its enhancer before hours of fitting
+    and rendering rather than after them."""
+    text = str(source)
+    path = Path(text).expanduser()
+    if is_preset(text) or path.is_file() or path.is_dir() or _is_hub_id(text, path):
+        return
+    raise CheckpointError(f"checkpoint {source} does not exist; pass a checkpoint folder, an original .pkl, "
+                          f"a base model id such as {SD_TURBO}, or 'tiny'")
+
+
 class PretrainedMixin:
     """``save_pretrained`` / ``from_pretrained`` / ``from_original`` for the enhancer.
 
@@ -149,11 +165,10 @@ class PretrainedMixin:
             raise CheckpointError(
                 f"{path} is neither a checkpoint folder (config.json + {DIFFUSERS_WEIGHTS} or {WEIGHTS_FILE}) nor a base model "
                 f"(unet/, text_encoder/, ...); pass the folder `splatent train` or `splatent convert-ckpt` wrote")
-        elif text.count("/") == 1 and not text.startswith((".", "/", "~")) and not path.parent.is_dir():
+        elif _is_hub_id(text, path):
             model = cls.from_base(text)
         else:
-            raise CheckpointError(f"checkpoint {source} does not exist; pass a checkpoint folder, an original .pkl, "
-                                  f"a base model id such as {SD_TURBO}, or 'tiny'")
+            check_checkpoint_source(source)
         if overrides:
             apply_overrides(model, **overrides)
         if torch_dtype is not None:

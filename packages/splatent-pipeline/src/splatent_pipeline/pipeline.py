@@ -324,6 +324,10 @@ class PipelineRun:
     (``splatent demo`` trains the enhancer after ``dataset``, then runs ``enhance`` and ``eval``)."""
 
     def __init__(self, cfg: PipelineConfig, say: Say = print) -> None:
+        if cfg.model_splatent_path:  # a mistyped checkpoint fails now, not after the fit and the renders
+            from splatent_model import check_checkpoint_source
+
+            check_checkpoint_source(cfg.model_splatent_path)
         Path(cfg.output_dir).mkdir(parents=True, exist_ok=True)
         if cfg.stop_after is not None and cfg.stop_after not in STAGES:
             raise SplatentError(f"stop_after must be one of {', '.join(STAGES)}, got {cfg.stop_after!r}")

@@ -41,6 +41,10 @@ def render(
         raise fail("render", "no model given; pass MODEL_DIR (or -m MODEL_DIR)")
     if enhancer is not None and not path:
         raise fail("render", "--enhancer makes the enhanced fly-through of --path; add --path")
+    if enhancer is not None:  # a mistyped checkpoint fails now, not after every view and the path are rendered
+        from splatent_model import check_checkpoint_source
+
+        check_checkpoint_source(enhancer)
     source = open_model(model, scene=scene, images=images)
     info = source.info
     out = output if output is not None else (model if model.is_dir() else model.parent) / "renders"
