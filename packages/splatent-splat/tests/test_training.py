@@ -102,3 +102,12 @@ def test_checkpoints_are_atomic_keep_the_newest_and_load_without_pickle(tmp_path
     torch.save({"step": 40, "x": Evil()}, tmp_path / "checkpoints" / "step_000040.pt")
     with pytest.raises(SplatentError, match="cannot read checkpoint"):
         load_checkpoint(tmp_path / "checkpoints" / "step_000040.pt")
+
+
+def test_an_unknown_strategy_is_refused_when_the_config_is_resolved():
+    """It was refused only by the densifier, after the scene, its latents and 100 000 Gaussians were loaded."""
+    from splatent_splat import StrategyConfig
+
+    with pytest.raises(SplatentError, match="unknown densification strategy 'mcmcc'"):
+        StrategyConfig(name="mcmcc").resolved(100)
+    assert StrategyConfig(name="none").resolved(100).name == "none"

@@ -123,7 +123,9 @@ class StrategyConfig:
     scale_reg: float | None = None  # 0.01 for MCMC
 
     def resolved(self, steps: int) -> "StrategyConfig":
-        """A copy with every ``None`` replaced by the strategy's default for a run of ``steps``."""
+        """A copy with every ``None`` replaced by the strategy's default for a run of ``steps``, validated."""
+        if self.name not in ("default", "mcmc", "none"):  # before the scene is loaded, not after initialisation
+            raise SplatentError(f"unknown densification strategy {self.name!r}; use default, mcmc or none")
         mcmc = self.name == "mcmc"
         stop = self.refine_stop
         if stop is None:
