@@ -109,6 +109,17 @@ def test_a_missing_enhancer_checkpoint_is_refused_before_any_stage(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("option, message", [
+    ({"top_k": 0}, "--top_k must be at least 1"), ({"steps": 0}, "--steps must be at least 1"),
+    ({"backend": "cuda"}, "unknown rasteriser backend"), ({"fit_options": {"strategy": "mcmcc"}}, "unknown densification"),
+])
+def test_bad_options_are_refused_before_any_stage(tmp_path, option, message):
+    """--top_k 0 failed at the dataset stage, after the fit; a bad --steps, --backend or --strategy after extract."""
+    with pytest.raises(SplatentError, match=message):
+        PipelineRun(PipelineConfig(scene_path=tmp_path, output_dir=tmp_path / "out", **option))
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_distorted_scene_is_undistorted_first_and_resumes(tmp_path):
     import dataclasses as dc
 

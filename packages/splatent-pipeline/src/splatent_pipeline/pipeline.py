@@ -75,6 +75,17 @@ class PipelineConfig:
     def __post_init__(self) -> None:
         self.scene_path, self.output_dir = Path(self.scene_path), Path(self.output_dir)
 
+    def check(self) -> None:
+        """Refuse options a later stage would refuse, before any stage runs (``top_k=0`` failed at the dataset
+        stage, after the fit)."""
+        from splatent_splat import BACKENDS, FitConfig
+
+        if self.top_k < 1:
+            raise SplatentError(f"--top_k must be at least 1, got {self.top_k}")
+        if self.backend not in BACKENDS:
+            raise SplatentError(f"unknown rasteriser backend {self.backend!r}; use one of {', '.join(BACKENDS)}")
+        FitConfig.from_flat(steps=self.steps, **self.fit_options).resolved()
+
     def stage_options(self, stage: str) -> dict[str, Any]:
         """The options a stage's result depends on (its cache key)."""
         return STAGE_BY_NAME[stage].options(self)
@@ -324,6 +335,7 @@ class PipelineRun:
     (``splatent demo`` trains the enhancer after ``dataset``, then runs ``enhance`` and ``eval``)."""
 
     def __init__(self, cfg: PipelineConfig, say: Say = print) -> None:
+        cfg.check()
         if cfg.model_splatent_path:  # a mistyped checkpoint fails now, not after the fit and the renders
             from splatent_model import check_checkpoint_source
 
