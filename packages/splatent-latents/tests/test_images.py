@@ -25,6 +25,14 @@ def test_image_folder_choice(tmp_path, make_images, caplog):
         find_image_dir(tmp_path / "empty")
 
 
+def test_a_scene_that_is_a_file_is_not_said_to_be_missing(tmp_path):
+    (tmp_path / "transforms.json").write_text("{}")
+    with pytest.raises(LatentError, match="transforms.json is a file, not a folder; pass the folder"):
+        find_image_dir(tmp_path / "transforms.json")
+    with pytest.raises(LatentError, match="nowhere does not exist"):
+        find_image_dir(tmp_path / "nowhere")
+
+
 def test_probe_reports_bad_files_and_refuses_ambiguity(tmp_path, make_images):
     make_images(tmp_path / "a", 2)
     (tmp_path / "a" / "junk.png").write_bytes(b"\x89PNG not really")

@@ -43,7 +43,8 @@ def find_image_dir(scene: Path, images: str | Path | None = None) -> Path:
             raise LatentError(f"image folder {folder} does not exist; pass --images with a folder under {scene} or a path")
         return folder
     if not scene.is_dir():
-        raise LatentError(f"scene folder {scene} does not exist; pass the folder that holds {DEFAULT_IMAGES}/ or {FALLBACK_IMAGES}/")
+        what = "is a file, not a folder" if scene.exists() else "does not exist"  # e.g. one photo or transforms.json
+        raise LatentError(f"scene folder {scene} {what}; pass the folder that holds {DEFAULT_IMAGES}/ or {FALLBACK_IMAGES}/")
     if (scene / DEFAULT_IMAGES).is_dir():
         return scene / DEFAULT_IMAGES
     if (scene / FALLBACK_IMAGES).is_dir():
