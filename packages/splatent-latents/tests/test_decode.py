@@ -67,3 +67,22 @@ def test_a_source_file_that_is_not_a_latent_is_refused_before_any_advice_to_dele
             decode_latents(wrong, tmp_path / "out")
         assert "delete" not in str(info.value)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_render_folder_decodes_with_the_codec_of_the_latents_it_was_rendered_from(tmp_path, pca_latents):
+    """R/<scene>/nvs has no manifest of its own: decode said "no manifest.json", and pca renders had no way at all."""
+    import json
+    import shutil
+
+    nvs = tmp_path / "R" / "scene" / "nvs"
+    nvs.mkdir(parents=True)
+    for name in ("0001.pt", "0003.pt"):
+        shutil.copy(pca_latents / name, nvs / name)
+    (tmp_path / "R" / "scene" / "manifest.json").write_text(json.dumps({"stage": "render", "latents": str(pca_latents)}))
+    result = decode_latents(nvs, tmp_path / "png")
+    assert result.written == ["0001", "0003"] and result.codec == "pca" and not result.failed
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "png" / "0001.png")),
+                          np.asarray(Image.open(decode_latents(pca_latents / "0001.pt", tmp_path / "own").output / "0001.png")))
+    shutil.rmtree(pca_latents)
+    with pytest.raises(LatentError, match="renders of the latents in .* which are gone; pass --codec"):
+        decode_latents(nvs, tmp_path / "png2")

@@ -138,10 +138,32 @@ def decode_latents(
     return DecodeResult(output, built.name, written, failed, time.perf_counter() - start)
 
 
+def _render_latents(folder: Path) -> Path | None:
+    """The latents folder a render folder's ``manifest.json`` names, for ``R/<scene>/nvs`` (whose latents have no
+    manifest of their own): the codec and, for pca, the basis are those of the latents the model was fitted to."""
+    import json
+
+    if (folder / MANIFEST_NAME).is_file() or not (folder.parent / MANIFEST_NAME).is_file():
+        return None
+    try:
+        record = json.loads((folder.parent / MANIFEST_NAME).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(record, dict) or record.get("stage") != "render" or not record.get("latents"):
+        return None
+    latents = Path(record["latents"])
+    if not (latents / MANIFEST_NAME).is_file():
+        raise LatentError(f"{folder} holds renders of the latents in {latents} (its render's {MANIFEST_NAME}), which "
+                          f"are gone; pass --codec, or render again with --save-images")
+    logger.info("%s: decoding with the codec of %s, the latents it was rendered from", folder, latents)
+    return latents
+
+
 def _codec_for(folder: Path, codec: str | LatentCodec | None, model: str | None, revision: str | None) -> LatentCodec:
     """The codec named by ``folder``'s manifest, checked against an explicit request."""
     if isinstance(codec, LatentCodec):
         return codec
+    folder = _render_latents(folder) or folder
     if (folder / MANIFEST_NAME).is_file():
         manifest = read_manifest(folder)
         if codec and codec != manifest.codec:

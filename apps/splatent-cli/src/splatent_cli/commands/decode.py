@@ -12,7 +12,7 @@ from ..errors import fail, guarded
 
 @guarded("decode")
 def decode(
-    latents: Path = typer.Argument(..., help="A latents folder (with manifest.json) or one .pt file in it."),
+    latents: Path = typer.Argument(..., help="A latents folder (with manifest.json), a render folder (R/SCENE/nvs: the codec of the latents it was rendered from) or one .pt file in either."),
     output: Path = typer.Option(..., "--output", "-o", help="Folder for the PNG images."),
     codec: str = typer.Option(None, "--codec", help="Only for latents without manifest.json (the original scripts'): sd-vae, or taef2 (32 channels)."),
     model: str = typer.Option(None, "--model", help="With --codec sd-vae: hub id or local folder [default: stabilityai/sd-turbo]."),
