@@ -43,3 +43,26 @@ def test_output_that_is_a_file_is_one_line_and_debug_shows_the_traceback(cli, tm
     assert out.read_text() == "keep me"
     r = cli("--debug", "decode", tmp_path / "latents", "--output", out / "sub")
     assert r.returncode != 0 and "Traceback" in r.stderr
+
+
+
+@pytest.mark.parametrize("command, target, hint", [
+    ("fit", "splatent_splat.fit_scene", "a re-run with --resume continues from the last checkpoint"),
+    ("extract", "splatent_latents.extract_latents", "a re-run resumes"),
+])
+def test_ctrl_c_says_how_to_go_on(command, target, hint, tmp_path, monkeypatch):
+    """A plain re-run of an interrupted fit is refused ("pass --resume"): the line said "a re-run resumes"."""
+    from typer.testing import CliRunner
+
+    from splatent_cli.errors import EXIT_INTERRUPTED
+    from splatent_cli.main import app
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    module, name = target.rsplit(".", 1)
+    monkeypatch.setattr(__import__(module), name, interrupted)
+    args = [command, str(tmp_path)] + (["--output", str(tmp_path / "model")] if command == "fit" else [])
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == EXIT_INTERRUPTED
+    assert result.output.strip().splitlines()[-1] == f"splatent {command}: interrupted; finished outputs are kept and {hint}"

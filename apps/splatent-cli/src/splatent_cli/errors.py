@@ -103,8 +103,9 @@ def describe(exc: BaseException) -> tuple[str, int] | None:
     return None
 
 
-def guarded(command: str) -> Callable[[F], F]:
-    """Run a command body inside the error boundary (:func:`describe`); Ctrl-C is one line too."""
+def guarded(command: str, resume: str = "a re-run resumes") -> Callable[[F], F]:
+    """Run a command body inside the error boundary (:func:`describe`); Ctrl-C is one line too, saying how to go
+    on (``resume``: the commands whose re-run is refused without a flag name it)."""
 
     def wrap(fn: F) -> F:
         @functools.wraps(fn)
@@ -114,7 +115,7 @@ def guarded(command: str) -> Callable[[F], F]:
             except (typer.Exit, typer.Abort, SystemExit):
                 raise
             except KeyboardInterrupt:
-                raise fail(command, "interrupted; finished outputs are kept and a re-run resumes",
+                raise fail(command, f"interrupted; finished outputs are kept and {resume}",
                            EXIT_INTERRUPTED) from None
             except Exception as exc:
                 known = describe(exc)

@@ -12,7 +12,7 @@ from ..options import config_options
 RENAMES = {"protocol": "split_mode"}  # FitConfig.split_mode also takes benchmark (API only); --split-file sets file
 
 
-@guarded("fit")
+@guarded("fit", resume="a re-run with --resume continues from the last checkpoint")
 def fit(
     scene: Path = typer.Argument(None, help="Scene folder with pinhole cameras (undistort first) and extracted latents."),
     source_path: Path = typer.Option(None, "--source_path", "--source-path", "--scene", "-s", help="The scene, as the original flag."),

@@ -31,7 +31,7 @@ def _is_main_process() -> bool:
     return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0
 
 
-@guarded("train")
+@guarded("train", resume="a re-run with --resume latest continues from the last checkpoint")
 def train(
     dataset_path: Path = typer.Option(..., "--dataset_path", "--dataset-path", help="Dataset JSON (`splatent dataset`)."),
     output_dir: Path = typer.Option(..., "--output_dir", "--output-dir", help="Run folder: checkpoints/, enhancer/, logs/, metrics.jsonl."),
