@@ -226,6 +226,8 @@ def test_detection_and_precedence(tmp_path):
     assert find_poses_bounds(tmp_path) is None
     with pytest.raises(SceneError, match="no poses found.*poses_bounds.npy.*splatent scene sfm .*images --output"):
         load_scene(tmp_path)
+    with pytest.raises(SceneError, match=r"a.png is a file that holds no poses; pass the scene folder"):  # not "sfm a.png"
+        load_scene(tmp_path / "images" / "a.png")
     write_llff(cams, tmp_path)
     assert find_poses_bounds(tmp_path) == tmp_path / "poses_bounds.npy"
     assert load_scene(tmp_path).format == "llff"

@@ -58,6 +58,9 @@ def load_scene(
         return colmap.parse_colmap(path, images=images, strict=strict)
     if fmt == "llff" or (fmt == "auto" and llff.find_poses_bounds(path) is not None):
         return llff.parse_llff(path, images=images, strict=strict)
+    if path.is_file():  # a photo or some other file: nothing to run SfM on
+        raise SceneError(f"{path} is a file that holds no poses; pass the scene folder (or its transforms.json, "
+                         f"poses_bounds.npy or COLMAP model)")
     photos = path / "images" if (path / "images").is_dir() else path
     raise SceneError(
         f"no poses found in {path}: expected transforms.json, a COLMAP model "
