@@ -175,7 +175,7 @@ def test_parse_transforms_on_missing_folder(tmp_path):
 def test_blender_train_test_files_give_a_split(tmp_path):
     from splatent_data import split_scene
 
-    for split, n in (("train", 3), ("test", 2)):
+    for split, n in (("train", 3), ("val", 2), ("test", 2)):
         (tmp_path / split).mkdir()
         frames = []
         for i in range(n):
@@ -184,7 +184,8 @@ def test_blender_train_test_files_give_a_split(tmp_path):
         (tmp_path / f"transforms_{split}.json").write_text(json.dumps({"camera_angle_x": 0.7, "frames": frames}))
     scene = load_scene(tmp_path)
     split = split_scene(scene)
-    assert split.test == ("test_0", "test_1") and len(split.train) == 3
+    # the benchmark's protocol: train on the train views only (the val views were trained on too)
+    assert split.test == ("test_0", "test_1") and split.train == ("train_0", "train_1", "train_2")
 
 
 def test_blender_synthetic_layout_names_frames_after_their_split(tmp_path):

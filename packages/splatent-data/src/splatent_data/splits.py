@@ -142,7 +142,11 @@ def split_scene(scene: Scene, mode: str = "llff", every: int = 8, split_file: Pa
             logger.warning("%s names its own test views, so every %d-th view is not one: --split-every is ignored "
                            "(pass --split-file to choose the views)", scene.source, every)
         test = {Path(n).stem for n in own} & set(stems)
-        return Split(train=tuple(sorted(set(stems) - test)), test=tuple(sorted(test)))
+        # where the format lists its training views (Blender's transforms_train.json, nerfstudio's
+        # train_filenames) only those train, as its benchmarks do: the val views are neither trained on nor tested
+        listed = (scene.split_hint or {}).get("train")
+        train = ({Path(n).stem for n in listed} & set(stems)) - test if listed else set(stems) - test
+        return Split(train=tuple(sorted(train)), test=tuple(sorted(test)))
     return llff_split(stems, every)
 
 
