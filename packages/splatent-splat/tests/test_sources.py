@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -30,6 +31,20 @@ def _test_psnr(render_dir, scene_dir) -> float:
         values.append(-10 * np.log10(max(((ours - truth) ** 2).mean(), 1e-10)))
     assert values
     return float(np.mean(values))
+
+
+def _nerfstudio_splat(gaussians, tmp_path, scale: float = 0.37) -> Path:
+    """``gaussians`` as splatfacto leaves them: turned and scaled into nerfstudio's normalised world (centres and
+    sizes), in ``outputs/splatfacto/export/splat.ply`` beside its ``dataparser_transforms.json``; the run folder."""
+    moved = rigidly_moved(gaussians, TURN)
+    with torch.no_grad():
+        moved.params["means"] *= scale
+        moved.params["scales"] += float(np.log(scale))
+    run = tmp_path / "outputs" / "splatfacto"
+    (run / "export").mkdir(parents=True)
+    save_inria_ply(moved, run / "export" / "splat.ply")
+    (run / "dataparser_transforms.json").write_text(json.dumps({"transform": TURN[:3].tolist(), "scale": scale}))
+    return run
 
 
 def test_an_inria_output_folder_renders_at_the_views_of_its_cfg_args_scene(latent_scene, scene_gaussians, tmp_path):
@@ -60,15 +75,7 @@ def test_a_bare_ply_needs_its_scene(latent_scene, scene_gaussians, tmp_path):
 
 def test_a_nerfstudio_splat_in_its_normalised_world_renders_at_the_scene_views(latent_scene, scene_gaussians,
                                                                                 tmp_path):
-    scale = 0.37
-    moved = rigidly_moved(scene_gaussians, TURN)
-    with torch.no_grad():  # nerfstudio's world is also scaled: centres and sizes
-        moved.params["means"] *= scale
-        moved.params["scales"] += float(np.log(scale))
-    run = tmp_path / "outputs" / "splatfacto"
-    (run / "export").mkdir(parents=True)
-    save_inria_ply(moved, run / "export" / "splat.ply")
-    (run / "dataparser_transforms.json").write_text(json.dumps({"transform": TURN[:3].tolist(), "scale": scale}))
+    run = _nerfstudio_splat(scene_gaussians, tmp_path)
     render_model(run / "export" / "splat.ply", tmp_path / "renders", scene=latent_scene, backend="torch", device="cpu")
     assert _test_psnr(tmp_path / "renders", latent_scene) > 30
     (run / "dataparser_transforms.json").unlink()  # without the transform the same file is seen from the wrong place
@@ -136,15 +143,7 @@ def test_a_nerfstudio_splat_exported_in_the_original_frame_leaves_nerfstudios_wo
                                                                                       tmp_path):
     """splat.ply's Gaussians live in nerfstudio's normalised world (dataparser_transforms.json, scaled): the original
     frame undoes that map and then applied_transform; it undid applied_transform alone."""
-    scale = 0.37
-    moved = rigidly_moved(scene_gaussians, TURN)
-    with torch.no_grad():
-        moved.params["means"] *= scale
-        moved.params["scales"] += float(np.log(scale))
-    run = tmp_path / "outputs" / "splatfacto"
-    (run / "export").mkdir(parents=True)
-    save_inria_ply(moved, run / "export" / "splat.ply")
-    (run / "dataparser_transforms.json").write_text(json.dumps({"transform": TURN[:3].tolist(), "scale": scale}))
+    run = _nerfstudio_splat(scene_gaussians, tmp_path)
     scene = tmp_path / "scene"
     shutil.copytree(latent_scene, scene)
     data = json.loads((scene / "transforms.json").read_text())
@@ -162,15 +161,7 @@ def test_a_nerfstudio_splat_exported_in_the_original_frame_leaves_nerfstudios_wo
 
 def test_a_nerfstudio_splat_exported_in_the_scene_frame_is_in_the_poses_world(latent_scene, scene_gaussians, tmp_path):
     """The scene frame is the poses' world: a splat.ply stayed in nerfstudio's normalised (turned, scaled) world."""
-    scale = 0.37
-    moved = rigidly_moved(scene_gaussians, TURN)
-    with torch.no_grad():
-        moved.params["means"] *= scale
-        moved.params["scales"] += float(np.log(scale))
-    run = tmp_path / "outputs" / "splatfacto"
-    (run / "export").mkdir(parents=True)
-    save_inria_ply(moved, run / "export" / "splat.ply")
-    (run / "dataparser_transforms.json").write_text(json.dumps({"transform": TURN[:3].tolist(), "scale": scale}))
+    run = _nerfstudio_splat(scene_gaussians, tmp_path)
     for name, scene in (("alone", None), ("with-scene", latent_scene)):
         export_ply(run / "export" / "splat.ply", tmp_path / f"{name}.ply", scene=scene, device="cpu")
         exported, _ = load_ply(tmp_path / f"{name}.ply")
