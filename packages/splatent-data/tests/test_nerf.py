@@ -277,3 +277,23 @@ def test_full_opencv_rational_terms_are_refused_not_dropped(tmp_path, make_ring)
     rational = make_ring(tmp_path, n=2, model="FULL_OPENCV", distortion=(0.01, 0.0, 0.0, 0.0, 0.0, 0.1, 0.0, 0.0))
     with pytest.raises(SceneError, match="not FULL_OPENCV's k4..k6"):
         write_transforms(rational, tmp_path / "t2.json")
+
+
+def test_frames_named_without_extension_keep_a_dot_in_their_stem(tmp_path):
+    """Image sequences named frame.0001 (file_path without extension): every frame was keyed "frame", and the
+    scene refused its own frames as duplicates."""
+    from splatent_data import split_scene
+
+    (tmp_path / "images").mkdir()
+    frames = []
+    for i in range(3):
+        Image.new("RGB", (8, 8)).save(tmp_path / "images" / f"frame.000{i}.png")
+        pose = np.eye(4)
+        pose[0, 3] = i
+        frames.append({"file_path": f"images/frame.000{i}", "transform_matrix": pose.tolist()})
+    (tmp_path / "transforms.json").write_text(json.dumps({"camera_angle_x": 0.7, "frames": frames,
+                                                         "test_filenames": ["images/frame.0001"]}))
+    scene = load_scene(tmp_path)
+    assert scene.stems == ["frame.0000", "frame.0001", "frame.0002"]
+    assert scene.camera("frame.0002").image_path.name == "frame.0002.png"
+    assert split_scene(scene).test == ("frame.0001",)

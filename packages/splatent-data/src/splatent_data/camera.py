@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .images import image_stem
+
 # COLMAP model name -> names of the distortion parameters, in COLMAP's order.
 DISTORTION_PARAMS: dict[str, tuple[str, ...]] = {
     "PINHOLE": (),
@@ -75,8 +77,9 @@ class Camera:
 
     @property
     def stem(self) -> str:
-        """File name without extension: the key that latents and renders share."""
-        return Path(self.name).stem
+        """File name without extension: the key that latents and renders share. Only an image extension is one:
+        a pose file naming ``frame.0001`` (no extension) keys ``frame.0001``, as its image ``frame.0001.png`` does."""
+        return image_stem(self.name)
 
     @property
     def K(self) -> np.ndarray:

@@ -35,6 +35,13 @@ def image_read_error(path: Path, exc: BaseException, verb: str = "read") -> str:
     return f"cannot {verb} image {path}: {exc}; re-export the file or remove it"
 
 
+def image_stem(name: str | Path) -> str:
+    """The key of an image name: without its folder, and without its extension where that is an image one
+    (``images/0001.jpg`` -> ``0001``; ``frame.0001``, a pose file's name without extension, stays whole)."""
+    path = Path(str(name))
+    return path.stem if path.suffix in IMAGE_EXTENSIONS else path.name
+
+
 def list_images(folder: Path) -> list[Path]:
     """Image files directly in ``folder``, sorted by name."""
     folder = Path(folder)
@@ -53,7 +60,7 @@ def find_image(folder: Path, name: str) -> Path | None:
     exact = folder / name
     if exact.is_file():
         return exact
-    stem = Path(name).stem if Path(name).suffix in IMAGE_EXTENSIONS else Path(name).name
+    stem = image_stem(name)
     for ext in IMAGE_EXTENSIONS:
         candidate = folder / (stem + ext)
         if candidate.is_file():

@@ -27,6 +27,7 @@ import numpy as np
 from .camera import Camera, opengl_to_opencv
 from .errors import SceneError
 from .fileio import atomic_write_json
+from .images import image_stem
 from .points_ply import read_points_ply, write_points_ply
 from .scene import PointCloud, Scene, attach_images, validate_pose
 
@@ -282,7 +283,7 @@ def write_transforms(cameras: list[Camera], path: Path, points: PointCloud | Non
     if split is not None:
         paths = {cam.stem: os.path.relpath(Path(cam.image_path).resolve(), base) for cam in cameras}
         for name, listed in split.items():
-            meta[f"{name}_filenames"] = [paths[s] for s in (Path(n).stem for n in listed) if s in paths]
+            meta[f"{name}_filenames"] = [paths[s] for s in (image_stem(n) for n in listed) if s in paths]
     if points is not None:
         write_points_ply(path.parent / "sparse_pc.ply", points)
         meta["ply_file_path"] = "sparse_pc.ply"

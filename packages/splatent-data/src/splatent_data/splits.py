@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import SceneError
+from .images import image_stem
 from .scene import Scene
 
 logger = logging.getLogger("splatent")
@@ -111,7 +112,7 @@ def read_split_file(path: Path, stems: list[str]) -> Split:
             raise SceneError(f"split file {path}: '{key}' must be a list of view names, got {json.dumps(listed)[:60]}")
     known = set(stems)
     # a view's name as listed when it is one (a stem with a dot, "1695.100"), else without folder and extension
-    norm = lambda n: Path(str(n)).name if Path(str(n)).name in known else Path(str(n)).stem  # noqa: E731
+    norm = lambda n: Path(str(n)).name if Path(str(n)).name in known else image_stem(n)  # noqa: E731
     test = [norm(n) for n in data["test"]]
     unknown = [n for n in test + [norm(n) for n in data.get("train", [])] if n not in known]
     if unknown:
@@ -141,11 +142,11 @@ def split_scene(scene: Scene, mode: str = "llff", every: int = 8, split_file: Pa
         if every != 8:  # the default: anything else was asked for, and the scene's own test list wins
             logger.warning("%s names its own test views, so every %d-th view is not one: --split-every is ignored "
                            "(pass --split-file to choose the views)", scene.source, every)
-        test = {Path(n).stem for n in own} & set(stems)
+        test = {image_stem(n) for n in own} & set(stems)
         # where the format lists its training views (Blender's transforms_train.json, nerfstudio's
         # train_filenames) only those train, as its benchmarks do: the val views are neither trained on nor tested
         listed = (scene.split_hint or {}).get("train")
-        train = ({Path(n).stem for n in listed} & set(stems)) - test if listed else set(stems) - test
+        train = ({image_stem(n) for n in listed} & set(stems)) - test if listed else set(stems) - test
         return Split(train=tuple(sorted(train)), test=tuple(sorted(test)))
     return llff_split(stems, every)
 
