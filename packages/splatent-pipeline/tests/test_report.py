@@ -29,3 +29,22 @@ def test_html_report_links_sheets_relatively(tmp_path):
     page = (tmp_path / "report.html").read_text()
     assert "<title>A &amp; B</title>" in page and "note &lt;1&gt;" in page and 'src="sheets/v0.png"' in page
     assert "<td>21.50</td>" in page and "Mean over 1 test views" in page
+
+
+def test_html_report_links_the_sheets_of_views_with_url_characters_in_their_names(tmp_path):
+    """A view named ``scan #1`` or ``50%?`` links its own sheet, not ``sheets/scan `` (the rest read as a fragment)."""
+    import html
+    import re
+    from urllib.parse import unquote, urlsplit
+
+    views = {"scan #1": MEANS, "50%?": MEANS, "vue été": MEANS}
+    sheets = {v: f"sheets/{v}.png" for v in views}
+    for link in sheets.values():
+        (tmp_path / link).parent.mkdir(exist_ok=True)
+        (tmp_path / link).write_bytes(b"png")
+    html_report(tmp_path / "report.html", "T", {"mean": MEANS, "views": views}, sheets)
+    links = re.findall(r'<img src="([^"]+)"', (tmp_path / "report.html").read_text())
+    assert len(links) == 3
+    for link in links:  # what a browser fetches: the path of the URL, percent-decoded
+        url = urlsplit(html.unescape(link))
+        assert not url.fragment and not url.query and (tmp_path / unquote(url.path)).is_file()

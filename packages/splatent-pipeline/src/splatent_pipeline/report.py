@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 from typing import Any, Sequence
+from urllib.parse import quote
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -121,7 +122,8 @@ def html_report(path: Path, title: str, metrics: dict[str, Any], sheets: dict[st
                   for k, _, _ in KINDS if any(m in metrics["views"][v].get(k, {}) for v in views)}
         if series:
             plots.append(bar_plot_svg(views, series, f"{label} per test view"))
-    figures = "".join(f'<figure><img src="{html.escape(sheets[v])}" alt="{html.escape(v)}"><figcaption>{html.escape(v)}'
+    # A link is a URL: a view named "scan #1" or "50%" would link "sheets/scan " (the rest read as a fragment).
+    figures = "".join(f'<figure><img src="{html.escape(quote(sheets[v]))}" alt="{html.escape(v)}"><figcaption>{html.escape(v)}'
                       f"</figcaption></figure>" for v in views if v in sheets)
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
