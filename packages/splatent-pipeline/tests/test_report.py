@@ -48,3 +48,15 @@ def test_html_report_links_the_sheets_of_views_with_url_characters_in_their_name
     for link in links:  # what a browser fetches: the path of the URL, percent-decoded
         url = urlsplit(html.unescape(link))
         assert not url.fragment and not url.query and (tmp_path / unquote(url.path)).is_file()
+
+
+def test_html_report_orders_views_by_their_numbers(tmp_path):
+    """Unpadded frame numbers read 1, 2, 9, 10 in the plots and sheets, not 1, 10, 2, 9."""
+    import re
+
+    views = {f"frame_{i}": {"render": {"psnr": 20.0 + i}} for i in (10, 2, 1, 9)}
+    html_report(tmp_path / "report.html", "T", {"mean": MEANS, "views": views}, {v: f"sheets/{v}.png" for v in views})
+    page = (tmp_path / "report.html").read_text()
+    order = ["frame_1", "frame_2", "frame_9", "frame_10"]
+    assert re.findall(r"<figcaption>([^<]+)</figcaption>", page) == order
+    assert re.findall(r'text-anchor="middle">([^<]+)</text>', page) == order  # the bar plot's axis
