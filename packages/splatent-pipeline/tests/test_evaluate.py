@@ -119,3 +119,15 @@ def test_enhanced_views_older_than_the_renders_are_left_out_and_said(degraded, t
         ev = evaluate_folder(folder, lpips=False, device="cpu")
     assert "enhanced" not in ev.means and "predates its render" in caplog.text
     assert "enhanced" in evaluate_folder(folder, enhanced=enhanced, lpips=False, device="cpu").means  # asked for
+
+
+def test_progress_is_reported_after_each_scored_view(degraded, tmp_path):
+    """A capture's views take seconds each to score on a CPU (LPIPS at full size): eval reports each one done."""
+    root, _, _ = degraded
+    seen = []
+
+    def progress(done, total):
+        seen.append((done, total, len(list((tmp_path / "eval" / "sheets").glob("*.png")))))
+
+    evaluate_folder(root, tmp_path / "eval", lpips=False, device="cpu", progress=progress)
+    assert seen == [(1, 2, 1), (2, 2, 2)]  # each view's sheet written when it is counted

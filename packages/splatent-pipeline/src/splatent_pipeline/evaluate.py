@@ -28,7 +28,7 @@ from splatent_data import (
     RenderLayout, RunLayout, SplatentError, atomic_write_bytes, atomic_write_json, load_scene, read_dataset_json,
     render_image_folder,
 )
-from splatent_latents import LatentCodec, codec_from_manifest, load_latent, resolve_device
+from splatent_latents import LatentCodec, ProgressCallback, codec_from_manifest, load_latent, resolve_device
 from splatent_model import psnr, ssim
 from splatent_train import build_lpips
 
@@ -75,6 +75,7 @@ def evaluate_results(
     fid: bool | None = None,
     fid_weights: str | Path | None = None,
     fid_metric=None,
+    progress: ProgressCallback | None = None,
 ) -> EvalResult:
     """Score every test view of ``renders`` and write the report into ``output`` (see module doc).
 
@@ -91,6 +92,8 @@ def evaluate_results(
             computes it when its Inception weights are cached (else the report says how to get them); ``True``
             requires it and downloads the weights if needed; ``False`` skips it.
         fid_weights, fid_metric: A local copy of the Inception weights, or a ready metric (tests).
+        progress: ``progress(done, total)`` after each test view is scored (LPIPS of a capture's full-size views
+            on a CPU takes seconds a view).
     """
     renders, output = Path(renders), Path(output)
     layout = RenderLayout(renders)
@@ -131,7 +134,7 @@ def evaluate_results(
     collected: dict[str, list[torch.Tensor]] = {}  # for FID: every view's images per kind, and the photos
     lines = list(notes) or [f"Scene {scene.root}, {len(stems)} held-out test views, codec {info.get('codec')}."]
     fid_metric = _fid_metric(fid, fid_weights, fid_metric, dev, lines)
-    for stem in stems:
+    for done, stem in enumerate(stems, 1):
         images = {"render": decode(layout.latent("nvs", stem)), "ceiling": decode(layout.latent("nvs_gt", stem))}
         if enhanced is not None and (enhanced / f"{stem}.pt").is_file():
             images["enhanced"] = decode(enhanced / f"{stem}.pt")
@@ -150,6 +153,8 @@ def evaluate_results(
         buf = _png_bytes(contact_sheet(columns))
         atomic_write_bytes(sheet_path, buf)
         sheets[stem] = f"sheets/{stem}.png"
+        if progress is not None:
+            progress(done, len(stems))
     means = {kind: {m: float(np.mean([per_view[v][kind][m] for v in per_view if kind in per_view[v]]))
                     for m in ("psnr", "ssim", "lpips") if any(m in per_view[v].get(kind, {}) for v in per_view)}
              for kind, _, _ in KINDS if any(kind in per_view[v] for v in per_view)}

@@ -221,12 +221,15 @@ def _enhance(ctx: RunContext) -> dict[str, Any]:
 
 
 def _eval(ctx: RunContext) -> dict[str, Any]:
+    from splatent_latents import progress_bar
+
     from .evaluate import evaluate_results
 
     cfg = ctx.config
-    ev = evaluate_results(ctx.paths.renders, ctx.paths.eval, enhanced=ctx.paths.enhanced, dataset=ctx.paths.dataset,
-                          lpips=cfg.lpips, device=cfg.device, title=cfg.report_title, notes=tuple(cfg.report_notes),
-                          codec=ctx.codec)
+    with progress_bar("eval", 0, enabled=cfg.progress, unit="views", lazy=True) as bar:
+        ev = evaluate_results(ctx.paths.renders, ctx.paths.eval, enhanced=ctx.paths.enhanced,
+                              dataset=ctx.paths.dataset, lpips=cfg.lpips, device=cfg.device, title=cfg.report_title,
+                              notes=tuple(cfg.report_notes), codec=ctx.codec, progress=bar.report)
     return {"means": ev.means}
 
 

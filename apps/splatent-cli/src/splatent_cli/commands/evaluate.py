@@ -24,9 +24,12 @@ def evaluate(
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda."),
 ) -> None:
     """Score renders and enhanced renders against ground truth; write a report."""
+    from splatent_latents import progress_bar
     from splatent_pipeline import evaluate_folder
 
-    ev = evaluate_folder(result_dir, output, enhanced=enhanced, dataset=dataset, lpips=lpips, lpips_net=lpips_net,
-                         device=device, fid=fid, fid_weights=fid_weights)
+    # lazy: the bar appears with the first scored view, after the LPIPS and FID networks load
+    with progress_bar("eval", 0, unit="views", lazy=True) as bar:
+        ev = evaluate_folder(result_dir, output, enhanced=enhanced, dataset=dataset, lpips=lpips, lpips_net=lpips_net,
+                             device=device, fid=fid, fid_weights=fid_weights, progress=bar.report)
     print(f"report: {ev.report}")
     print("mean PSNR over {} views: ".format(ev.views) + ", ".join(f"{k} {v['psnr']:.2f} dB" for k, v in ev.means.items()))
