@@ -114,3 +114,25 @@ def test_config_refuses_impossible_sizes(tmp_path):
     for bad in (dict(views=8), dict(width=100), dict(folds=1), dict(crop=12)):
         with pytest.raises(SplatentError):
             DemoConfig(output_dir=tmp_path, **bad).check()
+
+
+def test_a_run_with_other_settings_stopped_early_leaves_no_old_results_in_demo_json(tmp_path, monkeypatch):
+    """demo.json's numbers are those of its config: a re-run with another seed that stops after its first stage
+    recorded the new config beside the previous run's PSNRs and report."""
+    import splatent_pipeline.demo as demo_module
+
+    out = tmp_path / "run"
+    out.mkdir()
+    old = {"stages": {}, "config": {"seed": 0}, "report": str(out / "eval" / "report.html"), "views": 3,
+           "psnr": {"render": 17.3, "enhanced": 18.0, "ceiling": 20.0}, "means": {}, "last_run": {"ran": ["scene"]}}
+    (out / "demo.json").write_text(json.dumps(old))
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(demo_module, "PipelineRun", stopped)  # stops after the scene stage
+    with pytest.raises(KeyboardInterrupt):
+        run_demo(DemoConfig.quick(out, seed=1, device="cpu", points=100), say=lambda _: None)
+    record = json.loads((out / "demo.json").read_text())
+    assert record["config"]["seed"] == 1 and "scene" in record["stages"]
+    assert not {"report", "views", "psnr", "means", "last_run"} & set(record)

@@ -53,6 +53,7 @@ from .pipeline import PipelineConfig, PipelineRun, ProgressBar, Say, StageRecord
 SCENE_NAME = "synthetic"
 KINDS = ("render", "enhanced", "ceiling")
 DEMO_CODECS = ("taef2", "pca")  # the codecs that need no download
+RESULT_KEYS = ("report", "views", "psnr", "means", "last_run")  # what demo.json records of a finished run
 
 
 @dataclass
@@ -213,7 +214,11 @@ def _run(cfg: DemoConfig, say: Say, progress: ProgressBar | None) -> DemoResult:
     out = cfg.output_dir
     out.mkdir(parents=True, exist_ok=True)
     record = StageRecord(out / "demo.json", None)
-    record.data["config"] = json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
+    config = json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
+    if record.data.get("config") != config:  # the numbers are another run's: this one's replace them at its end
+        for key in RESULT_KEYS:
+            record.data.pop(key, None)
+    record.data["config"] = config
     scene_dir = out / "scenes" / SCENE_NAME
     train_json = out / "data" / "enhancer_train.json"
     run_dir = out / "enhancer"
