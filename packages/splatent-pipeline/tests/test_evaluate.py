@@ -63,7 +63,7 @@ def test_enhanced_views_covering_part_of_the_test_views_are_said_to(degraded, tm
     enhanced.mkdir()
     (enhanced / "0000.pt").write_bytes((renders / "nvs" / "0000.pt").read_bytes())  # one of the two views
     ev = evaluate_results(renders, tmp_path / "eval", enhanced=enhanced, lpips=False, device="cpu")
-    assert ev.views == 2 and "enhanced" in ev.means
+    assert ev.views == 2 and "enhanced" in ev.means and ev.counts == {"render": 2, "enhanced": 1, "ceiling": 2}
     assert "Enhanced views: 1 of the 2 test views" in ev.report.read_text()
 
 

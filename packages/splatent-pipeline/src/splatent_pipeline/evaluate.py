@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +41,14 @@ logger = logging.getLogger("splatent")
 
 @dataclass
 class EvalResult:
+    """``means``: kind -> metric -> mean over the ``counts[kind]`` views scored of that kind (of ``views`` in all:
+    the enhanced folder may cover part of them)."""
+
     output: Path
     report: Path
     means: dict[str, dict[str, float]]
     views: int
+    counts: dict[str, int] = field(default_factory=dict)
 
 
 def _to_image(t: torch.Tensor) -> np.ndarray:  # [3, H, W] in [0, 1] -> [H, W, 3]
@@ -177,7 +181,8 @@ def evaluate_results(
     if not lpips:
         lines.append("LPIPS not computed (--no-lpips).")
     html_report(output / "report.html", title or f"Splatent evaluation: {scene.root.name}", metrics, sheets, lines)
-    return EvalResult(output=output, report=output / "report.html", means=means, views=len(stems))
+    counts = {kind: sum(kind in scores for scores in per_view.values()) for kind in means}
+    return EvalResult(output=output, report=output / "report.html", means=means, views=len(stems), counts=counts)
 
 
 def _fid_metric(fid: bool | None, weights, metric, device, notes: list[str]):

@@ -32,4 +32,7 @@ def evaluate(
         ev = evaluate_folder(result_dir, output, enhanced=enhanced, dataset=dataset, lpips=lpips, lpips_net=lpips_net,
                              device=device, fid=fid, fid_weights=fid_weights, progress=bar.report)
     print(f"report: {ev.report}")
-    print("mean PSNR over {} views: ".format(ev.views) + ", ".join(f"{k} {v['psnr']:.2f} dB" for k, v in ev.means.items()))
+    # a mean over fewer views (an enhanced folder covering part of them) says so: it is not comparable as it stands
+    print("mean PSNR over {} views: ".format(ev.views) + ", ".join(
+        f"{k} {v['psnr']:.2f} dB" + (f" ({ev.counts[k]} of the {ev.views} views)" if ev.counts[k] < ev.views else "")
+        for k, v in ev.means.items()))
