@@ -60,3 +60,13 @@ def test_html_report_orders_views_by_their_numbers(tmp_path):
     order = ["frame_1", "frame_2", "frame_9", "frame_10"]
     assert re.findall(r"<figcaption>([^<]+)</figcaption>", page) == order
     assert re.findall(r'text-anchor="middle">([^<]+)</text>', page) == order  # the bar plot's axis
+
+
+def test_html_report_names_the_sheet_columns_there_are(tmp_path):
+    """Without enhanced views the sheets' fourth column is the first reference, and the caption says so."""
+    views = {"v0": {"render": {"psnr": 20.0}, "ceiling": {"psnr": 25.0}}}
+    html_report(tmp_path / "plain.html", "T", {"mean": views["v0"], "views": views}, {"v0": "sheets/v0.png"})
+    assert "<p>ground truth | codec ceiling | render | references</p>" in (tmp_path / "plain.html").read_text()
+    views["v0"]["enhanced"] = {"psnr": 21.0}
+    html_report(tmp_path / "enhanced.html", "T", {"mean": views["v0"], "views": views}, {"v0": "sheets/v0.png"})
+    assert "<p>ground truth | codec ceiling | render | enhanced | references</p>" in (tmp_path / "enhanced.html").read_text()

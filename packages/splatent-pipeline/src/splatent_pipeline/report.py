@@ -130,6 +130,9 @@ def html_report(path: Path, title: str, metrics: dict[str, Any], sheets: dict[st
         if series:
             plots.append(bar_plot_svg(views, series, f"{label} per test view"))
     # A link is a URL: a view named "scan #1" or "50%" would link "sheets/scan " (the rest read as a fragment).
+    # the sheets' columns (evaluate_results): an eval without enhanced views has none of them
+    columns = " | ".join(["ground truth", "codec ceiling", "render"]
+                         + (["enhanced"] if "enhanced" in metrics["mean"] else []) + ["references"])
     figures = "".join(f'<figure><img src="{html.escape(quote(sheets[v]))}" alt="{html.escape(v)}"><figcaption>{html.escape(v)}'
                       f"</figcaption></figure>" for v in views if v in sheets)
     page = f"""<!DOCTYPE html>
@@ -143,7 +146,7 @@ img{{max-width:100%;border:1px solid #eee}} .notes{{color:#444}}</style></head>
 <table><tr><th></th>{"".join(f"<th>{label}</th>" for _, label, _ in METRICS)}</tr>{"".join(rows)}</table>
 <p class="notes">{html.escape(DEFINITIONS)}</p>
 <h2>Per view</h2>{"".join(plots)}
-<h2>Contact sheets</h2><p>ground truth | codec ceiling | render | enhanced | references</p>{figures}
+<h2>Contact sheets</h2><p>{columns}</p>{figures}
 </body></html>
 """
     atomic_write_bytes(Path(path), page.encode())
