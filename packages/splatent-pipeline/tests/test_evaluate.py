@@ -131,3 +131,15 @@ def test_progress_is_reported_after_each_scored_view(degraded, tmp_path):
 
     evaluate_folder(root, tmp_path / "eval", lpips=False, device="cpu", progress=progress)
     assert seen == [(1, 2, 1), (2, 2, 2)]  # each view's sheet written when it is counted
+
+
+def test_enhanced_latents_of_another_size_are_one_clear_error(degraded, tmp_path):
+    """Enhanced views made from renders of another size: one line naming both shapes (a torch size mismatch)."""
+    from splatent_latents import load_latent, save_latent
+
+    _, renders, _ = degraded
+    enhanced = tmp_path / "enhanced"
+    enhanced.mkdir()
+    save_latent(enhanced / "0000.pt", load_latent(renders / "nvs" / "0000.pt")[:, :4, :4])
+    with pytest.raises(SplatentError, match=r"0000\.pt is a \(4, 4, 4\) latent, its render .* is \(4, 6, 8\)"):
+        evaluate_results(renders, tmp_path / "eval", enhanced=enhanced, lpips=False, device="cpu")

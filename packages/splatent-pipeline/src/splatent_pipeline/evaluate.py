@@ -129,9 +129,10 @@ def evaluate_results(
             f"({stems[0]}.pt, ...); pass the folder `splatent enhance` wrote (OUTPUT_DIR/enhanced) or leave out --enhanced")
     (output / "sheets").mkdir(parents=True, exist_ok=True)
 
-    def decode(path: Path) -> torch.Tensor:
+    def decode(latent: Path | torch.Tensor) -> torch.Tensor:
+        latent = load_latent(latent) if isinstance(latent, Path) else latent
         with torch.no_grad():
-            return codec.decode(load_latent(path)[None].to(dev))[0].float().clamp(0, 1)
+            return codec.decode(latent[None].to(dev))[0].float().clamp(0, 1)
 
     per_view: dict[str, dict[str, dict[str, float]]] = {}
     sheets: dict[str, str] = {}
@@ -139,9 +140,10 @@ def evaluate_results(
     lines = list(notes) or [f"Scene {scene.root}, {len(stems)} held-out test views, codec {info.get('codec')}."]
     fid_metric = _fid_metric(fid, fid_weights, fid_metric, dev, lines)
     for done, stem in enumerate(stems, 1):
-        images = {"render": decode(layout.latent("nvs", stem)), "ceiling": decode(layout.latent("nvs_gt", stem))}
+        render = load_latent(layout.latent("nvs", stem))
+        images = {"render": decode(render), "ceiling": decode(layout.latent("nvs_gt", stem))}
         if enhanced is not None and (enhanced / f"{stem}.pt").is_file():
-            images["enhanced"] = decode(enhanced / f"{stem}.pt")
+            images["enhanced"] = decode(_enhanced_latent(enhanced / f"{stem}.pt", render, layout.latent("nvs", stem)))
         h, w = images["render"].shape[-2:]
         gt = ground_truth_image(scene.camera(stem), h, w, dev)
         per_view[stem] = {k: image_scores(img, gt, lpips_model) for k, img in images.items()}
@@ -183,6 +185,17 @@ def evaluate_results(
     html_report(output / "report.html", title or f"Splatent evaluation: {scene.root.name}", metrics, sheets, lines)
     counts = {kind: sum(kind in scores for scores in per_view.values()) for kind in means}
     return EvalResult(output=output, report=output / "report.html", means=means, views=len(stems), counts=counts)
+
+
+def _enhanced_latent(path: Path, render: torch.Tensor, render_path: Path) -> torch.Tensor:
+    """The enhanced latent at ``path``, refused in one line unless it has its render's shape (enhanced from renders
+    of another size or codec: it cannot be scored against this render's ground truth)."""
+    latent = load_latent(path)
+    if latent.shape != render.shape:
+        raise SplatentError(f"{path} is a {tuple(latent.shape)} latent, its render {render_path} is "
+                            f"{tuple(render.shape)}: the enhanced views are of other renders; enhance these renders "
+                            f"again, or pass the --enhanced folder made from them")
+    return latent
 
 
 def _fid_metric(fid: bool | None, weights, metric, device, notes: list[str]):
