@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -55,3 +57,10 @@ def test_path_is_smooth_and_passes_through_the_key_cameras():
         assert np.allclose(r.T @ r, np.eye(3), atol=1e-9)
     with pytest.raises(SceneError):
         interpolate_path(cams[:1], 10)
+    # an unpadded capture (1.png ... 9.png here, 10.png after them) keeps its order: a text sort jumped 1 -> 10 -> 2
+    unpadded = [dataclasses.replace(c, name=f"{i + 1}.png") for i, c in enumerate(cams)]
+    unpadded.append(camera(name="10.png", camtoworld=look_at([4 * np.cos(np.pi * 9 / 8), 4 * np.sin(np.pi * 9 / 8), 1],
+                                                                   [0, 0, 0])))
+    centres = np.stack([c.center for c in interpolate_path(unpadded, 37, keyframes=10)])
+    steps = np.linalg.norm(np.diff(centres, axis=0), axis=1)
+    assert np.allclose(centres[-1], unpadded[-1].center) and steps.max() < 2 * steps.min()

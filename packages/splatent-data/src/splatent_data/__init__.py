@@ -15,7 +15,7 @@ from .fileio import atomic_write_bytes, atomic_write_json
 from .layout import RENDER_FOLDERS, RenderLayout, RunLayout
 from .images import (
     IMAGE_EXTENSIONS, IMAGE_EXTENSIONS_TEXT, IMAGE_READ_ERRORS, find_image, image_read_error, image_stem,
-    latent_image_mismatch, list_images, load_mask, load_rgb, read_image_size,
+    latent_image_mismatch, list_images, load_mask, load_rgb, read_image_size, view_order,
     save_rgb,
 )
 from .llff import find_poses_bounds, parse_llff, write_llff
@@ -38,7 +38,7 @@ __version__ = "0.5.0"
 
 __all__ = [
     "Camera", "DEFAULT_PROMPT", "DISTORTION_PARAMS", "DatasetEntry", "DatasetFormatError", "DatasetSpec",
-    "IMAGE_EXTENSIONS", "IMAGE_EXTENSIONS_TEXT", "IMAGE_READ_ERRORS", "image_read_error", "image_stem", "latent_image_mismatch", "provenance", "PointCloud", "RENDER_FOLDERS", "RenderLayout", "RunLayout", "SCENE_FORMATS", "Scene", "SceneError", "Split", "SplatentError", "atomic_write_bytes",
+    "IMAGE_EXTENSIONS", "IMAGE_EXTENSIONS_TEXT", "IMAGE_READ_ERRORS", "image_read_error", "image_stem", "latent_image_mismatch", "view_order", "provenance", "PointCloud", "RENDER_FOLDERS", "RenderLayout", "RunLayout", "SCENE_FORMATS", "Scene", "SceneError", "Split", "SplatentError", "atomic_write_bytes",
     "atomic_write_json", "build_dataset", "dataset_manifest_path", "render_image_folder", "render_protocol", "scene_protocols", "camera_radius", "find_image", "find_poses_bounds", "furthest_point_views", "PROTOCOLS", "PROTOCOL_VIEWS", "SPLIT_MODES", "protocol_split", "SceneSplit", "benchmark_scene_names", "split_scene_names",
     "list_images", "llff_split",
     "find_poses", "load_mask", "load_rgb", "load_scene", "look_at", "make_synthetic_scene", "render_synthetic", "ring_of_cameras",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,12 @@ def image_stem(name: str | Path) -> str:
     (``images/0001.jpg`` -> ``0001``; ``frame.0001``, a pose file's name without extension, stays whole)."""
     path = Path(str(name))
     return path.stem if path.suffix in IMAGE_EXTENSIONS else path.name
+
+
+def view_order(view: str) -> tuple:
+    """Sort key of a view name with its numbers read as numbers: ``frame_2`` before ``frame_10`` (as the eye reads
+    them, and as an unpadded capture was taken; a plain sort puts 10 and 11 between 1 and 2)."""
+    return tuple((0, int(part), part) if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", view))
 
 
 def list_images(folder: Path) -> list[Path]:

@@ -8,7 +8,6 @@ from disk in any browser with no server.
 from __future__ import annotations
 
 import html
-import re
 from pathlib import Path
 from typing import Any, Sequence
 from urllib.parse import quote
@@ -16,7 +15,7 @@ from urllib.parse import quote
 import numpy as np
 from PIL import Image, ImageDraw
 
-from splatent_data import atomic_write_bytes
+from splatent_data import atomic_write_bytes, view_order
 
 # (key in metrics, label, colour) of each image kind the report compares.
 KINDS = (
@@ -30,12 +29,6 @@ METRICS = (("psnr", "PSNR (dB) ↑", "{:.2f}"), ("ssim", "SSIM ↑", "{:.4f}"), 
 DEFINITIONS = ("PSNR = 10 log10(1 / MSE) on images in [0, 1]. SSIM: Gaussian window 11, σ 1.5, K1 0.01, K2 0.03, "
                "borders zero-padded and the mean over the whole image (the 3DGS / INRIA convention; torchmetrics "
                "reflect-pads the borders instead, splatent_latents.metrics.ssim(padding=\"reflect\") gives its number).")
-
-
-def view_order(view: str) -> tuple:
-    """Sort key of a view name with its numbers read as numbers: ``frame_2`` before ``frame_10`` (as the eye reads
-    them; a plain sort puts 10 and 11 between 1 and 2 in the plots and sheets of an unpadded capture)."""
-    return tuple((0, int(part), part) if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", view))
 
 
 def contact_sheet(columns: Sequence[tuple[str, np.ndarray]], height: int = 192) -> Image.Image:

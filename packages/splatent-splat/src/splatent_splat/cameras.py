@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from splatent_data import Camera, SceneError
+from splatent_data import Camera, SceneError, view_order
 
 
 def latent_camera(camera: Camera, height: int, width: int) -> Camera:
@@ -39,7 +39,7 @@ def camera_tensors(
 
 
 def interpolate_path(cameras: list[Camera], num_frames: int, keyframes: int = 12) -> list[Camera]:
-    """A smooth path through ``cameras`` (in name order) of ``num_frames`` cameras.
+    """A smooth path through ``cameras`` (in name order, numbers read as numbers) of ``num_frames`` cameras.
 
     Up to ``keyframes`` evenly spaced cameras are the keys: scipy's natural cubic spline through their centres and
     its spherical linear interpolation (``Slerp``) between their orientations; intrinsics and image size are those
@@ -52,7 +52,7 @@ def interpolate_path(cameras: list[Camera], num_frames: int, keyframes: int = 12
         raise SceneError("a camera path needs at least two cameras")
     if num_frames < 2:
         raise SceneError(f"a camera path needs at least two frames, got {num_frames}")
-    ordered = sorted(cameras, key=lambda c: c.name)
+    ordered = sorted(cameras, key=lambda c: view_order(c.name))  # frame_2 before frame_10: the capture's order
     idx = np.unique(np.linspace(0, len(ordered) - 1, min(keyframes, len(ordered))).round().astype(int))
     keys = [ordered[i] for i in idx]
     times = np.arange(len(keys), dtype=np.float64)

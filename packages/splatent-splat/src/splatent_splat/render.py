@@ -25,7 +25,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from splatent_data import RENDER_FOLDERS, Camera, RenderLayout, SplatentError, atomic_write_json, save_rgb
+from splatent_data import RENDER_FOLDERS, Camera, RenderLayout, SplatentError, atomic_write_json, save_rgb, view_order
 from splatent_latents import resolve_device
 
 from .cameras import interpolate_path
@@ -201,7 +201,7 @@ def latent_path(cameras: list[Camera], frames: int, latents_dir: Path) -> list[C
     first camera's (by name) latent sets it, so the raw and the enhanced fly-through share their frames."""
     from splatent_latents import load_latent
 
-    first = sorted(cameras, key=lambda c: c.name)[0]
+    first = min(cameras, key=lambda c: view_order(c.name))
     h, w = load_latent(Path(latents_dir) / f"{first.stem}.pt").shape[-2:]
     return [c.scaled(w, h) for c in interpolate_path(cameras, frames)]
 
