@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from splatent_data import atomic_write_bytes
+
 METRICS_FILE = "metrics.jsonl"
 
 
@@ -76,24 +78,18 @@ def keep_history(path: Path, step: int) -> None:
     records are redone by the resumed run, and a line cut by the kill is dropped. Atomic."""
     if not path.is_file():
         return
-    kept = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(record, dict) and int(record.get("step", 0)) <= step:
-            kept.append(line)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(f"{line}\n" for line in kept), encoding="utf-8")
-    tmp.replace(path)
+    kept = [line for line, record in _records(path) if int(record.get("step", 0)) <= step]
+    atomic_write_bytes(path, "".join(f"{line}\n" for line in kept).encode("utf-8"))
 
 
 def read_metrics(output_dir: Path) -> list[dict[str, Any]]:
     """The records of a run's ``metrics.jsonl`` (a line cut by a kill, or being written, is left out)."""
     path = Path(output_dir) / METRICS_FILE
-    if not path.is_file():
-        return []
+    return [record for _, record in _records(path)] if path.is_file() else []
+
+
+def _records(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """``(line, record)`` of each whole JSON object line of a ``metrics.jsonl``."""
     records = []
     for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         try:
@@ -101,7 +97,7 @@ def read_metrics(output_dir: Path) -> list[dict[str, Any]]:
         except json.JSONDecodeError:
             continue
         if isinstance(record, dict):
-            records.append(record)
+            records.append((line, record))
     return records
 
 
