@@ -66,7 +66,6 @@ class PipelineConfig:
     lpips: bool = True
     start_from: str | None = None
     stop_after: str | None = None
-    benchmark: bool = False
     report_title: str | None = None
     report_notes: tuple[str, ...] = ()
     progress: bool = True  # draw the extract stage's bar
@@ -246,7 +245,9 @@ STAGE_LIST = (
     Stage("fit", lambda c: {"steps": c.steps, "options": c.fit_options, "backend": c.backend},
           lambda p: p.model, _fit),
     Stage("render", lambda c: {"save_images": c.save_images}, lambda p: p.renders, _render),
-    Stage("dataset", lambda c: {"top_k": c.top_k, "benchmark": c.benchmark}, lambda p: p.dataset, _dataset),
+    # "benchmark" was an option the stage never read (one scene's dataset is all test entries): kept, constant, so
+    # the keys of earlier result folders still match
+    Stage("dataset", lambda c: {"top_k": c.top_k, "benchmark": False}, lambda p: p.dataset, _dataset),
     Stage("enhance", lambda c: {"model": c.model_splatent_path}, lambda p: p.enhanced, _enhance,
           inputs=lambda c: file_stamp(c.model_splatent_path)),
     Stage("eval", lambda c: {"lpips": c.lpips, "title": c.report_title, "notes": list(c.report_notes)},
