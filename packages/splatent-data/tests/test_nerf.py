@@ -32,6 +32,11 @@ def test_camera_angle_and_paths_without_extension(tmp_path):
     cam = load_scene(tmp_path).cameras[0]
     assert (cam.width, cam.height) == (20, 10)
     assert cam.fx == pytest.approx(10.0 / np.tan(0.5)) and cam.cx == 10.0 and cam.cy == 5.0
+    # without w, a given principal point and vertical field of view are kept (they were the centre and fx)
+    _write(tmp_path, [{"file_path": "./train/r_0", "transform_matrix": np.eye(4).tolist()}], camera_angle_x=1.0,
+           camera_angle_y=0.6, cx=9.0, cy=4.5)
+    cam = load_scene(tmp_path).cameras[0]
+    assert cam.fy == pytest.approx(5.0 / np.tan(0.3)) and (cam.cx, cam.cy) == (9.0, 4.5)
 
 
 def test_per_frame_intrinsics_override_global(tmp_path, make_ring):

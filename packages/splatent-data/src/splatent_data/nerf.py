@@ -121,9 +121,13 @@ def _camera(meta: dict[str, Any], frame_path: str, c2w_gl: np.ndarray, root: Pat
     )
 
 
-def _focal_from_angle(cam: Camera, angle_x: float) -> Camera:
-    f = 0.5 * cam.width / math.tan(0.5 * angle_x)
-    return dataclasses.replace(cam, fx=f, fy=f, cx=cam.width / 2.0, cy=cam.height / 2.0)
+def _focal_from_angle(cam: Camera, meta: dict[str, Any]) -> Camera:
+    """The focal lengths from the fields of view once the image file has told the size; a given ``cx``, ``cy`` or
+    ``camera_angle_y`` is kept (they were overwritten by the centre and ``camera_angle_x``'s focal)."""
+    fx = 0.5 * cam.width / math.tan(0.5 * float(meta["camera_angle_x"]))
+    fy = 0.5 * cam.height / math.tan(0.5 * float(meta["camera_angle_y"])) if "camera_angle_y" in meta else fx
+    return dataclasses.replace(cam, fx=fx, fy=fy, cx=float(meta.get("cx", cam.width / 2.0)),
+                               cy=float(meta.get("cy", cam.height / 2.0)))
 
 
 def _intrinsics(meta: dict[str, Any], where: str) -> dict[str, Any]:
@@ -141,15 +145,15 @@ def _intrinsics(meta: dict[str, Any], where: str) -> dict[str, Any]:
     return meta
 
 
-def _frames(path: Path) -> tuple[list[Camera], dict[str, float], dict[str, list[str]] | None]:
-    """Declared cameras, the ``camera_angle_x`` of those without a focal length, the Blender split."""
+def _frames(path: Path) -> tuple[list[Camera], dict[str, dict[str, Any]], dict[str, list[str]] | None]:
+    """Declared cameras, the intrinsics (``camera_angle_x``...) of those without a focal length, the Blender split."""
     files = [path]
     split_hint = None
     if path.name == "transforms_train.json":
         files = [f for f in (path.with_name(f"transforms_{s}.json") for s in BLENDER_SPLITS) if f.is_file()]
         split_hint = {}
     cameras: list[Camera] = []
-    angles: dict[str, float] = {}
+    angles: dict[str, dict[str, Any]] = {}
     # Blender's own scenes name frames r_0, r_1, ... in every split's folder: there a frame
     # is named after its split too (``test_r_0``), since latents and renders are keyed by name.
     prefix = split_hint is not None and _stems_repeat(files)
@@ -174,7 +178,7 @@ def _frames(path: Path) -> tuple[list[Camera], dict[str, float], dict[str, list[
                 mask = Path(str(frame["mask_path"]))
                 cam = dataclasses.replace(cam, mask_path=mask if mask.is_absolute() else (file.parent / mask).resolve())
             if math.isnan(cam.fx):
-                angles[cam.name] = float(meta["camera_angle_x"])
+                angles[cam.name] = meta
             cameras.append(cam)
             names.append(cam.name)
         if split_hint is not None:
