@@ -125,6 +125,7 @@ def test_null_camera_values_read_as_absent(tmp_path, make_ring):
     ({"camera_angle_x": 0.0}, "camera_angle_x is 0; a field of view"),
     ({"camera_angle_x": 0.0, "w": 20, "h": 10}, "camera_angle_x is 0; a field of view"),
     ({"camera_angle_x": 4.0}, "camera_angle_x is 4; a field of view"),
+    ({"fl_x": 30.0, "w": -40, "h": 30}, "image size w=-40, h=30 is negative"),
     ({"camera_angle_x": 0.7, "camera_angle_y": -0.5, "w": 20, "h": 10}, "camera_angle_y is -0.5"),
 ])
 def test_non_positive_focal_is_refused(tmp_path, make_ring, meta, match):

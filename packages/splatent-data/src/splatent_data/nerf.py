@@ -95,6 +95,9 @@ def _camera(meta: dict[str, Any], frame_path: str, c2w_gl: np.ndarray, root: Pat
     the image file has told the width."""
     w = int(round(float(meta.get("w", 0) or 0)))
     h = int(round(float(meta.get("h", 0) or 0)))
+    if w < 0 or h < 0:  # 0 or absent: the image file tells the size; a negative one is a broken file
+        raise SceneError(f"frame {frame_path}: image size w={w}, h={h} is negative; fix the transforms file (or drop "
+                         f"w and h: the image files tell the size)")
     if "fl_x" in meta:
         fx = float(meta["fl_x"])
         fy = float(meta.get("fl_y", fx))
