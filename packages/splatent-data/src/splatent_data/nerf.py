@@ -206,7 +206,7 @@ def _filename_split(data: dict[str, Any], file: Path) -> dict[str, list[str]] | 
 
 def _stems_repeat(files: list[Path]) -> bool:
     """Whether two frames of these split files share an image name (without extension)."""
-    stems = [Path(str(frame.get("file_path", ""))).stem
+    stems = [image_stem(str(frame.get("file_path", "")))
              for file in files for frame in _read_json(file)["frames"] if isinstance(frame, dict)]
     return len(stems) != len(set(stems))
 

@@ -38,8 +38,7 @@ from typing import Any
 
 from splatent_data import (
     PROTOCOLS, SceneError, SplatentError, atomic_write_bytes, atomic_write_json, build_dataset, load_scene,
-    read_dataset_json,
-    render_protocol, split_scene_names, write_dataset_json,
+    read_dataset_json, render_protocol, split_scene_names, write_dataset_json,
 )
 
 from .pipeline import PipelineConfig, PipelineRun, RunContext, Say

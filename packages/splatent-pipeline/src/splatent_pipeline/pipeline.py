@@ -142,7 +142,9 @@ class Stage:
 def file_stamp(path: str | Path | None) -> list[list[Any]] | None:
     """``[name, size, mtime_ns]`` of a file, or of every file under a folder (sorted); ``None`` for no path,
     a missing one, or a name that is not a path (``tiny``)."""
-    if not path or path == "tiny":
+    from splatent_model import TINY
+
+    if not path or path == TINY:
         return None
     root = Path(path).expanduser()
     files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []

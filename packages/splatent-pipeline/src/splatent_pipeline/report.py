@@ -122,10 +122,10 @@ def html_report(path: Path, title: str, metrics: dict[str, Any], sheets: dict[st
                   for k, _, _ in KINDS if any(m in metrics["views"][v].get(k, {}) for v in views)}
         if series:
             plots.append(bar_plot_svg(views, series, f"{label} per test view"))
-    # A link is a URL: a view named "scan #1" or "50%" would link "sheets/scan " (the rest read as a fragment).
     # the sheets' columns (evaluate_results): an eval without enhanced views has none of them
     columns = " | ".join(["ground truth", "codec ceiling", "render"]
                          + (["enhanced"] if "enhanced" in metrics["mean"] else []) + ["references"])
+    # A link is a URL: a view named "scan #1" or "50%" would link "sheets/scan " (the rest read as a fragment).
     figures = "".join(f'<figure><img src="{html.escape(quote(sheets[v]))}" alt="{html.escape(v)}"><figcaption>{html.escape(v)}'
                       f"</figcaption></figure>" for v in views if v in sheets)
     page = f"""<!DOCTYPE html>

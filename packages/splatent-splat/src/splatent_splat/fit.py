@@ -334,7 +334,7 @@ def _check_output(output: Path, resume: bool, overwrite: bool) -> None:
             f"{output} already holds a fit; pass --resume to continue it, --overwrite to start again, "
             f"or choose another --output"
         )
-    if resume and not overwrite and (output / MANIFEST_FILE).exists() and not list_checkpoints(output):
+    if resume and (output / MANIFEST_FILE).exists() and not list_checkpoints(output):
         # a fit from step 0 would replace the finished model: the checkpoints were deleted (to save disk, say)
         raise SplatentError(
             f"{output} holds a finished fit but no checkpoint to resume it from ({output / 'checkpoints'} is empty); "
